@@ -1,0 +1,1 @@
+"""SegViT: semantic segmentation with plain vision transformers."""

@@ -1,0 +1,44 @@
+"""The `segvit` command: every sub-command, wired explicitly to its module.
+
+Each command lives in the module of its concern and only parses options before calling one
+library function. This file is the table of contents.
+"""
+
+import sys
+import warnings
+
+# torchvision (imported by timm) warns at import that torch.jit.script is deprecated; it is
+# not ours to fix and would open every command's output.
+warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from segvit.cli import demo_cmds, model_cmds  # noqa: E402
+from segvit.errors import SegvitError  # noqa: E402
+
+app = typer.Typer(
+    name="segvit",
+    help="SegViT (NeurIPS 2022) reproduced: prepare data, train, evaluate, count FLOPs, tables.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+# Models and FLOPs (segvit.modeling, segvit.analysis.flops)
+app.command("variants")(model_cmds.variants)
+app.command("flops")(model_cmds.flops)
+
+# The main job on the embedded default
+app.command("demo")(demo_cmds.demo)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The installed `segvit` command: user errors print as one line and exit 1."""
+    try:
+        app(args=argv, prog_name="segvit")
+    except SegvitError as err:
+        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        sys.exit(1)

@@ -1,0 +1,181 @@
+"""Plain ViT backbones from timm, and the Shrunk ViT with query down-sampling (QD) inside.
+
+Both return the token maps of the tapped layers as (B, C, h, w) tensors. The class token is
+not used (the release drops it before the encoder) and no final norm is applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import timm
+import torch.nn.functional as F
+from timm.models.vision_transformer import Block, VisionTransformer
+from torch import Tensor, nn
+
+# References: Dosovitskiy et al. 2021 (ViT); Steiner et al. 2021 (AugReg weights);
+# SegViT (Zhang et al., NeurIPS 2022) Sec. 3.3 for query down-sampling.
+
+QDMode = Literal["q_nearest", "qkv_nearest", "q_conv"]
+
+
+@dataclass(frozen=True)
+class ViTSpec:
+    """A ViT size: the timm architecture it is built from and its pretrained weights."""
+
+    timm_name: str  # timm architecture; also names the pretrained weights on the hub
+    pretrained_tag: str  # timm pretrained tag of the AugReg weights the paper starts from
+    dim: int  # token width C
+    depth: int  # number of transformer blocks
+    heads: int  # attention heads
+    drop_path: float  # stochastic depth rate of the last block (linear from 0)
+    label: str  # short human name
+
+    @property
+    def hub_name(self) -> str:
+        return f"{self.timm_name}.{self.pretrained_tag}"
+
+
+VIT_B = ViTSpec("vit_base_patch16_384", "augreg_in21k_ft_in1k", 768, 12, 12, 0.1, "ViT-B/16")
+VIT_L = ViTSpec("vit_large_patch16_384", "augreg_in21k_ft_in1k", 1024, 24, 16, 0.3, "ViT-L/16")
+
+
+def tiny(spec: ViTSpec) -> ViTSpec:
+    """The same depth (so every tap and QD index still applies) at width 192: tests, smoke."""
+    return replace(spec, dim=192, heads=3, pretrained_tag="", label=f"{spec.label} (tiny)")
+
+
+def create_vit(spec: ViTSpec, img_size: int) -> VisionTransformer:
+    """A timm ViT without class token, head or final norm, position embeddings at `img_size`."""
+    vit = timm.create_model(
+        spec.timm_name,
+        pretrained=False,
+        img_size=img_size,
+        embed_dim=spec.dim,
+        depth=spec.depth,
+        num_heads=spec.heads,
+        drop_path_rate=spec.drop_path,
+        class_token=False,
+        global_pool="",
+        num_classes=0,
+        dynamic_img_size=True,  # whole-image inference on other sizes resamples pos_embed
+    )
+    vit.norm = nn.Identity()  # the release applies no final norm to the tapped features
+    return vit
+
+
+class ViTBackbone(nn.Module):
+    """A plain ViT returning the outputs of the layers in `out_indices` (0-indexed).
+
+    Arguments:
+        spec: the ViT size.
+        img_size: training crop; the position embeddings are made for its token grid.
+        out_indices: layers whose outputs the head reads, shallowest first.
+    """
+
+    def __init__(self, *, spec: ViTSpec, img_size: int, out_indices: tuple[int, ...]) -> None:
+        super().__init__()
+        self.spec = spec
+        self.out_indices = tuple(out_indices)
+        self.vit = create_vit(spec, img_size)
+        self.vit.prune_intermediate_layers(list(self.out_indices), prune_norm=True)
+
+    @property
+    def out_dim(self) -> int:
+        return self.spec.dim
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        return self.vit.forward_intermediates(  # [(B, C, H/16, W/16)] per tap
+            images,
+            indices=list(self.out_indices),
+            norm=False,
+            output_fmt="NCHW",
+            intermediates_only=True,
+        )
+
+
+class ShrunkViTBackbone(ViTBackbone):
+    """A ViT whose block `qd_index` down-samples its queries 2x2 (QD): later blocks run at 1/32.
+
+    The QD block reuses the timm block's own weights: its attention takes the 2x2-subsampled
+    normed tokens as queries and all tokens as keys and values, and its residual is the
+    subsampled input. timm's `forward_intermediates` assumes one token grid, so this class
+    walks the blocks itself.
+
+    Arguments:
+        spec, img_size, out_indices: as for ViTBackbone; taps after `qd_index` are at 1/32.
+        qd_index: the block that down-samples.
+        qd_mode: "q_nearest" (the paper), "qkv_nearest" (Q, K and V subsampled) or "q_conv"
+            (a learned stride-2 2x2 convolution makes the queries), the rows of Table 7.
+    """
+
+    def __init__(
+        self,
+        *,
+        spec: ViTSpec,
+        img_size: int,
+        out_indices: tuple[int, ...],
+        qd_index: int,
+        qd_mode: QDMode = "q_nearest",
+    ) -> None:
+        super().__init__(spec=spec, img_size=img_size, out_indices=out_indices)
+        if not 0 <= qd_index <= max(self.out_indices):
+            raise ValueError(f"qd_index {qd_index} must lie within the tapped blocks")
+        self.qd_index = qd_index
+        self.qd_mode = qd_mode
+        # Table 7's learned alternative to nearest subsampling of the queries.
+        self.qd_conv = (
+            nn.Conv2d(spec.dim, spec.dim, kernel_size=2, stride=2) if qd_mode == "q_conv" else None
+        )
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        vit = self.vit
+        x = vit.patch_embed(images)  # (B, h, w, C): dynamic_img_size keeps the grid
+        grid = x.shape[1:3]
+        x = vit.norm_pre(vit.patch_drop(vit._pos_embed(x)))  # (B, h*w, C)
+        features = []
+        for i, block in enumerate(vit.blocks):
+            if i == self.qd_index:
+                x, grid = self._query_downsample(block, x, grid)  # (B, h*w/4, C)
+            else:
+                x = block(x)
+            if i in self.out_indices:
+                features.append(x.transpose(1, 2).unflatten(2, grid))  # (B, C, h, w)
+        return features
+
+    def _query_downsample(
+        self, block: Block, x: Tensor, grid: tuple[int, int]
+    ) -> tuple[Tensor, tuple[int, int]]:
+        attn = block.attn
+        B, L, C = x.shape
+        heads, head_dim = attn.num_heads, attn.head_dim
+        w_q, w_kv = attn.qkv.weight.split([C, 2 * C])
+        b_q, b_kv = attn.qkv.bias.split([C, 2 * C])
+
+        y = block.norm1(x)  # one LayerNorm for the query and key/value inputs
+        x_small = _subsample(x, grid)  # (B, L/4, C): the residual path
+        if self.qd_conv is not None:
+            y_q = self.qd_conv(y.transpose(1, 2).unflatten(2, grid)).flatten(2).transpose(1, 2)
+        else:
+            y_q = _subsample(y, grid)
+        y_kv = y_q if self.qd_mode == "qkv_nearest" else y
+        small = ((grid[0] + 1) // 2, (grid[1] + 1) // 2)
+
+        q = F.linear(y_q, w_q, b_q).unflatten(-1, (heads, head_dim)).transpose(1, 2)
+        kv = F.linear(y_kv, w_kv, b_kv).unflatten(-1, (2, heads, head_dim))
+        k, v = kv.permute(2, 0, 3, 1, 4)  # (B, heads, L_kv, head_dim) each
+        q, k = attn.q_norm(q), attn.k_norm(k)
+        dropout = attn.attn_drop.p if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)  # (B, heads, L/4, hd)
+        out = attn.proj_drop(attn.proj(attn.norm(out.transpose(1, 2).flatten(2))))
+
+        x = x_small + block.drop_path1(block.ls1(out))
+        x = x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
+        return x, small
+
+
+def _subsample(tokens: Tensor, grid: tuple[int, int]) -> Tensor:
+    """Nearest 2x2 down-sampling of (B, h*w, C) tokens on their grid: every other row/column."""
+    B, _, C = tokens.shape
+    return tokens.view(B, *grid, C)[:, ::2, ::2].reshape(B, -1, C)

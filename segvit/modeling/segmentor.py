@@ -1,0 +1,40 @@
+"""A segmentor: a backbone and a head, with the prediction step kept apart."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from torch import Tensor, nn
+
+from segvit.modeling.output import SegOutput, semantic_inference
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What a checkpoint must carry to rebuild its model."""
+
+    variant: str
+    dataset: str
+    num_classes: int
+    crop: int
+    tiny: bool
+
+    def to_dict(self) -> dict[str, str | int | bool]:
+        return asdict(self)
+
+
+class Segmentor(nn.Module):
+    """`forward` gives the head's SegOutput (training); `predict` gives per-class scores."""
+
+    def __init__(self, *, backbone: nn.Module, head: nn.Module, meta: ModelMeta) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.meta = meta
+
+    def forward(self, images: Tensor) -> SegOutput:
+        return self.head(self.backbone(images))
+
+    def predict(self, images: Tensor) -> Tensor:
+        """Per-class scores (B, K, H, W) at the input size, before any softmax over K."""
+        return semantic_inference(self(images), images.shape[-2:])

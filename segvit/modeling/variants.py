@@ -1,0 +1,208 @@
+"""The paper's models by name: one explicit table from variant names to builder calls.
+
+`build_model(ModelConfig(variant="segvit_b", dataset="ade20k"))` gives the Table 1 ViT-B
+SegViT; the dataset sets the class count and the crop (ADE20K ViT-L models train at 640).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Literal
+
+from torch import nn
+
+from segvit.data.info import dataset_info
+from segvit.errors import SegvitError
+from segvit.modeling.backbone import (
+    VIT_B,
+    VIT_L,
+    QDMode,
+    ShrunkViTBackbone,
+    ViTBackbone,
+    ViTSpec,
+    tiny,
+)
+from segvit.modeling.heads import ATMHead, QUHead, SETRNaiveHead
+from segvit.modeling.segmentor import ModelMeta, Segmentor
+from segvit.modeling.weights import load_pretrained
+
+# References: SegViT release configs for taps, QD positions and head widths
+# (../shared/paper/architecture.md gathers them).
+
+LossKind = Literal["atm", "pixel_ce", "semantic_ce"]
+Parts = tuple[nn.Module, nn.Module]  # (backbone, head)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which model to build, for which data."""
+
+    variant: str  # a name from VARIANTS
+    dataset: str = "ade20k"  # sets the class count and the default crop
+    crop: int | None = None  # training crop; None: the dataset's crop for this ViT size
+    tiny: bool = False  # width-192 ViT of the same depth (tests, smoke preset)
+    pretrained: str | None = None  # "hub", a weights file, or None for random init
+
+
+def cascade(spec: ViTSpec, num_classes: int, crop: int, *, taps: tuple[int, ...]) -> Parts:
+    """SegViT: ATM decoders on several layers, deepest first, masks summed (Table 1)."""
+    backbone = ViTBackbone(spec=spec, img_size=crop, out_indices=taps)
+    head = ATMHead(
+        in_dim=spec.dim,
+        num_inputs=len(taps),
+        num_classes=num_classes,
+        dim=spec.dim // 2,
+        num_heads=spec.heads,
+    )
+    return backbone, head
+
+
+def single(
+    spec: ViTSpec, num_classes: int, crop: int, *, tap: int, qd_index: int | None = None
+) -> Parts:
+    """One ATM decoder on one layer, every layer's mask summed; with QD: naive Shrunk."""
+    if qd_index is None:
+        backbone = ViTBackbone(spec=spec, img_size=crop, out_indices=(tap,))
+    else:
+        backbone = ShrunkViTBackbone(
+            spec=spec, img_size=crop, out_indices=(tap,), qd_index=qd_index
+        )
+    head = ATMHead(
+        in_dim=spec.dim,
+        num_inputs=1,
+        num_classes=num_classes,
+        dim=spec.dim // 2,
+        num_heads=spec.heads,
+        mask_layers="every",
+    )
+    return backbone, head
+
+
+def shrunk(
+    spec: ViTSpec,
+    num_classes: int,
+    crop: int,
+    *,
+    taps: tuple[int, int],
+    qd_index: int,
+    qd_mode: QDMode = "q_nearest",
+) -> Parts:
+    """SegViT Shrunk: QD inside the ViT, QU beside it, ATM on QU's 1/16 queries."""
+    backbone = ShrunkViTBackbone(
+        spec=spec, img_size=crop, out_indices=taps, qd_index=qd_index, qd_mode=qd_mode
+    )
+    head = QUHead(
+        in_dim=spec.dim,
+        num_inputs=len(taps),
+        num_classes=num_classes,
+        dim=spec.dim // 2,
+        num_heads=spec.heads,
+        grid=(crop // 16, crop // 16),
+    )
+    return backbone, head
+
+
+def setr_naive(spec: ViTSpec, num_classes: int, crop: int, *, tap: int) -> Parts:
+    """The SETR-naive baseline on the last layer."""
+    backbone = ViTBackbone(spec=spec, img_size=crop, out_indices=(tap,))
+    return backbone, SETRNaiveHead(in_dim=spec.dim, num_classes=num_classes)
+
+
+@dataclass(frozen=True)
+class Variant:
+    description: str
+    spec: ViTSpec
+    build: Callable[[ViTSpec, int, int], Parts]  # (spec, num_classes, crop) -> parts
+    loss: LossKind = "atm"
+
+
+VARIANTS: dict[str, Variant] = {
+    # Tables 1-3: the main models.
+    "segvit_b": Variant(
+        "SegViT, ViT-B, ATM cascade on layers 6/8/12 (Table 1)",
+        VIT_B, partial(cascade, taps=(5, 7, 11)),
+    ),
+    "segvit_l": Variant(
+        "SegViT, ViT-L, ATM cascade on layers 8/16/24 (Tables 1-3)",
+        VIT_L, partial(cascade, taps=(7, 15, 23)),
+    ),
+    "segvit_shrunk_l": Variant(
+        "SegViT Shrunk, ViT-L, QD at layer 9, QU on layers 8/24 (Tables 1-3)",
+        VIT_L, partial(shrunk, taps=(7, 23), qd_index=8),
+    ),
+    # Table 8 (and Tables 4, 5): ViT-B structures.
+    "setr_b": Variant(
+        "SETR-naive head on ViT-B layer 12, pixel cross-entropy (Tables 4, 8)",
+        VIT_B, partial(setr_naive, tap=11), loss="pixel_ce",
+    ),
+    "atm_single_b": Variant(
+        "single ATM decoder on ViT-B layer 12 (Tables 4, 5, 8)",
+        VIT_B, partial(single, tap=11),
+    ),
+    "atm_single_ce_b": Variant(
+        "single ATM decoder on ViT-B layer 12 trained with pixel cross-entropy (Table 4)",
+        VIT_B, partial(single, tap=11), loss="semantic_ce",
+    ),
+    "naive_shrunk_b": Variant(
+        "naive Shrunk: QD at ViT-B layer 7, single ATM on the 1/32 output (Table 8)",
+        VIT_B, partial(single, tap=11, qd_index=6),
+    ),
+    "segvit_shrunk_b": Variant(
+        "SegViT Shrunk, ViT-B: QD at layer 7, QU on layers 6/12 (Table 8)",
+        VIT_B, partial(shrunk, taps=(5, 11), qd_index=6),
+    ),
+    # Table 5: which layers feed the cascade.
+    "segvit_b_l6_12": Variant(
+        "SegViT, ViT-B, ATM cascade on layers 6/12 (Table 5)",
+        VIT_B, partial(cascade, taps=(5, 11)),
+    ),
+    "segvit_b_l3_6_9_12": Variant(
+        "SegViT, ViT-B, ATM cascade on layers 3/6/9/12 (Table 5)",
+        VIT_B, partial(cascade, taps=(2, 5, 8, 11)),
+    ),
+    # Table 7: how QD down-samples.
+    "segvit_shrunk_l_qd_conv": Variant(
+        "SegViT Shrunk, ViT-L, QD by a learned stride-2 conv on Q (Table 7)",
+        VIT_L, partial(shrunk, taps=(7, 23), qd_index=8, qd_mode="q_conv"),
+    ),
+    "segvit_shrunk_l_qd_qkv": Variant(
+        "SegViT Shrunk, ViT-L, QD by nearest subsampling of Q, K and V (Table 7)",
+        VIT_L, partial(shrunk, taps=(7, 23), qd_index=8, qd_mode="qkv_nearest"),
+    ),
+}  # fmt: skip
+
+
+def get_variant(name: str) -> Variant:
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise SegvitError(
+            f"unknown variant {name!r}; expected one of: {', '.join(VARIANTS)}"
+        ) from None
+
+
+def resolve_crop(cfg: ModelConfig) -> int:
+    """The crop a config trains and counts at: explicit, or the dataset's for this ViT size."""
+    variant = get_variant(cfg.variant)
+    crop = cfg.crop
+    if crop is None:
+        crop = dataset_info(cfg.dataset).crop_for(large=variant.spec is VIT_L)
+    if crop <= 0 or crop % 16:
+        raise SegvitError(f"--crop {crop}: expected a positive multiple of 16 (the patch size)")
+    return crop
+
+
+def build_model(cfg: ModelConfig) -> Segmentor:
+    """The model of `cfg`, with pretrained backbone weights when `cfg.pretrained` is set."""
+    variant = get_variant(cfg.variant)
+    info = dataset_info(cfg.dataset)
+    crop = resolve_crop(cfg)
+    spec = tiny(variant.spec) if cfg.tiny else variant.spec
+    backbone, head = variant.build(spec, info.num_classes, crop)
+    meta = ModelMeta(cfg.variant, cfg.dataset, info.num_classes, crop, cfg.tiny)
+    model = Segmentor(backbone=backbone, head=head, meta=meta)
+    if cfg.pretrained:
+        load_pretrained(backbone.vit, cfg.pretrained, spec)
+    return model

@@ -1,0 +1,120 @@
+"""Pretrained ViT weights: from the timm hub, a local cache folder, or a file the user names.
+
+Whatever the source, the state dict is adapted the same way: the class token, classifier and
+final norm are dropped, blocks the model does not use are skipped, and the position
+embeddings are resized bicubically to the crop's token grid.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from pathlib import Path
+
+import timm
+import torch
+from timm.layers import resample_abs_pos_embed
+from timm.models.vision_transformer import VisionTransformer
+
+from segvit.errors import SegvitError
+from segvit.modeling.backbone import ViTSpec
+
+WEIGHT_SUFFIXES = (".safetensors", ".npz", ".pth", ".pt", ".bin")
+
+
+def weights_dir() -> Path:
+    """Where `--pretrained hub` looks before downloading: $SEGVIT_WEIGHTS or ~/.cache/segvit."""
+    return Path(os.environ.get("SEGVIT_WEIGHTS", Path.home() / ".cache" / "segvit" / "weights"))
+
+
+def hub_url(spec: ViTSpec) -> str:
+    return f"https://huggingface.co/timm/{spec.hub_name}/resolve/main/model.safetensors"
+
+
+def load_pretrained(vit: VisionTransformer, source: str | Path, spec: ViTSpec) -> Path | str:
+    """Load AugReg weights into `vit`; `source` is "hub" or a file. Returns where they came from."""
+    if str(source) == "hub":
+        if not spec.pretrained_tag:
+            raise SegvitError(f"{spec.label} has no pretrained weights on the hub")
+        cached = [weights_dir() / f"{spec.hub_name}{s}" for s in WEIGHT_SUFFIXES]
+        found = next((p for p in cached if p.is_file()), None)
+        state, origin = (_read_file(found, spec), found) if found else (_download(spec), "hub")
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise SegvitError(
+                f"pretrained weights file {path} not found; download {hub_url(spec)} "
+                f"(or pass --pretrained hub when online)"
+            )
+        state, origin = _read_file(path, spec), path
+    _load_adapted(vit, state, origin)
+    return origin
+
+
+def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    """A quick look before the hub client, which retries for half a minute when offline."""
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _download(spec: ViTSpec) -> dict[str, torch.Tensor]:
+    target = weights_dir() / f"{spec.hub_name}.safetensors"
+    advice = f"fetch {hub_url(spec)} and save it as {target}, or pass --pretrained PATH"
+    if not _hub_reachable():
+        raise SegvitError(f"huggingface.co is unreachable (offline?); {advice}")
+    try:  # any failure of the hub (proxy, missing file, quota) gets the same advice
+        reference = timm.create_model(spec.hub_name, pretrained=True, num_classes=0)
+    except Exception as err:
+        raise SegvitError(f"could not download {spec.hub_name} ({err}); {advice}") from err
+    return reference.state_dict()
+
+
+def _read_file(path: Path, spec: ViTSpec) -> dict[str, torch.Tensor]:
+    if path.suffix not in WEIGHT_SUFFIXES:
+        raise SegvitError(f"{path}: expected a {'/'.join(WEIGHT_SUFFIXES)} weights file")
+    try:
+        if path.suffix == ".npz":  # big_vision / AugReg JAX checkpoint: timm's own reader
+            reference = timm.create_model(
+                spec.timm_name, pretrained=False, num_classes=0, img_size=384
+            )
+            reference.load_pretrained(str(path))
+            return reference.state_dict()
+        return timm.models.load_state_dict(str(path))
+    except Exception as err:  # corrupt or foreign files fail in many library-specific ways
+        raise SegvitError(f"{path}: not a readable ViT checkpoint ({err})") from err
+
+
+def _load_adapted(vit: VisionTransformer, state: dict[str, torch.Tensor], origin) -> None:
+    """Fit a timm-format ViT state dict to `vit` (no class token, its grid, its depth)."""
+    depth = len(vit.blocks)
+    state = {
+        k.removeprefix("backbone.").removeprefix("vit."): v
+        for k, v in state.items()
+        if not k.startswith(("head", "fc_norm", "norm.", "cls_token"))
+    }
+    state = {k: v for k, v in state.items() if not (k.startswith("blocks.") and _block(k) >= depth)}
+    if "pos_embed" not in state:
+        raise SegvitError(f"{origin}: no pos_embed; expected a timm ViT state dict")
+    pos = state["pos_embed"]  # (1, prefix + g*g, C)
+    prefix = 0 if math.isqrt(pos.shape[1]) ** 2 == pos.shape[1] else 1
+    grid = list(vit.patch_embed.grid_size)
+    pos = resample_abs_pos_embed(pos, new_size=grid, num_prefix_tokens=prefix)
+    state["pos_embed"] = pos[:, prefix:]
+    try:
+        missing, unexpected = vit.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatch: another ViT size
+        first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+        raise SegvitError(f"{origin}: weights do not fit this ViT ({first})") from err
+    if missing or unexpected:
+        raise SegvitError(
+            f"{origin}: weights do not fit this ViT (missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]})"
+        )
+
+
+def _block(key: str) -> int:
+    return int(key.split(".")[1])

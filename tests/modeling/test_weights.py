@@ -1,0 +1,101 @@
+"""Pretrained loading from files the test saves; clear errors for missing or foreign files."""
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from segvit.errors import SegvitError
+from segvit.modeling import weights
+from segvit.modeling.backbone import VIT_B, tiny
+from segvit.modeling.variants import ModelConfig, build_model
+
+SPEC = tiny(VIT_B)
+
+
+def _reference_vit():
+    """A timm-format checkpoint as published: class token, 6x6 grid (96 px), classifier."""
+    torch.manual_seed(1)
+    return timm.create_model(
+        SPEC.timm_name, pretrained=False, img_size=96, embed_dim=192, num_heads=3,
+        num_classes=10,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_loads_a_checkpoint_file(tmp_path, suffix):
+    reference = _reference_vit()
+    state = reference.state_dict()
+    path = tmp_path / f"vit{suffix}"
+    if suffix == ".pth":
+        torch.save({"state_dict": state}, path)
+    else:
+        save_file({k: v.contiguous() for k, v in state.items()}, path)
+
+    model = build_model(ModelConfig("segvit_b", "demo", crop=64, tiny=True, pretrained=str(path)))
+    vit = model.backbone.vit
+    torch.testing.assert_close(vit.blocks[3].attn.qkv.weight, state["blocks.3.attn.qkv.weight"])
+    torch.testing.assert_close(vit.patch_embed.proj.weight, state["patch_embed.proj.weight"])
+    # Position embeddings: class token dropped, 6x6 grid resized bicubically to 4x4.
+    grid = state["pos_embed"][:, 1:].reshape(1, 6, 6, 192).permute(0, 3, 1, 2)
+    resized = torch.nn.functional.interpolate(
+        grid, size=(4, 4), mode="bicubic", antialias=True, align_corners=False
+    )
+    torch.testing.assert_close(vit.pos_embed, resized.flatten(2).transpose(1, 2))
+
+
+def test_missing_file_names_it_and_the_download(tmp_path):
+    missing = tmp_path / "nope.safetensors"
+    with pytest.raises(SegvitError, match=r"nope\.safetensors not found; download https://"):
+        build_model(ModelConfig("segvit_b", "demo", crop=64, tiny=True, pretrained=str(missing)))
+
+
+def test_weights_of_another_size_are_refused(tmp_path):
+    path = tmp_path / "small.pth"
+    torch.save(timm.create_model("vit_tiny_patch16_224", num_classes=0).state_dict(), path)
+    model_cfg = ModelConfig("segvit_b", "demo", crop=64, tiny=False, pretrained=str(path))
+    with pytest.raises(SegvitError, match="weights do not fit this ViT"):
+        build_model(model_cfg)
+
+
+def test_corrupt_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "broken.pth"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(SegvitError, match="broken.pth: not a readable ViT checkpoint"):
+        build_model(ModelConfig("segvit_b", "demo", crop=64, tiny=True, pretrained=str(path)))
+
+
+def test_offline_hub_says_what_to_fetch_and_where(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGVIT_WEIGHTS", str(tmp_path))
+    monkeypatch.setattr(weights, "_hub_reachable", lambda: False)
+    vit = build_model(ModelConfig("segvit_b", "demo", crop=64, tiny=True)).backbone.vit
+    with pytest.raises(SegvitError) as err:
+        weights.load_pretrained(vit, "hub", VIT_B)
+    message = str(err.value)
+    assert "huggingface.co/timm/vit_base_patch16_384.augreg_in21k_ft_in1k" in message
+    assert str(tmp_path / "vit_base_patch16_384.augreg_in21k_ft_in1k.safetensors") in message
+
+
+def test_failed_download_gives_the_same_advice(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGVIT_WEIGHTS", str(tmp_path))
+    vit = build_model(ModelConfig("segvit_b", "demo", crop=64, tiny=True)).backbone.vit
+    monkeypatch.setattr(weights, "_hub_reachable", lambda: True)
+
+    def refused(*args, **kwargs):
+        raise OSError("403 Forbidden")
+
+    monkeypatch.setattr(weights.timm, "create_model", refused)
+    with pytest.raises(SegvitError, match="could not download .*403 Forbidden.*fetch https://"):
+        weights.load_pretrained(vit, "hub", VIT_B)
+
+
+def test_hub_uses_the_cache_folder_first(tmp_path, monkeypatch):
+    """A file saved as <weights dir>/<hub name>.<ext> is used without any download."""
+    monkeypatch.setenv("SEGVIT_WEIGHTS", str(tmp_path))
+    monkeypatch.setattr(weights, "_hub_reachable", lambda: pytest.fail("tried the network"))
+    state = _reference_vit().state_dict()
+    torch.save(state, tmp_path / f"{VIT_B.hub_name}.pth")
+    vit = build_model(ModelConfig("segvit_b", "demo", crop=64, tiny=True)).backbone.vit
+    origin = weights.load_pretrained(vit, "hub", VIT_B)
+    assert origin == tmp_path / f"{VIT_B.hub_name}.pth"
+    torch.testing.assert_close(vit.blocks[0].mlp.fc1.weight, state["blocks.0.mlp.fc1.weight"])
