@@ -1,0 +1,67 @@
+"""Figure 4: accuracy vs GFLOPs, the paper's points beside the measured ones."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on runners
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from segvit.errors import SegvitError  # noqa: E402
+from segvit.experiments.config import FigureConfig  # noqa: E402
+
+
+def plot_figure(figure: FigureConfig, frame: pd.DataFrame, out: Path) -> Path:
+    """Draw `figure.y` against `figure.x` for every row with numbers, labelled by row name.
+
+    Paper points are filled circles; measured points are hollow squares joined to their
+    paper point, so a reader sees at once how far a reproduction lands.
+    """
+    x, y = figure.x, figure.y
+    for column in (f"paper_{x}", f"paper_{y}", x, y):
+        if column not in frame.columns:
+            raise SegvitError(f"{figure.source} results have no column {column!r}")
+    fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=150)
+    drawn = 0
+    for _, row in frame.iterrows():
+        px, py = _number(row[f"paper_{x}"]), _number(row[f"paper_{y}"])
+        mx, my = _number(row[x]), _number(row[y])
+        ours = bool(row["variant"])
+        if px is not None and py is not None:
+            ax.scatter(px, py, s=40, color="tab:red" if ours else "tab:gray", zorder=3)
+            ax.annotate(row["row"], (px, py), fontsize=7, xytext=(4, 3), textcoords="offset points")
+            drawn += 1
+        if mx is not None and my is not None:
+            ax.scatter(mx, my, s=46, marker="s", facecolors="none", edgecolors="tab:blue", zorder=4)
+            if px is not None and py is not None:
+                ax.plot([px, mx], [py, my], color="tab:blue", lw=0.8, ls=":")
+            drawn += 1
+    if not drawn:
+        raise SegvitError(f"{figure.source}: no row has both {x} and {y}; nothing to plot")
+    ax.scatter([], [], color="tab:red", label="SegViT (paper)")
+    ax.scatter([], [], color="tab:gray", label="other methods (paper)")
+    ax.scatter([], [], marker="s", facecolors="none", edgecolors="tab:blue", label="measured")
+    ax.set_xlabel("GFLOPs" if x == "gflops" else x)
+    ax.set_ylabel("mIoU (%)" if y.startswith("miou") else y)
+    ax.set_title(figure.caption, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, out)
+    return out
+
+
+def _number(value) -> float | None:
+    """A plottable number, or None for blanks and bounds such as ">250"."""
+    if value is None or isinstance(value, str):
+        return None
+    number = float(value)
+    return None if number != number else number

@@ -1,0 +1,109 @@
+"""Result tables: the paper's numbers beside the measured ones, never mixed.
+
+Each table is written as results/TABLE.csv (one row per paper row; `paper_<metric>`,
+`<metric>` and `diff_<metric>` columns, a status, the preset and the machine) and
+results/TABLE.md (the same, readable). A measured column only ever holds what a run of this
+toolkit produced; rows that were not run or cannot be say so in `status`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from segvit.experiments.config import PaperValue, TableConfig
+
+NOT_IMPLEMENTED = "not implemented"
+NOT_RUN = "not run"
+
+
+@dataclass
+class RowResult:
+    """What a run measured for one row (metric -> value) and how it went."""
+
+    status: str  # "done", "partial", NOT_RUN or NOT_IMPLEMENTED, or an error message
+    measured: dict[str, float] = field(default_factory=dict)
+
+
+def machine_label() -> str:
+    """Where numbers were measured: the CPU, or the GPU when one was used."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
+    except ImportError:
+        pass
+    return f"{platform.machine()} CPU, {os.cpu_count()} cores"
+
+
+def build_frame(
+    table: TableConfig, results: list[RowResult], *, preset: str, machine: str
+) -> pd.DataFrame:
+    """One frame row per table row; mIoU differences only where the run used the paper's recipe
+    (a smoke run's mIoU is on the demo data and not comparable); GFLOPs always compare."""
+    records = []
+    for row, result in zip(table.rows, results, strict=True):
+        record: dict[str, Any] = {"row": row.name, "variant": row.variant or "", **row.labels}
+        for metric in table.metrics:
+            paper = row.paper.get(metric)
+            measured = result.measured.get(metric)
+            record[f"paper_{metric}"] = _paper_cell(paper)
+            record[metric] = measured
+            comparable = metric == "gflops" or preset == "paper"
+            record[f"diff_{metric}"] = (
+                round(measured - paper, 2)
+                if comparable and measured is not None and isinstance(paper, float)
+                else None
+            )
+        record.update(status=result.status, preset=preset, machine=machine)
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def _paper_cell(value: PaperValue) -> PaperValue:
+    return value if value is None or isinstance(value, str) else float(value)
+
+
+def write_table(table: TableConfig, frame: pd.DataFrame, results_dir: Path, *, note: str) -> Path:
+    """Write TABLE.csv and TABLE.md atomically; returns the markdown path."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = results_dir / f"{table.table}.csv"
+    md_path = results_dir / f"{table.table}.md"
+    _atomic_write(csv_path, frame.to_csv(index=False))
+    _atomic_write(md_path, render_markdown(table, frame, note=note))
+    return md_path
+
+
+def render_markdown(table: TableConfig, frame: pd.DataFrame, *, note: str) -> str:
+    lines = [f"# {table.table}: {table.caption}", "", note, ""]
+    shown = frame.drop(columns=["preset", "machine"])
+    header = list(shown.columns)
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    for _, record in shown.iterrows():
+        cells = (_cell(record[c], signed=c.startswith("diff_")) for c in header)
+        lines.append("| " + " | ".join(cells) + " |")
+    if table.notes:
+        lines += ["", *[f"- {n}" for n in table.notes]]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: Any, *, signed: bool) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:+.2f}" if signed else f"{value:.2f}"
+    return str(value)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
