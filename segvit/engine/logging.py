@@ -1,0 +1,160 @@
+"""What a run tells: a JSONL record per logged step and evaluation, and a live progress bar.
+
+Only rank 0 writes. The bar (tqdm: iteration, loss, lr, it/s, ETA) shows on a terminal; in
+CI or a pipe it gives way to one plain line per logged step, and the JSONL log is always kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import resource
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from segvit.engine.checkpoint import atomic_write
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: tensors to numbers, NaN/inf to None (json would write non-standard NaN)."""
+    if isinstance(value, np.generic) or (isinstance(value, torch.Tensor) and value.numel() == 1):
+        value = value.item()
+    elif isinstance(value, torch.Tensor | np.ndarray):
+        value = value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+class RunLog:
+    """Appends one JSON object per line to `path` (work_dir/log.jsonl)."""
+
+    def __init__(self, path: Path, *, enabled: bool = True) -> None:
+        self.path, self.enabled = Path(path), enabled
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a", encoding="utf-8") as file:
+            file.write(json.dumps(_clean(record)) + "\n")
+
+    def truncate_after(self, iteration: int) -> None:
+        """Drop records past `iteration`: a resumed run logs those iterations again."""
+        if not (self.enabled and self.path.is_file()):
+            return
+        kept = [
+            line
+            for line in self.path.read_text(encoding="utf-8").splitlines(keepends=True)
+            if line.strip() and _iteration_of(line) <= iteration
+        ]
+        atomic_write(self.path, lambda file: file.write("".join(kept).encode("utf-8")))
+
+
+def _iteration_of(line: str) -> int:
+    try:
+        return int(json.loads(line).get("iter", 0))
+    except (ValueError, AttributeError):
+        return 0  # a line cut short by a kill: harmless to keep, it is never read back
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """The records of a log.jsonl, skipping a last line cut short by a kill."""
+    records = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+class Window:
+    """Per-iteration numbers summed between two log records; `flush` gives their means."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, values: Mapping[str, float]) -> None:
+        for key, value in values.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.count += 1
+
+    def flush(self) -> dict[str, float]:
+        means = {key: value / max(self.count, 1) for key, value in self.sums.items()}
+        self.sums, self.count = {}, 0
+        return means
+
+
+def memory_mb(device: torch.device) -> float:
+    """Peak memory of this process: CUDA allocations on a GPU, resident set size on a CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def wants_bar() -> bool:
+    """A live bar only on a terminal and outside CI."""
+    return sys.stderr.isatty() and os.environ.get("CI", "").lower() not in ("1", "true")
+
+
+class Progress:
+    """Live bar (rank 0, terminal) or plain lines (rank 0, elsewhere); silent on other ranks."""
+
+    def __init__(self, *, total: int, initial: int, enabled: bool, bar: bool | None = None) -> None:
+        self.enabled = enabled
+        self.bar = None
+        if enabled and (wants_bar() if bar is None else bar):
+            self.bar = tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True)
+
+    @property
+    def has_bar(self) -> bool:
+        return self.bar is not None
+
+    def advance(self, loss: float, lr: float) -> None:
+        """One iteration done."""
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", refresh=False)
+
+    def report(self, record: Mapping[str, Any], *, total: int) -> None:
+        """A log record as a line: evaluations always, training steps only without a bar."""
+        if record["kind"] == "eval":
+            scores = [
+                f"{k} {v:.4f}"
+                for k, v in record.items()
+                if isinstance(v, numbers.Real) and k != "iter"
+            ]
+            self.line(f"iter {record['iter']}  " + "  ".join(scores))
+        elif self.bar is None:
+            eta = time.strftime("%H:%M:%S", time.gmtime(record["eta_s"]))
+            self.line(
+                f"iter {record['iter']}/{total}  loss {record['loss']:.4f}  "
+                f"lr {record['lr']:.2e}  {1 / record['time']:.2f} it/s  eta {eta}"
+            )
+
+    def line(self, text: str) -> None:
+        """A plain line: printed above the bar, or alone when there is no bar."""
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,398 @@
+"""The training loop: AdamW + poly schedule, DDP, gradient accumulation, atomic resumable saves.
+
+Everything that decides the weights is saved and restored (model, optimizer, schedule, scaler,
+every RNG, the position in the data order), so a run killed at any moment and resumed from
+its last checkpoint ends with the same weights, bit for bit on a CPU, as an uninterrupted one.
+All processes share one seed (as mmsegmentation does by default), so rank 0's RNG states
+stand for every rank's.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+
+from segvit.data.info import dataset_info
+from segvit.engine import checkpoint as ckpt
+from segvit.engine.distributed import (
+    DistContext,
+    ResumableSampler,
+    SeededDataset,
+    Transform,
+    all_reduce_mean,
+    barrier,
+    cleanup,
+    init_distributed,
+    split_batch,
+    unwrap,
+    wrap_model,
+)
+from segvit.engine.logging import Progress, RunLog, Window, memory_mb
+from segvit.engine.optim import build_optimizer, build_schedule, current_lrs
+from segvit.errors import SegvitError
+from segvit.modeling.output import SegOutput
+
+# References: SegViT release (mmseg 0.24 IterBasedRunner recipe: batch 16, grad clip 35,
+# evaluation every 4000 iterations); nanoGPT train.py (gradient accumulation with no_sync).
+
+LossFn = Callable[[SegOutput, Tensor], Mapping[str, Tensor]]  # (output, labels) -> {"loss", ...}
+EvaluateFn = Callable[[nn.Module], Mapping[str, Any]]  # model (eval mode) -> {"mIoU", ...}
+
+# What a resumed run must share with the run it continues: these shape the weights.
+# fmt: off
+_MUST_MATCH = ("variant", "dataset", "iters", "batch", "lr", "head_lr_mult", "weight_decay",
+               "warmup_iters", "warmup_ratio", "power", "min_lr", "clip_grad", "amp", "amp_dtype",
+               "seed", "loss")
+# fmt: on
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. Defaults are the paper's ADE20K recipe; `paper()` fills a dataset's."""
+
+    variant: str  # model variant (segvit.modeling.variants), recorded in checkpoints
+    dataset: str  # dataset name (segvit.data.info), recorded in checkpoints
+    work_dir: str  # checkpoints, config.json and log.jsonl go here
+    data_root: str | None = None  # dataset folder, for whoever builds the training set
+    iters: int = 160_000  # optimizer steps (paper: 160k ADE20K, 80k COCO-Stuff-10K and PC)
+    batch: int = 16  # images per optimizer step over all processes (paper: 16)
+    device_batch: int | None = None  # images per forward on one device; None: batch / world
+    # size. Smaller values accumulate gradients over batch / (world size * device_batch) steps.
+    lr: float = 2e-5  # AdamW learning rate of the backbone
+    head_lr_mult: float = 10.0  # the head trains at lr x this
+    weight_decay: float = 0.01  # AdamW decay (paper: 0.01 ADE20K, 0.02 COCO, 0.03 PC)
+    warmup_iters: int = 1500  # linear warm-up length
+    warmup_ratio: float = 1e-6  # warm-up starts at lr x this
+    power: float = 1.0  # poly decay power (paper: 2.0 on COCO-Stuff)
+    min_lr: float = 0.0  # poly decays to this
+    clip_grad: float = 35.0  # gradients are clipped to this global L2 norm
+    amp: bool = True  # mixed precision autocast on CUDA; a CPU always runs in float32
+    amp_dtype: str = "bfloat16"  # "bfloat16", or "float16" (with a GradScaler) for old GPUs
+    device: str = "auto"  # "auto" (CUDA if present), "cpu" or "cuda"
+    log_interval: int = 50  # iterations between log.jsonl records (losses averaged over them)
+    eval_interval: int = 4000  # iterations between evaluations (and at the end), if any
+    checkpoint_interval: int = 2000  # iterations between saves (and at the end); a resumed
+    # run repeats at most this many. The release saves every 16000.
+    seed: int = 0  # seeds the weights' RNGs, the data order and every augmentation
+    num_workers: int = 4  # DataLoader worker processes per device
+    resume: bool = False  # continue from work_dir's last.state.pt (from scratch if none)
+    loss: str = "atm"  # the loss the caller built, recorded so a resume cannot switch it
+    best_metric: str = "mIoU"  # evaluation key that picks best.pt (higher is better)
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("iters", self.iters > 0, "> 0"),
+            ("batch", self.batch > 0, "> 0"),
+            ("device_batch", self.device_batch is None or self.device_batch > 0, "None or > 0"),
+            ("clip_grad", self.clip_grad > 0, "> 0"),
+            ("amp_dtype", self.amp_dtype in ("bfloat16", "float16"), "bfloat16 or float16"),
+            ("log_interval", self.log_interval > 0, "> 0"),
+            ("eval_interval", self.eval_interval > 0, "> 0"),
+            ("checkpoint_interval", self.checkpoint_interval > 0, "> 0"),
+            ("num_workers", self.num_workers >= 0, ">= 0"),
+        )
+        for name, ok, expected in checks:
+            if not ok:
+                value = getattr(self, name)
+                raise SegvitError(f"train config: {name} must be {expected}, got {value!r}")
+
+    @classmethod
+    def paper(cls, *, variant: str, dataset: str, work_dir: str, **overrides: Any) -> TrainConfig:
+        """The paper's recipe for `dataset` (iterations, weight decay, poly power)."""
+        info = dataset_info(dataset)
+        recipe = {"iters": info.iters, "weight_decay": info.weight_decay, "power": info.poly_power}
+        return cls(variant=variant, dataset=dataset, work_dir=work_dir, **(recipe | overrides))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    iterations: int  # the iteration the run ended at (cfg.iters)
+    last_weights: Path  # work_dir/last.pt
+    best_weights: Path | None  # work_dir/best.pt, None without evaluation
+    best_metric: float | None  # its value of cfg.best_metric
+    losses: dict[str, float]  # the last iteration's losses, averaged over processes
+    seconds: float  # wall time of this call
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    model: nn.Module,
+    train_set: Dataset,
+    loss_fn: LossFn,
+    transform: Transform | None = None,
+    evaluate_fn: EvaluateFn | None = None,
+    on_iteration: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Train `model` (`model(images) -> SegOutput`) in place; see TrainConfig.
+
+    `train_set[i]` is {"image", "label"} (or a pair); `transform(image, label, rng)` augments it
+    with the numpy Generator it is given (seeded per sample, so resuming replays it) and
+    returns a float (3, H, W) image and an (H, W) label. `loss_fn` runs outside autocast.
+    `evaluate_fn(model)` runs on every process with the bare model in eval mode and must
+    return cfg.best_metric; it cannot disturb the training RNGs. `on_iteration(i)` runs after
+    iteration i and its saves (tests use it to kill a run).
+    """
+    ctx = init_distributed(cfg.device)
+    try:
+        run = _Run(cfg, ctx, model, train_set, loss_fn, transform, evaluate_fn, on_iteration)
+        return run.run()
+    finally:
+        cleanup(ctx)
+
+
+class _Run:
+    """The state of one call of `train`, split into its stages."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        ctx: DistContext,
+        model: nn.Module,
+        train_set: Dataset,
+        loss_fn: LossFn,
+        transform: Transform | None,
+        evaluate_fn: EvaluateFn | None,
+        on_iteration: Callable[[int], None] | None,
+    ) -> None:
+        self.cfg, self.ctx = cfg, ctx
+        self.data = SeededDataset(train_set, transform, seed=cfg.seed)
+        self.loss_fn, self.evaluate_fn, self.on_iteration = loss_fn, evaluate_fn, on_iteration
+        self.paths = ckpt.CheckpointPaths(Path(cfg.work_dir))
+        self.per_rank, self.device_batch, self.accum = split_batch(
+            cfg.batch, ctx.world_size, cfg.device_batch
+        )
+        state = self._open_work_dir()
+        self.net = model.to(ctx.device)
+        self.optimizer = build_optimizer(
+            self.net, lr=cfg.lr, weight_decay=cfg.weight_decay, head_lr_mult=cfg.head_lr_mult
+        )
+        self.schedule = build_schedule(
+            self.optimizer,
+            total_iters=cfg.iters,
+            warmup_iters=cfg.warmup_iters,
+            power=cfg.power,
+            warmup_ratio=cfg.warmup_ratio,
+            min_lr=cfg.min_lr,
+        )
+        fp16 = cfg.amp and cfg.amp_dtype == "float16" and ctx.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=fp16)
+        self.sampler = ResumableSampler(
+            len(train_set), seed=cfg.seed, rank=ctx.rank, world_size=ctx.world_size
+        )
+        self.start, self.saved_at = 0, None
+        self.best: float | None = None
+        self.best_iter: int | None = None
+        self.rng: dict[str, Any] | None = None
+        if state is not None:
+            self._restore(state)
+        else:
+            ckpt.seed_everything(cfg.seed)
+        self.log = RunLog(self.paths.work_dir / "log.jsonl", enabled=ctx.is_main)
+        self.log.truncate_after(self.start)  # records of iterations this run will redo
+        if ctx.is_main:
+            derived = {
+                "world_size": ctx.world_size,
+                "per_forward_batch": self.device_batch,
+                "accumulation": self.accum,
+            }
+            ckpt.write_json(self.paths.work_dir / "config.json", cfg.to_dict() | derived)
+
+    def _open_work_dir(self) -> dict[str, Any] | None:
+        """Create the work dir; the training state to resume from, or None for a fresh run."""
+        work = self.paths.work_dir
+        if self.ctx.is_main:
+            work.mkdir(parents=True, exist_ok=True)
+            ckpt.remove_stale_temporaries(work)  # left by a save that a kill interrupted
+        barrier()
+        return ckpt.resumable_state(
+            self.paths, resume=self.cfg.resume, config=self.cfg.to_dict(), must_match=_MUST_MATCH
+        )
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        unwrap(self.net).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        if state["scaler"]:  # a disabled scaler saves {}
+            self.scaler.load_state_dict(state["scaler"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.start = self.saved_at = state["iteration"]
+        self.best, self.best_iter = state["best"]["value"], state["best"]["iteration"]
+        self.rng = state["rng"]  # restored last, just before the first step
+
+    def run(self) -> TrainResult:
+        cfg, ctx = self.cfg, self.ctx
+        began = time.perf_counter()
+        loader = DataLoader(
+            self.data,
+            batch_size=self.device_batch,
+            sampler=self.sampler,
+            num_workers=cfg.num_workers,
+            pin_memory=ctx.device.type == "cuda",
+            # Its own generator: worker seeds stay fixed and the global torch RNG untouched.
+            generator=torch.Generator().manual_seed(cfg.seed),
+        )
+        batches = iter(loader)
+        if self.rng is not None:
+            ckpt.restore_rng(self.rng, ctx.device)
+        model = wrap_model(self.net, ctx)
+        model.train()
+        if self.saved_at is None:  # a fresh run: fail early on an unwritable work dir, and
+            self._save(0, None)  # make even a kill before the first interval resumable
+        progress = Progress(total=cfg.iters, initial=self.start, enabled=ctx.is_main)
+        window = Window()
+        losses: dict[str, float] = {}
+        try:
+            for iteration in range(self.start + 1, cfg.iters + 1):
+                tic = time.perf_counter()
+                lrs = current_lrs(self.optimizer)
+                losses, timings = self._step(model, batches, iteration)
+                self.schedule.step()
+                window.add(losses | timings | {"time": time.perf_counter() - tic})
+                progress.advance(losses["loss"], lrs["lr"])
+                last = iteration == cfg.iters
+                if iteration % cfg.log_interval == 0 or last:
+                    means = window.flush()
+                    remaining = means["time"] * (cfg.iters - iteration)
+                    record = {"kind": "train", "iter": iteration, **means, **lrs}
+                    record |= {"memory_mb": memory_mb(ctx.device), "eta_s": remaining}
+                    self.log.write(record)
+                    progress.report(record, total=cfg.iters)
+                metrics = None
+                if self.evaluate_fn is not None and (iteration % cfg.eval_interval == 0 or last):
+                    metrics = self._evaluate(iteration, progress)
+                if iteration % cfg.checkpoint_interval == 0 or last:
+                    self._save(iteration, metrics)
+                if self.on_iteration is not None:
+                    self.on_iteration(iteration)
+        finally:
+            progress.close()
+            del batches  # stops the DataLoader workers, also when the run fails
+        barrier()
+        return TrainResult(
+            iterations=cfg.iters,
+            last_weights=self.paths.last,
+            best_weights=self.paths.best if self.best is not None else None,
+            best_metric=self.best,
+            losses=losses,
+            seconds=time.perf_counter() - began,
+        )
+
+    def _autocast(self) -> AbstractContextManager:
+        if self.cfg.amp and self.ctx.device.type == "cuda":
+            return torch.autocast("cuda", dtype=getattr(torch, self.cfg.amp_dtype))
+        return nullcontext()
+
+    def _step(
+        self, model: nn.Module, batches: Iterator[dict[str, Tensor]], iteration: int
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """One optimizer step over `accum` micro-batches: (losses, grad norm and data time)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        sums: dict[str, Tensor] = {}
+        data_time = 0.0
+        for micro in range(self.accum):
+            tic = time.perf_counter()
+            batch = next(batches)
+            images = batch["image"].to(self.ctx.device, non_blocking=True)  # (b, 3, H, W)
+            labels = batch["label"].to(self.ctx.device, non_blocking=True)  # (b, H, W)
+            data_time += time.perf_counter() - tic
+            # Gradients are all-reduced once per step, on the last micro-batch only.
+            accumulating = micro < self.accum - 1 and isinstance(model, DistributedDataParallel)
+            with model.no_sync() if accumulating else nullcontext():
+                with self._autocast():
+                    output = model(images)
+                terms = self.loss_fn(output, labels)
+                if "loss" not in terms:
+                    raise SegvitError(f"loss_fn returned {sorted(terms)}; expected a 'loss' entry")
+                self.scaler.scale(terms["loss"] / self.accum).backward()
+            for name, value in terms.items():
+                sums[name] = sums.get(name, 0.0) + value.detach().float()
+        names = sorted(sums)
+        means = all_reduce_mean(torch.stack([sums[n] for n in names]) / self.accum).tolist()
+        losses = dict(zip(names, means, strict=True))
+        if not math.isfinite(losses["loss"]):
+            raise self._diverged(iteration, f"the loss is {losses['loss']}")
+        self.scaler.unscale_(self.optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.clip_grad)
+        if not self.scaler.is_enabled() and not torch.isfinite(norm):  # fp16 skips such steps
+            raise self._diverged(iteration, f"the gradient norm is {norm.item()}")
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return losses, {"grad_norm": norm.item(), "data_time": data_time}
+
+    def _diverged(self, iteration: int, what: str) -> SegvitError:
+        kept = f"the last good checkpoint is {self.paths.state} (iteration {self.saved_at})"
+        return SegvitError(
+            f"iteration {iteration}: {what}; stopped before updating the weights, "
+            f"nothing saved; {kept}"
+        )
+
+    def _evaluate(self, iteration: int, progress: Progress) -> dict[str, Any]:
+        self.net.eval()
+        try:  # evaluation must not shift the training RNGs
+            with ckpt.preserved_rng(self.ctx.device), torch.no_grad():
+                metrics = dict(self.evaluate_fn(self.net))
+        finally:
+            self.net.train()
+        key = self.cfg.best_metric
+        if not isinstance(metrics.get(key), numbers.Real):  # numpy scalars count as numbers
+            raise SegvitError(
+                f"evaluate_fn returned {sorted(metrics)}; expected a number under "
+                f"{key!r} (best_metric)"
+            )
+        record = {"kind": "eval", "iter": iteration, **metrics}
+        self.log.write(record)
+        progress.report(record, total=self.cfg.iters)
+        value = float(metrics[key])
+        if math.isfinite(value) and (self.best is None or value > self.best):
+            self.best, self.best_iter = value, iteration
+            if self.ctx.is_main:
+                sd = unwrap(self.net).state_dict()
+                ckpt.save_weights(self.paths.best, sd, self._meta(iteration, metrics))
+        return metrics
+
+    def _meta(self, iteration: int, metrics: Mapping[str, Any] | None) -> ckpt.Meta:
+        """What a weights file says about itself: the model's meta, iteration, its metric."""
+        metric = None if metrics is None else float(metrics[self.cfg.best_metric])
+        return ckpt.weights_meta(
+            unwrap(self.net),
+            variant=self.cfg.variant,
+            dataset=self.cfg.dataset,
+            iteration=iteration,
+            metric=(self.cfg.best_metric, metric),
+        )
+
+    def _save(self, iteration: int, metrics: Mapping[str, Any] | None) -> None:
+        """Training state first (what resuming needs), then the weights-only file."""
+        self.saved_at = iteration
+        if not self.ctx.is_main:
+            return
+        model_state = unwrap(self.net).state_dict()
+        state = {
+            "format": 1,
+            "iteration": iteration,
+            "config": self.cfg.to_dict(),
+            "model": model_state,
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": ckpt.capture_rng(self.ctx.device),
+            "sampler": self.sampler.state_dict(iteration * self.per_rank),
+            "best": {"value": self.best, "iteration": self.best_iter},
+        }
+        ckpt.save_state(self.paths.state, state)
+        ckpt.save_weights(self.paths.last, model_state, self._meta(iteration, metrics))
