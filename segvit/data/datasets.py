@@ -1,0 +1,256 @@
+"""Reading a prepared dataset: where its tree lives, its (image, label) pairs, one sample.
+
+The trees are mmsegmentation's standard layouts, so data prepared for mmsegmentation is read
+as is. `read_pair` is the one place an image and its label are decoded: every image mode is
+brought to RGB, EXIF rotation applied, and labels are checked against the class count and
+turned into training ids (reduce_zero_label: 0 -> 255 ignored, the rest shift down by one).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from segvit.data.info import DatasetInfo
+from segvit.errors import SegvitError
+
+# References: mmsegmentation 0.24 ADE20KDataset / COCOStuffDataset / PascalContextDataset
+# (folder layout, label suffixes, reduce_zero_label).
+
+IGNORE_INDEX = 255
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+_EXIF_ORIENTATION = 0x0112
+_READ_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+# (image uint8 HxWx3, label uint8 HxW, rng) -> (image, label), as segvit.data.transforms.
+Transform = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple]
+
+# Where each dataset's tree lives under the data root (mmsegmentation's defaults).
+TREE_DIRS = {
+    "ade20k": "ade/ADEChallengeData2016",
+    "coco-stuff-10k": "coco_stuff10k",
+    "pascal-context": "VOCdevkit/VOC2010",
+    "pascal-context-59": "VOCdevkit/VOC2010",
+    "demo": "demo",
+}
+# Label file name for an image stem, per layout.
+_LABEL_NAME = {"ade20k": "{}.png", "coco-stuff-10k": "{}_labelTrainIds.png"}
+PASCAL_CONTEXT_LISTS = "ImageSets/SegmentationContext"
+
+
+def dataset_root(info: DatasetInfo, root: Path) -> Path:
+    """The folder holding `info`'s tree under the data root `root`."""
+    return Path(root) / TREE_DIRS[info.name]
+
+
+def prepare_name(info: DatasetInfo) -> str:
+    """The `segvit prepare` argument that builds `info`'s tree (both PASCAL-Contexts share one)."""
+    return "pascal-context" if info.layout == "pascal-context" else info.name
+
+
+def list_pairs(info: DatasetInfo, tree: Path, split: str) -> list[tuple[Path, Path]]:
+    """Sorted (image, label) paths of one split folder; one error for any unpaired file."""
+    if info.layout == "pascal-context":
+        return _list_pascal_context(tree, split)
+    images_dir, labels_dir = tree / "images" / split, tree / "annotations" / split
+    for folder in (images_dir, labels_dir):
+        if not folder.is_dir():
+            raise SegvitError(f"{folder} is missing; run `segvit prepare {prepare_name(info)}`")
+    label_name = _LABEL_NAME[info.layout]
+    images = {
+        label_name.format(path.stem): path
+        for path in _files(images_dir)
+        if path.suffix.lower() in IMAGE_SUFFIXES
+    }
+    labels = {path.name: path for path in _files(labels_dir) if path.suffix.lower() == ".png"}
+    for name, image in sorted(images.items()):
+        if name not in labels:
+            raise SegvitError(f"image {image} has no label (expected {labels_dir / name})")
+    for name, label in sorted(labels.items()):
+        if name not in images:
+            raise SegvitError(f"label {label} has no image in {images_dir}")
+    return [(images[name], labels[name]) for name in sorted(images)]
+
+
+def _files(folder: Path) -> list[Path]:
+    """Regular files of `folder`, hidden ones (.DS_Store and the like) left out."""
+    with os.scandir(folder) as entries:
+        return [Path(e.path) for e in entries if e.is_file() and not e.name.startswith(".")]
+
+
+def _list_pascal_context(tree: Path, split: str) -> list[tuple[Path, Path]]:
+    listing = tree / PASCAL_CONTEXT_LISTS / f"{split}.txt"
+    if not listing.is_file():
+        raise SegvitError(f"{listing} is missing; run `segvit prepare pascal-context`")
+    pairs = []
+    for stem in sorted({line.strip() for line in listing.read_text().splitlines()} - {""}):
+        image = tree / "JPEGImages" / f"{stem}.jpg"
+        label = tree / "SegmentationClassContext" / f"{stem}.png"
+        for path in (image, label):
+            if not path.is_file():
+                raise SegvitError(f"{path} is missing (listed in {listing})")
+        pairs.append((image, label))
+    return pairs
+
+
+def read_image(path: Path) -> tuple[Image.Image, int]:
+    """The image at `path` as an RGB PIL image as stored, and its EXIF orientation (1: none)."""
+    try:
+        with Image.open(path) as img:
+            orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
+            img.load()
+            return _to_rgb(img, path), orientation
+    except _READ_ERRORS as err:
+        raise SegvitError(f"{path}: cannot read the image ({err})") from None
+
+
+def _to_rgb(img: Image.Image, path: Path) -> Image.Image:
+    if img.mode == "RGB":
+        return img
+    if img.mode.startswith("I"):  # 16-bit (or 32-bit integer) grey: scale to 8 bits
+        wide = np.asarray(img).astype(np.int64)
+        scale = 257 if img.mode.startswith("I;16") or wide.max() > 255 else 1
+        grey = np.clip((wide + scale // 2) // scale, 0, 255).astype(np.uint8)
+        return Image.fromarray(np.repeat(grey[..., None], 3, axis=2))
+    if img.mode == "F":
+        raise SegvitError(f"{path}: floating-point images are not supported; expected 8-bit")
+    return img.convert("RGB")  # grey, palette, RGBA (alpha dropped), CMYK, 1-bit
+
+
+def read_label(path: Path, info: DatasetInfo) -> np.ndarray:
+    """(H, W) uint8 training ids of the label at `path`, checked against `info`'s classes."""
+    try:
+        with Image.open(path) as img:
+            mode, raw = img.mode, np.asarray(img)
+    except _READ_ERRORS as err:
+        raise SegvitError(f"{path}: cannot read the label ({err})") from None
+    if mode == "RGB" and (raw[..., 0] == raw[..., 1]).all() and (raw[..., 0] == raw[..., 2]).all():
+        raw = raw[..., 0]  # a grey label saved as RGB
+    elif mode not in ("L", "P", "1") and not mode.startswith("I"):
+        raise SegvitError(
+            f"{path}: label image has mode {mode}; expected one channel of class ids (L or P PNG)"
+        )
+    top = info.num_classes if info.reduce_zero_label else info.num_classes - 1
+    if raw.size and int(raw.max()) > top:
+        bad = np.unique(raw[(raw > top) & (raw != IGNORE_INDEX)])
+        if bad.size:
+            shown = ", ".join(str(v) for v in bad[:5])
+            raise SegvitError(
+                f"{path}: label ids {shown} are outside 0..{top} (255 = ignore) for {info.name}"
+            )
+    label = raw.astype(np.uint8)
+    if info.reduce_zero_label:
+        label = _REDUCE[label]
+    return label
+
+
+# reduce_zero_label as a lookup table: 0 -> 255, k -> k - 1, 255 stays 255.
+_REDUCE = np.concatenate([[IGNORE_INDEX], np.arange(254), [IGNORE_INDEX]]).astype(np.uint8)
+
+
+def read_pair(
+    image_path: Path, label_path: Path, info: DatasetInfo
+) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) uint8 RGB image and (H, W) uint8 training-id label, checked to match.
+
+    EXIF rotation is applied to the image as mmsegmentation's loader does; when only the
+    stored orientation matches the label, the label was drawn on the stored pixels and the
+    image is kept as stored.
+    """
+    image, orientation = read_image(image_path)
+    label = read_label(label_path, info)
+    size = (label.shape[1], label.shape[0])
+    if orientation != 1:
+        turned = ImageOps.exif_transpose(image)
+        if turned.size == size or image.size != size:
+            image = turned
+    if image.size != size:
+        raise SegvitError(
+            f"{image_path} is {image.size[0]}x{image.size[1]} but its label {label_path} is "
+            f"{size[0]}x{size[1]}"
+        )
+    return np.asarray(image), label
+
+
+def check_pair(image_path: Path, label_path: Path, info: DatasetInfo) -> None:
+    """`read_pair`'s checks at a fraction of the cost: JPEGs decode at 1/8 scale.
+
+    A reduced-scale decode still reads every byte of the file, so a truncated or corrupt
+    image fails here as it would in training.
+    """
+    try:
+        with Image.open(image_path) as img:
+            stored, orientation = img.size, img.getexif().get(_EXIF_ORIENTATION, 1)
+            img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
+            img.load()
+    except _READ_ERRORS as err:
+        raise SegvitError(f"{image_path}: cannot read the image ({err})") from None
+    label = read_label(label_path, info)
+    size = (label.shape[1], label.shape[0])
+    turned = stored[::-1] if orientation in (5, 6, 7, 8) else stored
+    if size not in (stored, turned):
+        raise SegvitError(
+            f"{image_path} is {stored[0]}x{stored[1]} but its label {label_path} is "
+            f"{size[0]}x{size[1]}"
+        )
+
+
+class SegDataset(torch.utils.data.Dataset):
+    """One split of a prepared dataset, each sample transformed reproducibly.
+
+    Sample `index` of epoch `e` gets the random generator seeded by (seed, e, index), so
+    augmentation depends on neither worker count nor order and a resumed run repeats it.
+    The epoch is `self.epoch` (see `set_epoch`) plus `index // len(self)`: a sampler that
+    yields `epoch * len(ds) + i` varies it even with persistent workers.
+
+    Arguments:
+        info: the dataset's facts (segvit.data.info).
+        root: the data root holding the prepared tree (see `dataset_root`).
+        split: "train" or "val".
+        transform: callable (image uint8 HxWx3, label uint8 HxW, rng) -> (image, label), or
+            None to return the decoded uint8 arrays for a caller that transforms them itself.
+        seed: the run's seed.
+    """
+
+    def __init__(
+        self,
+        info: DatasetInfo,
+        root: Path,
+        split: str,
+        transform: Transform | None,
+        *,
+        seed: int = 0,
+    ):
+        folders = {"train": info.train_split, "val": info.val_split}
+        if split not in folders:
+            raise SegvitError(f"unknown split {split!r}; expected 'train' or 'val'")
+        tree = dataset_root(info, root)
+        if not tree.is_dir():
+            raise SegvitError(
+                f"no {info.name} data at {tree}; run `segvit prepare {prepare_name(info)} "
+                f"--root {root}`"
+            )
+        self.info, self.transform, self.seed, self.epoch = info, transform, seed, 0
+        self.pairs = list_pairs(info, tree, folders[split])
+        if not self.pairs:
+            raise SegvitError(f"{tree} has no {split} images; run `segvit prepare`")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict:
+        cycle, index = divmod(index, len(self.pairs))
+        image_path, label_path = self.pairs[index]
+        image, label = read_pair(image_path, label_path, self.info)
+        if self.transform is not None:
+            rng = np.random.default_rng((self.seed, self.epoch + cycle, index))
+            image, label = self.transform(image, label, rng)  # (3, H, W) float, (H, W) int64
+        return {"image": image, "label": label, "path": str(image_path)}

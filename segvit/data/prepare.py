@@ -1,0 +1,391 @@
+"""`segvit prepare`: the official archives -> mmsegmentation's standard layout, verified.
+
+Routes, per dataset (first found wins; --src names a file or a folder to look in, otherwise
+ROOT/downloads and ROOT are searched and, failing that, the archives are downloaded):
+- ade20k: ADEChallengeData2016.zip, or that zip already extracted.
+- coco-stuff-10k: cocostuff-10k-v1.1.zip, or it extracted (images/, annotations/*.mat,
+  imageLists/); labels become mmsegmentation's *_labelTrainIds.png (171 classes, +1, 0 unlabelled).
+- pascal-context: VOCtrainval_03-May-2010.tar (or VOCdevkit/VOC2010 extracted, also in place
+  under ROOT) plus either trainval_merged.json (the Detail API labels mmsegmentation uses:
+  4,996 / 5,104 images) or PASCAL-Context's trainval.tar.gz of .mat files (459-class labels
+  mapped to the 59 + background; VOC 2010's Main split: 4,998 / 5,105 images).
+- any dataset: a tree already prepared for mmsegmentation under ROOT is verified and used.
+
+A tree is built in a scratch folder inside ROOT, verified (counts, pairs, sizes, every file
+decodable, label ids in range), renamed into place, and only then marked done; a second run
+sees the mark, re-checks counts and pairs, and returns.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from segvit.data import archives
+from segvit.data.archives import MARKER, PARTIAL, Source
+from segvit.data.classes import COCO_STUFF_IDS, PASCAL_CONTEXT_IDS
+from segvit.data.datasets import (
+    PASCAL_CONTEXT_LISTS,
+    check_pair,
+    dataset_root,
+    list_pairs,
+    prepare_name,
+)
+from segvit.data.demo import make_demo
+from segvit.data.download import Inputs, find_inputs
+from segvit.data.info import DatasetInfo, dataset_info
+from segvit.errors import SegvitError
+
+# References: mmsegmentation 0.24 tools/convert_datasets (coco_stuff10k.py, pascal_context.py)
+# and its dataset preparation guide, for layouts, file names and the label conversions.
+
+# PASCAL-Context .mat route: VOC 2010's ImageSets/Main train/val lists (10,103 images).
+MAT_ROUTE_COUNTS = {"train": 4998, "val": 5105}
+
+
+def prepare_dataset(name: str, *, src: Path | None = None, root: Path = Path("data"),
+                    progress: bool = True) -> Path:  # fmt: skip
+    """Build (or check) dataset `name` under `root` and return its tree's folder."""
+    info = dataset_info(name)
+    root = Path(root)
+    _check_writable(root)
+    if info.name == "demo":
+        make_demo(root, num_train=info.num_train, num_val=info.num_val)
+        verify_dataset(info, root)
+        return dataset_root(info, root)
+    key, final = prepare_name(info), dataset_root(info, root)
+    with archives.staging(root, key) as scratch:
+        archives.undo_partial(final)
+        augment = (
+            key == "pascal-context"
+            and (final / "JPEGImages").is_dir()
+            and not (final / "SegmentationClassContext").exists()
+        )
+        if final.exists() and not augment:
+            return _adopt(info, final, progress)
+        inputs = find_inputs(key, src, root, in_place=final if augment else None, progress=progress)
+        try:
+            built, route = _BUILDERS[key](inputs, scratch / final.name, progress)
+            if augment:
+                archives.install(built, final)
+                _verify_or_undo(info, final, route, progress)
+            else:
+                _verify_built(info, built, route, inputs.main, progress)
+                archives.install(built, final)
+            (final / PARTIAL).unlink(missing_ok=True)
+            _mark(info, final, route)
+        except OSError as err:
+            raise _write_error(err, root) from None
+    return final
+
+
+def verify_dataset(info: DatasetInfo, root: Path, *, deep: bool = False) -> None:
+    """Check `info`'s tree under `root`: split counts and pairs; with `deep`, every file.
+
+    Raises SegvitError naming the first problem. A tree left by an interrupted run fails.
+    """
+    tree = dataset_root(info, root)
+    if not tree.is_dir():
+        raise SegvitError(
+            f"no {info.name} data at {tree}; run `segvit prepare {prepare_name(info)}`"
+        )
+    if (tree / PARTIAL).exists():
+        raise SegvitError(f"an interrupted `segvit prepare` left {tree} incomplete; run it again")
+    expected = expected_counts(info, archives.read_json(tree / MARKER))
+    _verify_tree(info, tree, expected, deep=deep, progress=False)
+
+
+def expected_counts(info: DatasetInfo, marker: object) -> dict[str, int]:
+    """Images per split folder: the official release's (per route for PASCAL-Context), or
+    for the demo set the counts it was generated with."""
+    marker = marker if isinstance(marker, dict) else {}
+    if info.name == "demo" and isinstance(marker.get("counts"), dict):
+        return {split: int(count) for split, count in marker["counts"].items()}
+    if marker.get("route") == "context-mat":
+        return {
+            info.train_split: MAT_ROUTE_COUNTS["train"],
+            info.val_split: MAT_ROUTE_COUNTS["val"],
+        }
+    return {info.train_split: info.num_train, info.val_split: info.num_val}
+
+
+def _verify_tree(
+    info: DatasetInfo, tree: Path, counts: dict[str, int], *, deep: bool, progress: bool
+) -> None:
+    pairs = []
+    for split, expected in counts.items():
+        found = list_pairs(info, tree, split)
+        if len(found) != expected:
+            raise SegvitError(
+                f"{tree}: {len(found)} {split} image/label pairs, expected {expected} for "
+                f"{info.name}; the source is incomplete or not the official release"
+            )
+        pairs += found
+    if deep:
+        with ThreadPoolExecutor() as pool:
+            checks = pool.map(lambda pair: check_pair(*pair, info), pairs)
+            for _ in tqdm(checks, total=len(pairs), desc="verifying", unit="pair",
+                          disable=None if progress else True):  # fmt: skip
+                pass
+
+
+def _verify_built(info: DatasetInfo, built: Path, route: str, source: Source, progress) -> None:
+    """Verify a tree in the scratch folder, naming files as the source holds them."""
+    try:
+        _verify_tree(
+            info, built, expected_counts(info, {"route": route}), deep=True, progress=progress
+        )
+    except SegvitError as err:
+        raise SegvitError(f"in {source.path}: {str(err).replace(f'{built}/', '')}") from None
+
+
+def _verify_or_undo(info: DatasetInfo, final: Path, route: str, progress: bool) -> None:
+    try:
+        _verify_tree(
+            info, final, expected_counts(info, {"route": route}), deep=True, progress=progress
+        )
+    except SegvitError:
+        archives.undo_partial(final)
+        raise
+
+
+def _adopt(info: DatasetInfo, final: Path, progress: bool) -> Path:
+    """An existing tree: ours (marked) gets the quick check, any other one the full check."""
+    marker = archives.read_json(final / MARKER)
+    try:
+        counts = expected_counts(info, marker)
+        _verify_tree(info, final, counts, deep=marker is None, progress=progress)
+    except SegvitError as err:
+        raise SegvitError(
+            f"{final} exists but is not a complete {info.name} tree ({err}); segvit leaves "
+            "folders it did not finish alone: move it away and run `segvit prepare` again"
+        ) from None
+    if marker is None:
+        _mark(info, final, "existing")
+    return final
+
+
+def _mark(info: DatasetInfo, final: Path, route: str) -> None:
+    counts = expected_counts(info, {"route": route})
+    payload = {"dataset": prepare_name(info), "route": route, "counts": counts}
+    archives.write_json(final / MARKER, payload)
+
+
+def _check_writable(root: Path) -> None:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / ".segvit-write-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise SegvitError(f"cannot write to the data root {root}: {err.strerror}") from None
+
+
+def _write_error(err: OSError, root: Path) -> SegvitError:
+    where = err.filename or root
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return SegvitError(
+            f"no space left on the disk of {root} while writing {where}; free space and run "
+            "again (nothing partial was left behind)"
+        )
+    return SegvitError(f"{where}: {err.strerror}")
+
+
+# --- Builders: inputs -> a tree in the scratch folder ------------------------------------------
+
+
+def _relative(name: str, anchors: tuple[str, ...]) -> str | None:
+    """The part of a member name from the first anchor folder on, or None (not ours)."""
+    if name.startswith("__MACOSX/"):
+        return None
+    for anchor in anchors:
+        if name.startswith(anchor):
+            return name
+        at = name.find("/" + anchor)
+        if at >= 0:
+            return name[at + 1 :]
+    return None
+
+
+def _members(source: Source, progress: bool, what: str):
+    return tqdm(source.members(), desc=what, unit="file", disable=None if progress else True)
+
+
+def _build_ade20k(inputs: Inputs, built: Path, progress: bool) -> tuple[Path, str]:
+    source = inputs.main
+    for member in _members(source, progress, "ADE20K"):
+        rel = _relative(member.name, ("images/", "annotations/"))
+        if rel is None and member.name.rsplit("/", 1)[-1] in (
+            "objectInfo150.txt",
+            "sceneCategories.txt",
+        ):
+            rel = member.name.rsplit("/", 1)[-1]
+        if rel is not None:
+            archives.write_member(member, built / rel, source.path)
+    return built, "ade-zip" if source.kind == "zip" else "ade-extracted"
+
+
+def _build_coco_stuff(inputs: Inputs, built: Path, progress: bool) -> tuple[Path, str]:
+    """COCO-Stuff ids (0 unlabelled, 1..182 with gaps) -> 0 unlabelled, 1..171 contiguous."""
+    source = inputs.main
+    wanted = ("imageLists/train.txt", "imageLists/test.txt")
+    lists = {
+        m.name: archives.read_member(m, source.path)
+        for m in source.members()
+        if _relative(m.name, ("imageLists/",)) in wanted
+    }
+    split_of = {}
+    for name, text in lists.items():
+        split = "train2014" if name.endswith("train.txt") else "test2014"
+        split_of.update(
+            {line.strip(): split for line in text.decode().splitlines() if line.strip()}
+        )
+    if not split_of:
+        raise SegvitError(f"{source.path} has no imageLists/train.txt and test.txt")
+    lut = np.zeros(256, np.uint8)
+    lut[list(COCO_STUFF_IDS)] = np.arange(1, len(COCO_STUFF_IDS) + 1)
+    for member in _members(source, progress, "COCO-Stuff-10K"):
+        rel = _relative(member.name, ("images/", "annotations/", "imageLists/"))
+        stem = Path(member.name).stem
+        if rel is None or (not rel.startswith("imageLists/") and stem not in split_of):
+            continue
+        if rel.startswith("imageLists/"):
+            archives.write_member(member, built / rel, source.path)
+        elif rel.startswith("images/"):
+            archives.write_member(
+                member, built / "images" / split_of[stem] / f"{stem}.jpg", source.path
+            )
+        elif rel.endswith(".mat"):
+            where = f"{source.path}:{member.name}"
+            ids = archives.read_mat_variable(
+                archives.read_member(member, source.path), "S", source=where
+            )
+            label = lut[np.where(ids < 256, ids, 0).astype(np.uint8)]  # unknown ids: unlabelled
+            _save_png(label, built / "annotations" / split_of[stem] / f"{stem}_labelTrainIds.png")
+    return built, "coco-zip" if source.kind == "zip" else "coco-extracted"
+
+
+def _build_pascal_context(inputs: Inputs, built: Path, progress: bool) -> tuple[Path, str]:
+    """JPEGImages (unless building in place), 0..59 labels and the split lists."""
+    voc, lists = inputs.main, {}
+    for member in _members(voc, progress, "VOC2010"):
+        rel = _relative(member.name, ("JPEGImages/", "ImageSets/Main/"))
+        if rel is None:
+            continue
+        if rel.startswith("JPEGImages/") and not inputs.in_place:
+            archives.write_member(member, built / rel, voc.path)
+        elif rel in ("ImageSets/Main/train.txt", "ImageSets/Main/val.txt"):
+            lists[Path(rel).stem] = set(archives.read_member(member, voc.path).decode().split())
+    labels = built / "SegmentationClassContext"
+    if inputs.context.suffix == ".json":
+        splits, route = _detail_labels(inputs.context, labels, progress), "detail-json"
+    else:
+        splits, route = lists, "context-mat"
+        _mat_labels(Source(inputs.context), labels, progress)
+        if set(lists) != {"train", "val"}:
+            raise SegvitError(f"{voc.path} has no ImageSets/Main/train.txt and val.txt")
+    for split, stems in splits.items():
+        listing = built / PASCAL_CONTEXT_LISTS / f"{split}.txt"
+        listing.parent.mkdir(parents=True, exist_ok=True)
+        listing.write_text("".join(f"{stem}\n" for stem in sorted(stems)))
+    return built, route
+
+
+def _context_lut(others: int) -> np.ndarray:
+    """PASCAL-Context 459-class id -> 0..59 (background 0); every other id -> `others`."""
+    lut = np.full(460, others, np.int64)
+    lut[list(PASCAL_CONTEXT_IDS)] = np.arange(len(PASCAL_CONTEXT_IDS))
+    return lut
+
+
+def _mat_labels(source: Source, out: Path, progress: bool) -> None:
+    """PASCAL-Context's own .mat labels ('LabelMap', 459 classes): the rest is background."""
+    lut = _context_lut(others=0)
+    for member in _members(source, progress, "PASCAL-Context labels"):
+        if member.name.endswith(".mat"):
+            where = f"{source.path}:{member.name}"
+            data = archives.read_member(member, source.path)
+            ids = archives.read_mat_variable(data, "LabelMap", source=where)
+            if ids.size and (ids.min() < 0 or ids.max() >= len(lut)):
+                raise SegvitError(f"{where}: class ids outside PASCAL-Context's 0..459")
+            _save_png(lut[ids].astype(np.uint8), out / f"{Path(member.name).stem}.png")
+
+
+def detail_index(items: list[dict], keep: Callable[[dict], bool]) -> list[dict]:
+    """The items the Detail API indexes when it filters `items` by `keep`.
+
+    The API removes unwanted entries from the list it is iterating over, so the entry right
+    after each removed one is skipped, neither removed nor indexed. mmsegmentation's
+    PASCAL-Context labels and split lists (4,996 / 5,104 images) are what that yields, so the
+    same walk is reproduced here to build the same tree.
+    """
+    remaining, kept, position = list(items), [], 0
+    while position < len(remaining):
+        if keep(remaining[position]):
+            kept.append(remaining[position])
+        else:
+            del remaining[position]  # the next entry slides into this slot and is stepped over
+        position += 1
+    return kept
+
+
+def _detail_labels(path: Path, out: Path, progress: bool) -> dict[str, set[str]]:
+    """Labels and splits from the Detail API's trainval_merged.json (RLE masks, 459-class ids)."""
+    try:
+        data = json.loads(path.read_bytes())
+        images, annotations = data["images"], data["annos_segmentation"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SegvitError(
+            f"{path}: not the Detail API's trainval_merged.json ({type(err).__name__}: {err})"
+        ) from None
+    lut, splits = _context_lut(others=-1), {}
+    for phase in ("train", "val"):
+        kept = detail_index(images, lambda image, p=phase: image.get("phase") == p)
+        ids = {image["image_id"] for image in kept}
+        by_image: dict[object, list[dict]] = {image_id: [] for image_id in ids}
+        for annotation in detail_index(annotations, lambda a, ids=ids: a.get("image_id") in ids):
+            by_image[annotation["image_id"]].append(annotation)
+        for image in tqdm(kept, desc=f"PASCAL-Context {phase}", disable=None if progress else True):
+            stem = Path(image["file_name"]).stem
+            label = _paint(image, by_image[image["image_id"]], f"{path}: image {stem}")
+            # Ids past the table read as 1 ("accordion"), which is not one of the 59 either.
+            mapped = lut[np.where((label >= 0) & (label < len(lut)), label, 1)]
+            if (mapped < 0).any():
+                bad = np.unique(label[mapped < 0]).tolist()[:5]
+                raise SegvitError(f"{path}: image {stem} has class ids {bad} outside the 59")
+            _save_png(mapped.astype(np.uint8), out / f"{stem}.png")
+        splits[phase] = {Path(image["file_name"]).stem for image in kept}
+    return splits
+
+
+def _paint(image: dict, annotations: list[dict], where: str) -> np.ndarray:
+    """(H, W) class ids: each annotation's mask painted in order, later ones on top."""
+    height, width = int(image["height"]), int(image["width"])
+    label = np.zeros((height, width), np.int64)
+    for annotation in annotations:
+        segmentation = annotation["segmentation"]
+        try:
+            mask = archives.decode_rle(segmentation["counts"], height, width)
+        except (ValueError, KeyError, TypeError, IndexError) as err:
+            raise SegvitError(f"{where}: unreadable mask ({err})") from None
+        label[mask] = annotation["category_id"]
+    return label
+
+
+def _save_png(label: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(label).save(path)
+
+
+_BUILDERS: dict[str, Callable[[Inputs, Path, bool], tuple[Path, str]]] = {
+    "ade20k": _build_ade20k,
+    "coco-stuff-10k": _build_coco_stuff,
+    "pascal-context": _build_pascal_context,
+}

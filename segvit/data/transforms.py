@@ -1,0 +1,237 @@
+"""The paper's training and test transforms, applied jointly to an image and its label.
+
+Training (mmsegmentation's pipeline as the release configures it): resize to a random
+0.5-2.0 ratio of the base scale keeping aspect, random crop whose single largest class
+covers under 75% (up to 10 tries), horizontal flip, photometric distortion, normalisation,
+pad to the crop with image 0 and label 255. All randomness comes from the generator passed
+per call, so a sample is reproducible from (seed, epoch, index) whatever the worker count.
+
+Speed: the crop is chosen on the label before any image pixel is resized, then only the
+crop's region is resampled (PIL's `resize(box=...)` gives the same pixels as resizing the
+whole image and cropping). Labels are only ever indexed (nearest), never interpolated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import KW_ONLY, dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from segvit.data.datasets import IGNORE_INDEX
+from segvit.data.info import DatasetInfo
+
+# References: mmsegmentation 0.24 Resize(ratio_range), RandomCrop(cat_max_ratio),
+# RandomFlip, PhotoMetricDistortion, Normalize, Pad; the SegViT release's dataset configs.
+
+NORM_MEAN = (127.5, 127.5, 127.5)  # AugReg (JAX) ViT weights, RGB
+NORM_STD = (127.5, 127.5, 127.5)
+_MEAN = np.array(NORM_MEAN, np.float32)
+_STD = np.array(NORM_STD, np.float32)
+
+
+def rescale_size(height: int, width: int, scale: tuple[float, float]) -> tuple[int, int]:
+    """(h, w) fitting `scale` = (long, short) bounds while keeping the aspect ratio."""
+    long_side, short_side = max(scale), min(scale)
+    factor = min(long_side / max(height, width), short_side / min(height, width))
+    return int(height * factor + 0.5), int(width * factor + 0.5)
+
+
+def normalize(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) RGB in 0..255 -> (3, H, W) float32 with NORM_MEAN / NORM_STD."""
+    out = torch.empty(3, *image.shape[:2])
+    _render(np.asarray(image), None, out.numpy())
+    return out
+
+
+@dataclass(frozen=True)
+class TrainTransform:
+    """(image uint8 HxWx3, label uint8 HxW, rng) -> ((3, crop, crop) float, (crop, crop) int64).
+
+    Arguments:
+        info: the dataset (its base scale for `crop` is the resize target).
+        crop: the square training crop.
+        ratio_range: random resize ratios of the base scale.
+        cat_max_ratio: a crop is redrawn while one class covers this share or more of its
+            labelled pixels (255 not counted); 1.0 turns the rule off.
+        crop_tries: crops drawn at most; the last is kept if none passes.
+        flip_prob: probability of a horizontal flip.
+        photometric: apply the photometric distortion.
+    """
+
+    info: DatasetInfo
+    crop: int
+    _: KW_ONLY
+    ratio_range: tuple[float, float] = (0.5, 2.0)
+    cat_max_ratio: float = 0.75
+    crop_tries: int = 10
+    flip_prob: float = 0.5
+    photometric: bool = True
+
+    def __call__(
+        self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        long_side, short_side = self.info.base_scale_for(self.crop)
+        ratio = rng.uniform(*self.ratio_range)
+        size = rescale_size(*label.shape, (int(long_side * ratio), int(short_side * ratio)))
+        box, crop_label = self.choose_crop(label, size, rng)  # label (ch, cw)
+        crop_image = resize_region(image, size, box)  # (ch, cw, 3) uint8
+        if rng.random() < self.flip_prob:
+            crop_image, crop_label = crop_image[:, ::-1], crop_label[:, ::-1]
+        photometric = Photometric.draw(rng) if self.photometric else None
+        padded = torch.zeros(3, self.crop, self.crop)  # pad value 0 after normalisation
+        _render(crop_image, photometric, padded.numpy())
+        target = torch.full((self.crop, self.crop), IGNORE_INDEX, dtype=torch.int64)
+        target[: crop_label.shape[0], : crop_label.shape[1]] = torch.from_numpy(
+            crop_label.astype(np.int64)
+        )
+        return padded, target
+
+    def choose_crop(
+        self, label: np.ndarray, size: tuple[int, int], rng: np.random.Generator
+    ) -> tuple[tuple[int, int, int, int], np.ndarray]:
+        """A crop box (y0, x0, h, w) in the resized frame and the label inside it.
+
+        The label of a candidate crop is read straight from the original label by nearest
+        indexing, so trying ten crops costs ten crop-sized lookups, not a full resize.
+        """
+        (height, width), (new_h, new_w) = label.shape, size
+        crop_h, crop_w = min(self.crop, new_h), min(self.crop, new_w)
+        rows = _nearest(height, new_h)
+        cols = _nearest(width, new_w)
+        fixed = crop_h == new_h and crop_w == new_w  # one possible crop: nothing to retry
+        for _ in range(1 if fixed else self.crop_tries):
+            y0 = int(rng.integers(0, new_h - crop_h + 1))
+            x0 = int(rng.integers(0, new_w - crop_w + 1))
+            crop_label = label[np.ix_(rows[y0 : y0 + crop_h], cols[x0 : x0 + crop_w])]
+            if self.cat_max_ratio >= 1.0 or _balanced(crop_label, self.cat_max_ratio):
+                break
+        return (y0, x0, crop_h, crop_w), crop_label
+
+
+def _nearest(source: int, target: int) -> np.ndarray:
+    """Source index of each target pixel centre for a resize source -> target (nearest)."""
+    index = ((np.arange(target) + 0.5) * (source / target)).astype(np.int64)
+    return np.minimum(index, source - 1)
+
+
+def _balanced(label: np.ndarray, cat_max_ratio: float) -> bool:
+    """More than one class, and none covering `cat_max_ratio` or more of the labelled pixels."""
+    counts = np.bincount(label.ravel(), minlength=256)[:IGNORE_INDEX]
+    counts = counts[counts > 0]
+    return len(counts) > 1 and counts.max() < cat_max_ratio * counts.sum()
+
+
+def resize_region(image: np.ndarray, size: tuple[int, int], box: tuple[int, int, int, int]):
+    """Bilinear resize of `image` to `size` = (h, w), computing only `box` = (y0, x0, h, w)."""
+    height, width = image.shape[:2]
+    (new_h, new_w), (y0, x0, crop_h, crop_w) = size, box
+    sy, sx = height / new_h, width / new_w
+    source_box = (x0 * sx, y0 * sy, (x0 + crop_w) * sx, (y0 + crop_h) * sy)
+    region = Image.fromarray(image).resize((crop_w, crop_h), Image.BILINEAR, box=source_box)
+    return np.asarray(region)
+
+
+@dataclass(frozen=True)
+class Photometric:
+    """One draw of the photometric distortion (None: that part is skipped this time).
+
+    Each part applies with probability 0.5; contrast goes first or last at random, as in
+    mmsegmentation: brightness +-32, contrast and saturation x0.5-1.5, hue +-36 degrees.
+    """
+
+    brightness: float | None
+    contrast: float | None
+    contrast_first: bool
+    saturation: float | None
+    hue_degrees: float | None
+
+    @staticmethod
+    def draw(rng: np.random.Generator) -> Photometric:
+        brightness = rng.uniform(-32, 32) if rng.integers(2) else None
+        contrast_first = bool(rng.integers(2))
+        contrast = rng.uniform(0.5, 1.5) if contrast_first and rng.integers(2) else None
+        saturation = rng.uniform(0.5, 1.5) if rng.integers(2) else None
+        hue = 2.0 * rng.integers(-18, 18) if rng.integers(2) else None  # OpenCV's 2-degree units
+        if not contrast_first and rng.integers(2):
+            contrast = rng.uniform(0.5, 1.5)
+        return Photometric(brightness, contrast, contrast_first, saturation, hue)
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        """Distort (3, H, W) float32 RGB in 0..255."""
+        if self.brightness is not None:
+            pixels = np.clip(pixels + np.float32(self.brightness), 0, 255)
+        if self.contrast_first and self.contrast is not None:
+            pixels = np.clip(pixels * np.float32(self.contrast), 0, 255)
+        if self.saturation is not None or self.hue_degrees is not None:
+            pixels = adjust_hsv(pixels, saturation=self.saturation, hue_degrees=self.hue_degrees)
+        if not self.contrast_first and self.contrast is not None:
+            pixels = np.clip(pixels * np.float32(self.contrast), 0, 255)
+        return pixels
+
+
+def _render(image: np.ndarray, photometric: Photometric | None, out: np.ndarray) -> None:
+    """Distort and normalise (h, w, 3) uint8 into the top-left of `out` (3, crop, crop).
+
+    Works in bands of rows so that every temporary stays in the CPU cache: the same
+    arithmetic over whole 512x512 planes runs about twice as slow.
+    """
+    height, width = image.shape[:2]
+    step = max(1, 32768 // width)
+    for top in range(0, height, step):
+        band = image[top : top + step].transpose(2, 0, 1).astype(np.float32)  # (3, rows, w)
+        if photometric is not None:
+            band = photometric(band)
+        target = out[:, top : top + band.shape[1], :width]
+        np.subtract(band, _MEAN[:, None, None], out=target)
+        np.divide(target, _STD[:, None, None], out=target)
+
+
+def adjust_hsv(
+    pixels: np.ndarray, *, saturation: float | None = None, hue_degrees: float | None = None
+) -> np.ndarray:
+    """Scale HSV saturation and rotate HSV hue of (3, H, W) float RGB; value (max) is kept.
+
+    Works on chroma = max - min instead of converting to HSV and back: saturation scales the
+    chroma (capped at the value), hue moves each channel along the HSV hexagon. Masks are
+    multiplied in rather than selected with np.where, which is several times slower.
+    """
+    red, green, blue = pixels[0], pixels[1], pixels[2]
+    value = np.maximum(np.maximum(red, green), blue)
+    chroma = value - np.minimum(np.minimum(red, green), blue)
+    new_chroma = chroma if saturation is None else np.minimum(chroma * saturation, value)
+    if hue_degrees is None:  # every channel moves linearly towards the value
+        return value - (value - pixels) * (new_chroma / np.maximum(chroma, 1e-6))
+    is_red = value == red
+    is_green = (value == green) & ~is_red
+    is_blue = ~(is_red | is_green)
+    sector = (green - blue) * is_red  # hue in 60-degree sectors, red at 0
+    sector += (blue - red) * is_green
+    sector += (red - green) * is_blue
+    sector /= np.maximum(chroma, 1e-6)
+    sector += np.float32(2.0) * is_green
+    sector += np.float32(4.0) * is_blue
+    sector += np.float32(hue_degrees / 60.0)
+    out = np.empty_like(pixels)
+    for channel, shift in enumerate((3.0, 1.0, -1.0)):  # R, G, B plateaus on the hexagon
+        distance = np.abs(sector + np.float32(shift))
+        distance = np.abs(distance - np.float32(6.0) * np.round(distance / np.float32(6.0)))
+        weight = np.clip(np.float32(2.0) - distance, 0.0, 1.0)  # 0 at the top, 1 at the floor
+        out[channel] = value - new_chroma * weight
+    return out
+
+
+@dataclass(frozen=True)
+class TestTransform:
+    """(image, label[, rng]) -> normalised (3, H, W) float and (H, W) int64, original size.
+
+    The evaluation code resizes to the base scale and slides the window itself.
+    """
+
+    info: DatasetInfo
+
+    def __call__(
+        self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return normalize(image), torch.from_numpy(label.astype(np.int64))

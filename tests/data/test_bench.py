@@ -1,0 +1,23 @@
+import torch
+from PIL import Image
+
+from segvit.data import bench
+from segvit.data.datasets import dataset_root, list_pairs
+
+
+def test_synthetic_ade_has_ade_sized_jpegs_in_ade_layout(tmp_path):
+    info = bench.make_synthetic_ade(tmp_path, count=3)
+    pairs = list_pairs(info, dataset_root(info, tmp_path), "training")
+    assert len(pairs) == 3
+    image = Image.open(pairs[0][0])
+    assert image.format == "JPEG" and image.size == bench.ADE_SIZE
+
+
+def test_bench_reports_per_image_times(tmp_path):
+    info = bench.make_synthetic_ade(tmp_path, count=2)
+    threads = torch.get_num_threads()
+    result = bench.bench_pipeline(info, tmp_path, num_images=3)
+    assert torch.get_num_threads() == threads  # restored after timing one worker
+    assert result.crop == 512 and result.images == 3 and result.dataset == "ade20k"
+    assert result.read_ms > 0 and result.transform_ms > 0
+    assert abs(result.images_per_s - 1000 / (result.read_ms + result.transform_ms)) < 1e-9

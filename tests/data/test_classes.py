@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+
+from segvit.data import classes
+from segvit.data.info import DATASETS
+from segvit.errors import SegvitError
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_names_and_palette_match_the_class_count(name):
+    names = classes.class_names(name)
+    assert len(names) == DATASETS[name].num_classes
+    assert len(set(names)) == len(names)
+    colours = classes.palette(name)
+    assert colours.shape == (len(names), 3) and colours.dtype == np.uint8
+    assert len({tuple(c) for c in colours}) == len(names)  # every class visible on its own
+
+
+def test_pascal_context_variants():
+    assert classes.class_names("pascal-context")[0] == "background"
+    assert classes.class_names("pascal-context-59") == classes.class_names("pascal-context")[1:]
+    # The same class keeps its colour in both variants.
+    assert (classes.palette("pascal-context")[1:] == classes.palette("pascal-context-59")).all()
+
+
+def test_pascal_context_ids_are_the_alphabetical_459_ids():
+    ids = classes.PASCAL_CONTEXT_IDS
+    assert len(ids) == 60 and list(ids) == sorted(ids) and ids[0] == 0
+    named = dict(zip(classes.PASCAL_CONTEXT, ids, strict=True))
+    assert named["aeroplane"] == 2 and named["person"] == 284 and named["wood"] == 458
+    assert list(classes.PASCAL_CONTEXT[1:]) == sorted(classes.PASCAL_CONTEXT[1:])
+
+
+def test_coco_stuff_ids_skip_the_unused_coco_ids():
+    ids = classes.COCO_STUFF_IDS
+    assert len(ids) == 171 and ids[:12] == tuple(range(1, 12)) + (13,)
+    named = dict(zip(classes.COCO_STUFF, ids, strict=True))
+    assert named["person"] == 1 and named["toothbrush"] == 90
+    assert named["banner"] == 92 and named["wood"] == 182
+    assert not {12, 26, 29, 30, 45, 66, 68, 69, 71, 83, 91} & set(ids)
+
+
+def test_ade20k_order_anchors():
+    names = classes.class_names("ade20k")
+    assert names[:3] == ("wall", "building", "sky") and names[-1] == "flag"
+    assert names.index("person") == 12
+
+
+def test_bit_palette_is_the_voc_colour_map():
+    colours = classes.bit_palette(4)
+    assert colours.tolist() == [[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0]]
+
+
+def test_unknown_dataset_is_one_clear_error():
+    with pytest.raises(SegvitError, match="cityscapes.*expected one of"):
+        classes.class_names("cityscapes")

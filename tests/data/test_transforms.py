@@ -1,0 +1,139 @@
+import colorsys
+
+import numpy as np
+import pytest
+import torch
+
+from segvit.data import transforms
+from segvit.data.info import DATASETS
+
+ADE = DATASETS["ade20k"]
+DEMO = DATASETS["demo"]
+
+
+def _image_and_label(height=60, width=80, ids=(3, 7, 11, 255)):
+    """A label of a few ids in vertical stripes and an image whose red channel encodes them."""
+    label = np.empty((height, width), np.uint8)
+    for index, value in enumerate(ids):
+        label[:, index * width // len(ids) : (index + 1) * width // len(ids)] = value
+    image = np.zeros((height, width, 3), np.uint8)
+    image[..., 0] = label
+    return image, label
+
+
+def test_rescale_size_keeps_aspect_inside_the_scale():
+    assert transforms.rescale_size(512, 683, (2048, 512)) == (512, 683)
+    assert transforms.rescale_size(100, 1000, (2048, 512)) == (205, 2048)  # long side binds
+    assert transforms.rescale_size(300, 400, (520, 520)) == (390, 520)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_labels_are_never_interpolated(seed):
+    image, label = _image_and_label()
+    _, out = transforms.TrainTransform(DEMO, 128)(image, label, np.random.default_rng(seed))
+    assert set(out.unique().tolist()) <= {3, 7, 11, 255}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_image_and_label_stay_aligned_through_resize_crop_and_flip(seed):
+    image, label = _image_and_label(ids=(40, 120, 200))
+    transform = transforms.TrainTransform(DEMO, 128, photometric=False)
+    pixels, out = transform(image, label, np.random.default_rng(seed))
+    red = pixels[0] * 127.5 + 127.5
+    inside = out != 255
+    # Except near stripe borders (bilinear blends a few pixels there) colour = label value;
+    # a shift or a flip of one but not the other would break most pixels.
+    agree = torch.abs(red - out.float()) < 2
+    assert agree[inside].float().mean() > 0.85
+
+
+def test_small_images_are_padded_with_zero_and_255():
+    image, label = _image_and_label(30, 40, ids=(1, 2))
+    transform = transforms.TrainTransform(DEMO, 128, ratio_range=(0.5, 0.5), photometric=False)
+    pixels, out = transform(image, label, np.random.default_rng(0))
+    # (30, 40) resized into (long 256, short 64) is (64, 85): padded below and to the right
+    assert transforms.rescale_size(30, 40, (256, 64)) == (64, 85)
+    assert pixels.shape == (3, 128, 128) and out.shape == (128, 128)
+    assert (out[64:] == 255).all() and (out[:, 85:] == 255).all()
+    assert (out[:64, :85] != 255).all()
+    assert (pixels[:, 64:] == 0).all() and (pixels[:, :, 85:] == 0).all()
+
+
+def test_crop_and_output_sizes_at_the_paper_scale():
+    image, label = _image_and_label(512, 683)
+    for seed in range(4):
+        pixels, out = transforms.TrainTransform(ADE, 512)(image, label, np.random.default_rng(seed))
+        assert pixels.shape == (3, 512, 512) and pixels.dtype == torch.float32
+        assert out.shape == (512, 512) and out.dtype == torch.int64
+        assert pixels.min() >= -1.0 and pixels.max() <= 1.0
+
+
+def _balanced_share(transform, label, seeds=60):
+    """Share of chosen crops in which no class covers 75% or more."""
+    balanced = 0
+    for seed in range(seeds):
+        _, crop = transform.choose_crop(label, label.shape, np.random.default_rng(seed))
+        counts = np.bincount(crop.ravel(), minlength=3)[1:3]
+        balanced += counts.max() < 0.75 * counts.sum()
+    return balanced / seeds
+
+
+def test_cat_max_ratio_redraws_crops_dominated_by_one_class():
+    # Class 2 on the right half: about 23% of 64-wide crops have both classes at >= 25%.
+    label = np.ones((64, 200), np.uint8)
+    label[:, 100:] = 2
+    with_rule = _balanced_share(transforms.TrainTransform(DEMO, 64, cat_max_ratio=0.75), label)
+    without = _balanced_share(transforms.TrainTransform(DEMO, 64, cat_max_ratio=1.0), label)
+    assert without < 0.4 and with_rule > 0.8  # ten tries: 1 - 0.77**10 = 0.93 expected
+
+
+def test_cat_max_ratio_ignores_255_and_keeps_the_last_try():
+    label = np.full((64, 200), 255, np.uint8)
+    label[:, :2] = 4  # only one class anywhere: no crop can pass, the last one is kept
+    transform = transforms.TrainTransform(DEMO, 64)
+    box, crop = transform.choose_crop(label, (64, 200), np.random.default_rng(0))
+    assert crop.shape == (64, 64) and box[2:] == (64, 64)
+
+
+def test_same_seed_same_sample_other_seed_other_sample():
+    image, label = _image_and_label(120, 160)
+    transform = transforms.TrainTransform(DEMO, 128)
+    first = transform(image, label, np.random.default_rng(5))
+    again = transform(image, label, np.random.default_rng(5))
+    other = transform(image, label, np.random.default_rng(6))
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    assert not torch.equal(first[0], other[0])
+
+
+def test_photometric_draws_are_reproducible_and_cover_each_part():
+    draws = [transforms.Photometric.draw(np.random.default_rng(s)) for s in range(200)]
+    assert draws[:5] == [transforms.Photometric.draw(np.random.default_rng(s)) for s in range(5)]
+    for field in ("brightness", "contrast", "saturation", "hue_degrees"):
+        share = np.mean([getattr(d, field) is not None for d in draws])
+        assert 0.35 < share < 0.65
+    assert all(-36 <= d.hue_degrees <= 34 for d in draws if d.hue_degrees is not None)
+
+
+@pytest.mark.parametrize(
+    ("saturation", "hue"),
+    [(1.4, None), (0.6, None), (None, 30.0), (None, -36.0), (1.3, -20.0), (0.5, 34.0)],
+)
+def test_adjust_hsv_matches_colorsys(saturation, hue):
+    rng = np.random.default_rng(0)
+    pixels = (rng.random((3, 12, 12)) * 255).astype(np.float32)
+    pixels[:, 0, 0] = 100  # grey: no hue
+    got = transforms.adjust_hsv(pixels, saturation=saturation, hue_degrees=hue)
+    for y, x in np.ndindex(12, 12):
+        h, s, v = colorsys.rgb_to_hsv(*(pixels[:, y, x] / 255))
+        s = min(s * saturation, 1.0) if saturation else s
+        h = (h + hue / 360) % 1.0 if hue else h
+        assert np.allclose(got[:, y, x], np.array(colorsys.hsv_to_rgb(h, s, v)) * 255, atol=1e-2)
+
+
+def test_test_transform_keeps_the_original_size_and_normalises():
+    image, label = _image_and_label(37, 53)
+    pixels, out = transforms.TestTransform(ADE)(image, label)
+    assert pixels.shape == (3, 37, 53) and out.shape == (37, 53) and out.dtype == torch.int64
+    assert torch.equal(out, torch.from_numpy(label.astype(np.int64)))
+    assert torch.allclose(pixels[0], (torch.from_numpy(image[..., 0]).float() - 127.5) / 127.5)
+    assert transforms.NORM_MEAN == transforms.NORM_STD == (127.5, 127.5, 127.5)
