@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo test lint format flops-tables all-tables clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -31,6 +31,15 @@ format: $(STAMP)
 test: lint
 	@$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# Every GFLOPs column of the paper's tables (CPU, minutes), Figure 4's x axis, results/README.md.
+flops-tables: $(STAMP)
+	$(BIN)/segvit reproduce all --only flops
+
+# Every table and Figure 4 with the paper's recipe: GPU runners (set GPUS), days.
+GPUS ?= 8
+all-tables: $(STAMP)
+	$(BIN)/segvit reproduce all --preset paper --gpus $(GPUS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -14,7 +14,7 @@ warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=Fu
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 
-from segvit.cli import demo_cmds, model_cmds  # noqa: E402
+from segvit.cli import data_cmds, demo_cmds, model_cmds, reproduce_cmds, train_cmds  # noqa: E402
 from segvit.errors import SegvitError  # noqa: E402
 
 app = typer.Typer(
@@ -27,11 +27,25 @@ app = typer.Typer(
 bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
+# Data (segvit.data)
+app.command("prepare")(data_cmds.prepare)
+bench_app.command("data")(data_cmds.bench_data)
+
 # Models and FLOPs (segvit.modeling, segvit.analysis.flops)
 app.command("variants")(model_cmds.variants)
 app.command("flops")(model_cmds.flops)
 
-# The main job on the embedded default
+# Training, evaluation, predictions (segvit.engine)
+app.command("train")(train_cmds.train)
+app.command("eval")(train_cmds.eval_command)
+app.command("predict")(train_cmds.predict)
+
+# The paper's tables and figure (segvit.experiments)
+app.command("reproduce")(reproduce_cmds.reproduce)
+app.command("tables")(reproduce_cmds.tables)
+app.command("plot")(reproduce_cmds.plot)
+
+# The main job on the embedded default: Table 8 at smoke scale
 app.command("demo")(demo_cmds.demo)
 
 

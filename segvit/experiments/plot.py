@@ -30,7 +30,7 @@ def plot_figure(figure: FigureConfig, frame: pd.DataFrame, out: Path) -> Path:
     for _, row in frame.iterrows():
         px, py = _number(row[f"paper_{x}"]), _number(row[f"paper_{y}"])
         mx, my = _number(row[x]), _number(row[y])
-        ours = bool(row["variant"])
+        ours = isinstance(row["variant"], str) and bool(row["variant"])  # NaN from CSV: peer
         if px is not None and py is not None:
             ax.scatter(px, py, s=40, color="tab:red" if ours else "tab:gray", zorder=3)
             ax.annotate(row["row"], (px, py), fontsize=7, xytext=(4, 3), textcoords="offset points")

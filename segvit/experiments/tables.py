@@ -107,3 +107,23 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def gather_readme(results_dir: Path) -> Path:
+    """results/README.md: every table's markdown in order, and the figures."""
+    tables = sorted(results_dir.glob("table*.md"), key=lambda p: int(p.stem[5:] or 0))
+    figures = sorted(results_dir.glob("figure*.png"))
+    parts = [
+        "# Results",
+        "",
+        "Written by `segvit tables` from the files beside this one. Each table says which",
+        "preset and machine produced its measured columns; paper columns are the paper's.",
+        "",
+    ]
+    for figure in figures:
+        parts += [f"![{figure.stem}]({figure.name})", ""]
+    for table in tables:
+        parts += [table.read_text().replace("# ", "## ", 1), ""]
+    out = results_dir / "README.md"
+    _atomic_write(out, "\n".join(parts))
+    return out

@@ -1,0 +1,226 @@
+"""`segvit reproduce TABLE`: train, evaluate and count every row; paper beside measured.
+
+Each row keeps its state in runs/<table>/<preset>/<row>/row.json, written after every step,
+so an interrupted sweep resumes where it stopped: a trained row is not trained again, a
+counted row is not counted again. GFLOPs are always counted at the paper's scale (the real
+variant, dataset and crop), whatever the preset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Literal
+
+from rich.console import Console
+from rich.progress import Progress
+
+from segvit.analysis.flops import count_flops
+from segvit.engine.evaluate import EvalConfig, evaluate, load_checkpoint, resolve_device
+from segvit.engine.recipe import Preset, run_training, training_configs
+from segvit.errors import SegvitError
+from segvit.experiments.config import RowConfig, TableConfig
+from segvit.experiments.tables import (
+    NOT_IMPLEMENTED,
+    NOT_RUN,
+    RowResult,
+    build_frame,
+    machine_label,
+    write_table,
+)
+from segvit.modeling.variants import ModelConfig, build_model
+
+Stage = Literal["flops", "train", "eval"]
+STAGES: tuple[Stage, ...] = ("flops", "train", "eval")
+
+
+# A row runner trains (returns the final weights file) or evaluates (returns metrics).
+TrainRow = Callable[[RowConfig, Preset, Path], Path]
+EvalRow = Callable[[RowConfig, Preset, Path, Sequence[str]], dict[str, float]]
+
+
+def train_row(
+    row: RowConfig, preset: Preset, run_dir: Path, *, data_root: Path, gpus: int = 1
+) -> Path:
+    """Train one row (resuming a run left unfinished); returns its best or last weights."""
+    assert row.variant is not None
+    work_dir = run_dir / "train"
+    if gpus > 1:
+        _torchrun(row, preset, work_dir, data_root, gpus)
+    else:
+        model_cfg, train_cfg, eval_cfg = training_configs(
+            row.variant, preset=preset, dataset=preset.dataset or row.dataset, work_dir=work_dir,
+            data_root=data_root, overrides={"resume": True},
+        )  # fmt: skip
+        run_training(model_cfg, train_cfg, eval_cfg)
+    best, last = work_dir / "best.pt", work_dir / "last.pt"
+    return best if best.is_file() else last
+
+
+def _torchrun(row: RowConfig, preset: Preset, work_dir: Path, data_root: Path, gpus: int) -> None:
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone",
+        f"--nproc_per_node={gpus}", "-m", "segvit.cli", "train", str(row.variant),
+        "--dataset", preset.dataset or row.dataset, "--preset", preset.name,
+        "--work-dir", str(work_dir), "--data-root", str(data_root), "--resume",
+    ]  # fmt: skip
+    if subprocess.run(command, check=False).returncode:
+        raise SegvitError(f"training {row.name} failed; see {work_dir / 'log.jsonl'}")
+
+
+def eval_row(
+    row: RowConfig, preset: Preset, weights: Path, modes: Sequence[str], *, data_root: Path
+) -> dict[str, float]:
+    """The table's metrics of one trained row: ss and/or ms mIoU (59/60 for PC)."""
+    model = load_checkpoint(weights, device=resolve_device("auto"))
+    dataset = preset.dataset or row.dataset
+    measured = {}
+    for mode in modes:
+        cfg = EvalConfig(
+            dataset=dataset, data_root=str(data_root), multi_scale=mode == "ms",
+            max_images=preset.eval_max_images,
+        )  # fmt: skip
+        results = evaluate(model, cfg)
+        measured[f"miou_{mode}"] = round(float(results["mIoU"]), 2)
+        if "mIoU59" in results:
+            measured[f"miou59_{mode}"] = round(float(results["mIoU59"]), 2)
+            measured[f"miou60_{mode}"] = measured[f"miou_{mode}"]
+    return measured
+
+
+def row_slug(row: RowConfig) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", row.name.lower()).strip("-")
+
+
+def select_rows(table: TableConfig, wanted: Sequence[str] | None) -> list[int]:
+    """Row indices by 1-based number or slug; all rows when nothing is asked."""
+    if not wanted:
+        return list(range(len(table.rows)))
+    slugs = [row_slug(r) for r in table.rows]
+    chosen = []
+    for item in wanted:
+        if item.isdigit() and 1 <= int(item) <= len(table.rows):
+            chosen.append(int(item) - 1)
+        elif item in slugs:
+            chosen.append(slugs.index(item))
+        else:
+            raise SegvitError(
+                f"--rows {item}: no such row in {table.table}; expected 1-{len(table.rows)} "
+                f"or one of: {', '.join(slugs)}"
+            )
+    return sorted(set(chosen))
+
+
+def reproduce(
+    table: TableConfig,
+    *,
+    preset: Preset,
+    stages: Sequence[Stage] = STAGES,
+    rows: Sequence[str] | None = None,
+    results_dir: Path = Path("results"),
+    runs_dir: Path = Path("runs"),
+    data_root: Path = Path("data"),
+    gpus: int = 1,
+    train_fn: TrainRow | None = None,
+    eval_fn: EvalRow | None = None,
+    console: Console | None = None,
+) -> Path:
+    """Run the asked stages for the chosen rows and write results/TABLE.{csv,md}.
+
+    `train_fn` and `eval_fn` replace the real runners (tests use small stand-ins).
+    """
+    console = console or Console()
+    train_fn = train_fn or partial(train_row, data_root=data_root, gpus=gpus)
+    eval_fn = eval_fn or partial(eval_row, data_root=data_root)
+    chosen = select_rows(table, rows)
+    results = [RowResult(NOT_RUN) for _ in table.rows]
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"{table.table} ({preset.name})", total=len(chosen))
+        for index, row in enumerate(table.rows):
+            state_path = runs_dir / table.table / preset.name / row_slug(row) / "row.json"
+            results[index] = _load_state(state_path)
+            if index not in chosen:
+                continue
+            progress.update(task, description=f"{table.table}: {row.name}")
+            results[index] = _run_row(
+                table, row, preset, stages, state_path, train_fn, eval_fn, console
+            )
+            progress.advance(task)
+    frame = build_frame(table, results, preset=preset.name, machine=machine_label())
+    note = _note(preset, stages)
+    return write_table(table, frame, results_dir, note=note)
+
+
+def _run_row(
+    table: TableConfig,
+    row: RowConfig,
+    preset: Preset,
+    stages: Sequence[Stage],
+    state_path: Path,
+    train_fn: TrainRow,
+    eval_fn: EvalRow,
+    console: Console,
+) -> RowResult:
+    if row.variant is None:
+        return RowResult(NOT_IMPLEMENTED)
+    result = _load_state(state_path)
+    wanted = set(table.metrics)
+    if "flops" in stages and "gflops" in wanted and "gflops" not in result.measured:
+        model = build_model(ModelConfig(row.variant, row.dataset, crop=row.crop))
+        result.measured["gflops"] = round(count_flops(model).gflops, 2)
+        del model
+        _save_state(state_path, result)
+    weights = state_path.parent / "final.pt"
+    if "train" in stages and not weights.is_file() and wanted - {"gflops"}:
+        console.print(f"[bold]train[/] {table.table} / {row.name} ({preset.name})")
+        shutil.copyfile(train_fn(row, preset, state_path.parent), weights.with_suffix(".tmp"))
+        os.replace(weights.with_suffix(".tmp"), weights)
+    metrics_needed = [m for m in wanted if m != "gflops" and m not in result.measured]
+    if "eval" in stages and metrics_needed and weights.is_file():
+        console.print(f"[bold]eval[/] {table.table} / {row.name} ({', '.join(table.inference)})")
+        result.measured.update(eval_fn(row, preset, weights, table.inference))
+        _save_state(state_path, result)
+    missing = [m for m in table.metrics if m not in result.measured]
+    result.status = "done" if not missing else f"missing {', '.join(missing)}"
+    _save_state(state_path, result)
+    return result
+
+
+def _note(preset: Preset, stages: Sequence[Stage]) -> str:
+    if preset.name == "paper":
+        scale = "the paper's recipe (full datasets, AugReg weights)"
+    else:
+        scale = (
+            f"the {preset.name} preset: tiny ViTs trained {preset.iters} iterations on the "
+            f"{preset.dataset} dataset, so mIoU columns measure the demo task, not the paper's"
+        )
+    return (
+        f"Measured with {scale}; GFLOPs always at the paper's scale. Stages run: "
+        f"{', '.join(stages)}. Empty measured cells were not run; `status` says why."
+    )
+
+
+def _load_state(path: Path) -> RowResult:
+    if not path.is_file():
+        return RowResult(NOT_RUN)
+    try:
+        data = json.loads(path.read_text())
+        return RowResult(str(data["status"]), {k: float(v) for k, v in data["measured"].items()})
+    except (ValueError, KeyError, TypeError) as err:
+        raise SegvitError(
+            f"{path}: unreadable row state ({err}); delete it to redo the row"
+        ) from err
+
+
+def _save_state(path: Path, result: RowResult) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(".row.json.tmp")
+    tmp.write_text(json.dumps({"status": result.status, "measured": result.measured}, indent=1))
+    os.replace(tmp, path)
