@@ -60,8 +60,12 @@ def plot_figure(figure: FigureConfig, frame: pd.DataFrame, out: Path) -> Path:
 
 
 def _number(value) -> float | None:
-    """A plottable number, or None for blanks and bounds such as ">250"."""
-    if value is None or isinstance(value, str):
+    """A plottable number, or None for blanks and bounds such as ">250".
+
+    A CSV column that mixes numbers and bounds reads back as strings, so "120.9" counts.
+    """
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
         return None
-    number = float(value)
     return None if number != number else number

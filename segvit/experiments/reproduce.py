@@ -194,6 +194,11 @@ def _run_row(
 
 
 def _note(preset: Preset, stages: Sequence[Stage]) -> str:
+    if set(stages) == {"flops"}:
+        return (
+            f"Only GFLOPs were measured here (`--only flops`, {machine_label()}), at the "
+            "paper's scale; accuracy columns stay empty until the rows are trained and evaluated."
+        )
     if preset.name == "paper":
         scale = "the paper's recipe (full datasets, AugReg weights)"
     else:
