@@ -14,7 +14,14 @@ warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=Fu
 import typer  # noqa: E402
 from rich.console import Console  # noqa: E402
 
-from segvit.cli import data_cmds, demo_cmds, model_cmds, reproduce_cmds, train_cmds  # noqa: E402
+from segvit.cli import (  # noqa: E402
+    bench_cmds,
+    data_cmds,
+    demo_cmds,
+    model_cmds,
+    reproduce_cmds,
+    train_cmds,
+)
 from segvit.errors import SegvitError  # noqa: E402
 
 app = typer.Typer(
@@ -30,6 +37,7 @@ app.add_typer(bench_app, name="bench")
 # Data (segvit.data)
 app.command("prepare")(data_cmds.prepare)
 bench_app.command("data")(data_cmds.bench_data)
+bench_app.command("train")(bench_cmds.bench_train)
 
 # Models and FLOPs (segvit.modeling, segvit.analysis.flops)
 app.command("variants")(model_cmds.variants)

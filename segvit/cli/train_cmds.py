@@ -41,15 +41,18 @@ def train(
     pretrained: Annotated[
         str | None, typer.Option(help="hub, a weights file, or none; default: the preset's")
     ] = None,
-    workers: Annotated[int, typer.Option(help="data loader processes per device")] = 4,
+    workers: Annotated[
+        int | None, typer.Option(help="data loader processes per device; default: by cores")
+    ] = None,
     seed: Annotated[int, typer.Option(help="seeds weights, data order, augmentation")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
 ) -> None:
     """Train a variant; multi-GPU with `torchrun --nproc_per_node N -m segvit.cli train ...`."""
     chosen = get_preset(preset)
     name = dataset or chosen.dataset or "ade20k"
-    overrides = {"resume": resume, "amp": amp, "num_workers": workers, "seed": seed,
-                 "device": device}  # fmt: skip
+    overrides = {"resume": resume, "amp": amp, "seed": seed, "device": device}
+    if workers is not None:
+        overrides["num_workers"] = workers
     if iters is not None:
         overrides["iters"] = iters
     if batch is not None:

@@ -7,6 +7,7 @@ come through here, so a table row trains exactly as `segvit train` would.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -48,7 +49,7 @@ PRESETS: dict[str, Preset] = {
     # The release's recipe: AugReg init, lr 2e-5 (head 2e-4), 1,500 warm-up, batch 16.
     "paper": Preset("paper", None, False, None, 16, 2e-5, 10.0, 1500, "hub", 4000, 4000, None),
     # Random-init tiny ViTs learn from scratch: a larger lr, a short warm-up, few iterations.
-    "smoke": Preset("smoke", "demo", True, 600, 8, 5e-4, 1.0, 50, None, 300, 150, None),
+    "smoke": Preset("smoke", "demo", True, 300, 8, 5e-4, 1.0, 50, None, 300, 150, None),
 }
 
 
@@ -57,6 +58,11 @@ def get_preset(name: str) -> Preset:
         return PRESETS[name]
     except KeyError:
         raise SegvitError(f"--preset {name}: expected one of {', '.join(PRESETS)}") from None
+
+
+def default_workers() -> int:
+    """Data loader processes per device: 4, or fewer on a machine with fewer cores."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
 def make_loss(kind: LossKind, num_classes: int) -> LossFn:
@@ -104,6 +110,7 @@ def training_configs(
         power=info.poly_power,
         eval_interval=preset.eval_interval,
         checkpoint_interval=preset.checkpoint_interval,
+        num_workers=default_workers(),
         loss=get_variant(variant).loss,
     )
     train_cfg = replace(train_cfg, **overrides)

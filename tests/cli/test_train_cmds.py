@@ -2,52 +2,39 @@
 
 import json
 
-import pytest
-
-from segvit.cli import main
 from segvit.data.demo import make_demo
 
 
-def run(capsys, *args):
-    with pytest.raises(SystemExit) as done:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return done.value.code, out.out, out.err
-
-
-def test_train_eval_predict(tmp_path, capsys):
+def test_train_eval_predict(tmp_path, cli):
     data = tmp_path / "data"
     make_demo(data, num_train=6, num_val=2)
     work = tmp_path / "run"
-    code, out, err = run(
-        capsys, "train", "segvit_b", "--preset", "smoke", "--iters", "3", "--batch", "2",
+    code, out, err = cli(
+        "train", "segvit_b", "--preset", "smoke", "--iters", "3", "--batch", "2",
         "--workers", "0", "--data-root", data, "--work-dir", work,
     )  # fmt: skip
     assert code == 0, err
     assert "trained segvit_b on demo: 3 iterations" in out
     assert (work / "last.pt").is_file() and (work / "log.jsonl").is_file()
 
-    code, out, err = run(
-        capsys, "eval", work / "last.pt", "--data-root", data, "--out", tmp_path / "eval"
-    )
+    code, out, err = cli("eval", work / "last.pt", "--data-root", data, "--out", tmp_path / "eval")
     assert code == 0, err
     results = json.loads((tmp_path / "eval" / "eval_demo_ss.json").read_text())
     assert results["images"] == 2 and 0 <= results["aAcc"] <= 100
     assert "mIoU" in out and "crescent" in out  # the per-class table
 
     image = next((data / "demo" / "images" / "validation").glob("*.jpg"))
-    code, out, err = run(capsys, "predict", work / "last.pt", image, "--out", tmp_path / "p")
+    code, out, err = cli("predict", work / "last.pt", image, "--out", tmp_path / "p")
     assert code == 0, err
     assert (tmp_path / "p" / f"{image.stem}_overlay.png").is_file()
     assert (tmp_path / "p" / f"{image.stem}_labels.png").is_file()
 
-    code, _, err = run(capsys, "eval", work / "last.pt", "--dataset", "ade20k")
+    code, _, err = cli("eval", work / "last.pt", "--dataset", "ade20k")
     assert code == 1 and "predicts 8 classes" in err
 
 
-def test_train_without_data_says_how_to_prepare(tmp_path, capsys):
-    code, _, err = run(
-        capsys, "train", "segvit_b", "--preset", "smoke", "--iters", "1",
+def test_train_without_data_says_how_to_prepare(tmp_path, cli):
+    code, _, err = cli("train", "segvit_b", "--preset", "smoke", "--iters", "1",
         "--data-root", tmp_path, "--work-dir", tmp_path / "w",
     )  # fmt: skip
     assert code == 1

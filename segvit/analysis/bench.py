@@ -1,0 +1,250 @@
+"""Seconds per training iteration and peak memory of a variant, without data loading.
+
+A timed step is the work of one training iteration of `segvit train` on one device: forward
+on a batch (under bf16 autocast on CUDA, float32 on a CPU), the variant's own loss, backward,
+gradient clipping at 35 and an AdamW step with the paper's parameter groups. Only the data
+pipeline is left out (`segvit bench data` times that): the batch is made once, up front.
+
+Memory is read where each device can report it honestly: on CUDA the peak of
+`torch.cuda.max_memory_allocated` from before the model reaches the GPU (weights, gradients,
+AdamW moments and activations); on a CPU the process's peak resident set size, a high-water
+mark that cannot be reset and so also holds the interpreter, torch and anything run earlier
+in the same process (`baseline_memory_mb` is the same mark read before the model was built).
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+from segvit.data.info import dataset_info
+from segvit.engine.evaluate import resolve_device
+from segvit.engine.logging import memory_mb
+from segvit.engine.optim import build_optimizer
+from segvit.engine.recipe import PRESETS, make_loss
+from segvit.engine.train import LossFn
+from segvit.errors import SegvitError
+from segvit.modeling.variants import ModelConfig, build_model, get_variant, resolve_crop
+
+# References: SegViT release configs (batch 16 in total, 2 per GPU on 8 GPUs for ViT-B; AdamW,
+# head lr x10, grad clip 35); ../shared/paper/architecture.md.
+
+PAPER_BATCH = 16  # images per optimizer step in the paper, over all its GPUs
+CPU_BATCH = 2  # default per-device batch on a CPU: a ViT-B step at 512 takes seconds already
+CUDA_BATCH = 8  # default per-device batch on CUDA: between the release's 2 (ViT-B) or 4
+# (Shrunk L) per GPU and the paper's whole 16 on one device, which `--batch 16` times.
+CLIP_GRAD = 35.0  # global L2 norm the release clips gradients to
+CLASSES_PER_IMAGE = 8  # a real crop shows a handful of classes, not all K (see synthetic_batch)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One training-step benchmark."""
+
+    variant: str  # a name from segvit.modeling.variants.VARIANTS
+    dataset: str = "ade20k"  # sets the class count and the default crop
+    crop: int | None = None  # None: the dataset's crop for this ViT size (512, 640 for ADE20K L)
+    batch: int | None = None  # images per step on the one device; None: CPU_BATCH or CUDA_BATCH
+    steps: int = 10  # timed steps; the figure is their median
+    warmup: int = 3  # untimed steps first (allocator, kernel choice, AdamW state creation)
+    tiny: bool = False  # width-192 ViT of the same depth
+    device: str = "auto"  # "auto" (CUDA if present), "cpu" or "cuda"
+    amp: bool = True  # bf16 autocast on CUDA, as training does; a CPU always runs float32
+    threads: int | None = None  # torch CPU threads during the run; None: torch's default. On a
+    # busy machine 1 thread can be many times faster than several that wait on each other.
+    seed: int = 0  # weights and the synthetic batch
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("batch", self.batch is None or self.batch > 0, "None or > 0"),
+            ("steps", self.steps > 0, "> 0"),
+            ("warmup", self.warmup >= 0, ">= 0"),
+            ("threads", self.threads is None or self.threads > 0, "None or > 0"),
+        )
+        for name, ok, expected in checks:
+            if not ok:
+                raise SegvitError(f"--{name} must be {expected}, got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    variant: str
+    dataset: str
+    crop: int
+    batch: int  # images per timed step
+    tiny: bool
+    device: str  # e.g. "cuda (NVIDIA H100 80GB HBM3)" or "cpu (AMD EPYC, 2 threads)"
+    dtype: str  # "bfloat16 autocast" or "float32"
+    steps: int  # timed steps
+    seconds_per_iter: float  # median over the timed steps
+    images_per_second: float  # batch / seconds_per_iter
+    peak_memory_mb: float  # see memory_kind
+    memory_kind: str  # "cuda max allocated" or "process peak RSS"
+    baseline_memory_mb: float  # the same measure before the model was built
+    params_m: float  # parameters, millions
+    final_loss: float  # the last step's loss, a sanity check that the step trains
+    schedule_hours: float  # the dataset's schedule (e.g. 160k its x 16 images) at this speed
+    # on this one device, accumulating gradients to the paper's batch: a linear estimate
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            names = [line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line]
+        model = names[0] if names else model
+    except OSError:  # not Linux: platform's answer stands
+        pass
+    threads = torch.get_num_threads()
+    return f"cpu ({model}, {threads} thread{'s' if threads > 1 else ''})"
+
+
+def synthetic_batch(
+    batch: int, crop: int, num_classes: int, *, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """Normalised-looking images (B, 3, crop, crop) and block labels (B, crop, crop), int64.
+
+    Each label map paints CLASSES_PER_IMAGE random classes on a coarse grid and ends in an
+    ignored (255) band, like the padding of a short image. The ATM loss upsamples one mask per
+    class present, so per-pixel random labels (every class in every image) would make the loss
+    far costlier than it is on real crops.
+    """
+    images = torch.randn(batch, 3, crop, crop, generator=generator)
+    cells = max(crop // 32, 1)
+    k = min(CLASSES_PER_IMAGE, num_classes)
+    classes = torch.stack(
+        [torch.randperm(num_classes, generator=generator)[:k] for _ in range(batch)]
+    )  # (B, k)
+    picks = torch.randint(k, (batch, cells * cells), generator=generator)  # (B, cells^2)
+    grid = classes.gather(1, picks).view(batch, 1, cells, cells).float()
+    labels = F.interpolate(grid, size=(crop, crop), mode="nearest")[:, 0].long()  # (B, H, W)
+    labels[:, crop - max(crop // 16, 1) :] = 255
+    return images, labels
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: Optimizer,
+    images: Tensor,
+    labels: Tensor,
+    loss_fn: LossFn,
+    *,
+    amp_dtype: torch.dtype | None = None,
+    clip_grad: float = CLIP_GRAD,
+) -> Tensor:
+    """One optimizer step as `segvit train` takes it (one micro-batch); the detached loss.
+
+    The forward runs under autocast when `amp_dtype` is given, the loss outside it, as in
+    segvit.engine.train.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    autocast = torch.autocast(images.device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
+    with autocast:
+        output = model(images)
+    loss = loss_fn(output, labels)["loss"]
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+    optimizer.step()
+    return loss.detach()
+
+
+def _timed(step: Callable[[], Tensor], device: torch.device) -> tuple[float, Tensor]:
+    """Wall seconds of `step()`, with CUDA's queue drained on both sides."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    tic = time.perf_counter()
+    loss = step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - tic, loss
+
+
+def bench_train(cfg: BenchConfig) -> BenchResult:
+    """Time `cfg.steps` training steps after `cfg.warmup` untimed ones; see the module doc."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads or threads)
+    try:
+        return _bench(cfg)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _bench(cfg: BenchConfig) -> BenchResult:
+    variant = get_variant(cfg.variant)
+    model_cfg = ModelConfig(cfg.variant, cfg.dataset, crop=cfg.crop, tiny=cfg.tiny)
+    crop = resolve_crop(model_cfg)  # bad input fails before a large model is built
+    info = dataset_info(cfg.dataset)
+    device = resolve_device(cfg.device)
+    batch = cfg.batch or (CUDA_BATCH if device.type == "cuda" else CPU_BATCH)
+    amp_dtype = torch.bfloat16 if cfg.amp and device.type == "cuda" else None
+
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        baseline = torch.cuda.memory_allocated(device) / 2**20
+    else:
+        baseline = memory_mb(device)
+    torch.manual_seed(cfg.seed)
+    model = build_model(model_cfg).to(device).train()
+    paper = PRESETS["paper"]
+    optimizer = build_optimizer(
+        model, lr=paper.lr, weight_decay=info.weight_decay, head_lr_mult=paper.head_lr_mult
+    )
+    loss_fn = make_loss(variant.loss, info.num_classes)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    images, labels = synthetic_batch(batch, crop, info.num_classes, generator=generator)
+    images, labels = images.to(device), labels.to(device)
+
+    def step() -> Tensor:
+        return train_step(model, optimizer, images, labels, loss_fn, amp_dtype=amp_dtype)
+
+    times: list[float] = []
+    try:
+        for i in range(cfg.warmup + cfg.steps):
+            seconds, loss = _timed(step, device)
+            if i >= cfg.warmup:
+                times.append(seconds)
+    except torch.cuda.OutOfMemoryError:
+        raise SegvitError(
+            f"{cfg.variant} at {crop}x{crop}, batch {batch}: out of GPU memory; try a smaller "
+            "--batch"
+        ) from None
+    final_loss = float(loss)
+    if not math.isfinite(final_loss):
+        raise SegvitError(f"{cfg.variant}: the loss is {final_loss} after {len(times)} steps")
+
+    seconds = statistics.median(times)
+    return BenchResult(
+        variant=cfg.variant,
+        dataset=cfg.dataset,
+        crop=crop,
+        batch=batch,
+        tiny=cfg.tiny,
+        device=describe_device(device),
+        dtype="bfloat16 autocast" if amp_dtype else "float32",
+        steps=cfg.steps,
+        seconds_per_iter=seconds,
+        images_per_second=batch / seconds,
+        peak_memory_mb=memory_mb(device),
+        memory_kind="cuda max allocated" if device.type == "cuda" else "process peak RSS",
+        baseline_memory_mb=baseline,
+        params_m=sum(p.numel() for p in model.parameters()) / 1e6,
+        final_loss=final_loss,
+        schedule_hours=seconds * (PAPER_BATCH / batch) * info.iters / 3600,
+    )

@@ -1,0 +1,70 @@
+"""`segvit bench train`: seconds per training iteration and peak memory of a variant."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from segvit.analysis.bench import BenchConfig
+from segvit.analysis.bench import bench_train as run_bench
+
+console = Console()
+
+
+def bench_train(
+    variant: Annotated[str, typer.Argument(help="a variant name (see `segvit variants`)")],
+    dataset: Annotated[str, typer.Option(help="sets the class count and crop")] = "ade20k",
+    crop: Annotated[int | None, typer.Option(help="crop size; default: the dataset's")] = None,
+    batch: Annotated[
+        int | None, typer.Option(help="images per step on this device; default: 2 CPU, 8 CUDA")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="timed steps (the median is reported)")] = 10,
+    warmup: Annotated[int, typer.Option(help="untimed steps first")] = 3,
+    tiny: Annotated[bool, typer.Option(help="width-192 ViT of the same depth")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    amp: Annotated[bool, typer.Option(help="bf16 autocast on CUDA (a CPU runs float32)")] = True,
+    threads: Annotated[
+        int | None, typer.Option(help="torch CPU threads; default: torch's own choice")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Time training steps (forward, loss, backward, clip, AdamW) on a synthetic batch."""
+    cfg = BenchConfig(
+        variant=variant,
+        dataset=dataset,
+        crop=crop,
+        batch=batch,
+        steps=steps,
+        warmup=warmup,
+        tiny=tiny,
+        device=device,
+        amp=amp,
+        threads=threads,
+    )
+    with Console(stderr=True).status(f"timing {warmup} + {steps} steps of {variant}"):
+        result = run_bench(cfg)
+    if as_json:
+        print(json.dumps(result.to_dict()))
+        return
+    size = "tiny " if result.tiny else ""
+    table = Table(
+        title=f"{size}{variant} training step on {dataset}, {result.crop}x{result.crop} crop, "
+        f"batch {result.batch}"
+    )
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("device", result.device)
+    table.add_row("precision", result.dtype)
+    median = f"seconds / iteration (median of {result.steps})"
+    table.add_row(median, f"{result.seconds_per_iter:.3f}")
+    table.add_row("images / second", f"{result.images_per_second:.2f}")
+    table.add_row(f"peak memory, MB ({result.memory_kind})", f"{result.peak_memory_mb:.0f}")
+    table.add_row("  of which before the model was built", f"{result.baseline_memory_mb:.0f}")
+    table.add_row("parameters (M)", f"{result.params_m:.1f}")
+    table.add_row("last loss", f"{result.final_loss:.3f}")
+    table.add_row("paper schedule on this device (hours)", f"{result.schedule_hours:.1f}")
+    console.print(table)

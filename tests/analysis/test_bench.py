@@ -1,0 +1,123 @@
+"""The training-step benchmark: sane figures, a step that trains, loud bad input."""
+
+import math
+
+import pytest
+import torch
+
+from segvit.analysis.bench import (
+    CLASSES_PER_IMAGE,
+    BenchConfig,
+    bench_train,
+    resolve_device,
+    synthetic_batch,
+    train_step,
+)
+from segvit.engine.optim import build_optimizer
+from segvit.engine.recipe import make_loss
+from segvit.errors import SegvitError
+from segvit.modeling.variants import ModelConfig, build_model, get_variant
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models step many times faster in one thread on a shared, busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_figures_are_positive_finite_and_consistent():
+    cfg = BenchConfig("segvit_b", crop=64, steps=2, warmup=1, tiny=True, device="cpu", threads=1)
+    threads = torch.get_num_threads()
+    result = bench_train(cfg)
+    assert torch.get_num_threads() == threads  # restored
+    assert result.device.endswith(", 1 thread)")
+    assert (result.variant, result.dataset, result.crop) == ("segvit_b", "ade20k", 64)
+    assert result.batch == 2  # the CPU default
+    assert result.device.startswith("cpu (") and result.dtype == "float32"
+    assert result.memory_kind == "process peak RSS"
+    for value in (result.seconds_per_iter, result.params_m, result.schedule_hours):
+        assert value > 0 and math.isfinite(value)
+    assert result.images_per_second == pytest.approx(2 / result.seconds_per_iter)
+    assert result.peak_memory_mb >= result.baseline_memory_mb > 0
+    assert math.isfinite(result.final_loss) and result.final_loss > 0
+    # 160k iterations of 16 images, one device: 8 steps of this batch per iteration.
+    expected = result.seconds_per_iter * 8 * 160_000 / 3600
+    assert result.schedule_hours == pytest.approx(expected)
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("variant", ["segvit_shrunk_b", "setr_b", "atm_single_ce_b"])
+def test_train_step_updates_backbone_and_head(variant):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(variant, "demo", crop=64, tiny=True)).train()
+    optimizer = build_optimizer(model, lr=1e-3)
+    loss_fn = make_loss(get_variant(variant).loss, 8)
+    images, labels = synthetic_batch(2, 64, 8, generator=torch.Generator().manual_seed(0))
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    loss = train_step(model, optimizer, images, labels, loss_fn)
+    assert loss.dim() == 0 and not loss.requires_grad and torch.isfinite(loss)
+    changed = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    assert any(name.startswith("backbone.") for name in changed)
+    assert any(name.startswith("head.") for name in changed)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_train_step_clips_the_gradient_norm():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("setr_b", "demo", crop=32, tiny=True)).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # keeps the gradients to inspect
+    images, labels = synthetic_batch(1, 32, 8, generator=torch.Generator().manual_seed(0))
+    train_step(model, optimizer, images, labels, make_loss("pixel_ce", 8), clip_grad=1e-3)
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    assert norm.item() == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_synthetic_batch_has_few_classes_and_an_ignored_band():
+    images, labels = synthetic_batch(3, 64, 150, generator=torch.Generator().manual_seed(1))
+    assert images.shape == (3, 3, 64, 64) and images.dtype == torch.float32
+    assert labels.shape == (3, 64, 64) and labels.dtype == torch.int64
+    assert (labels[:, -4:] == 255).all() and not (labels[:, :-4] == 255).any()
+    for label in labels:
+        present = label[label != 255].unique()
+        assert 1 <= present.numel() <= CLASSES_PER_IMAGE
+        assert present.min() >= 0 and present.max() < 150
+    _, again = synthetic_batch(3, 64, 150, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(labels, again)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"steps": 0}, "--steps must be > 0"),
+        ({"warmup": -1}, "--warmup must be >= 0"),
+        ({"batch": 0}, "--batch must be None or > 0"),
+        ({"threads": 0}, "--threads must be None or > 0"),
+    ],
+)
+def test_bad_counts_are_rejected(overrides, message):
+    with pytest.raises(SegvitError, match=message):
+        BenchConfig("segvit_b", **overrides)
+
+
+def test_bad_crop_and_variant_fail_before_building():
+    with pytest.raises(SegvitError, match="--crop 100: expected a positive multiple of 16"):
+        bench_train(BenchConfig("segvit_b", crop=100))
+    with pytest.raises(SegvitError, match="unknown variant 'segvit_xl'"):
+        bench_train(BenchConfig("segvit_xl"))
+
+
+def test_device_names():
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(SegvitError, match="--device gpu: expected auto, cpu or cuda"):
+        resolve_device("gpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present")
+def test_cuda_without_cuda_is_an_error():
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(SegvitError, match="--device cuda: CUDA is not available"):
+        resolve_device("cuda")
