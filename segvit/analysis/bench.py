@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from segvit.data.info import dataset_info
-from segvit.engine.evaluate import resolve_device
+from segvit.engine.distributed import resolve_device
 from segvit.engine.logging import memory_mb
 from segvit.engine.optim import build_optimizer
 from segvit.engine.recipe import PRESETS, make_loss

@@ -10,12 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from segvit.engine.distributed import resolve_device
 from segvit.engine.evaluate import (
     EvalConfig,
     check_dataset,
     evaluate,
     load_checkpoint,
-    resolve_device,
     write_results,
 )
 from segvit.engine.predict import read_rgb, save_prediction, segment

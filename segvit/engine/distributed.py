@@ -55,21 +55,25 @@ def _env_int(name: str, default: int) -> int:
         raise SegvitError(f"environment variable {name}={value!r}: expected an integer") from None
 
 
-def _pick_device(device: str, local_rank: int) -> torch.device:
-    if device not in ("auto", "cpu", "cuda"):
-        raise SegvitError(f"device {device!r}: expected 'auto', 'cpu' or 'cuda'")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SegvitError("device 'cuda' was asked for but CUDA is not available")
-    if device == "cpu" or not torch.cuda.is_available():
+def resolve_device(name: str, index: int | None = None) -> torch.device:
+    """The device `--device` names (auto, cpu, cuda); CUDA where there is none is an error.
+
+    `index` picks the GPU (a process's local rank); None: the current one.
+    """
+    if name not in ("auto", "cpu", "cuda"):
+        raise SegvitError(f"--device {name}: expected auto, cpu or cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SegvitError("--device cuda: CUDA is not available on this machine")
+    if name == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
-    return torch.device("cuda", local_rank)
+    return torch.device("cuda", torch.cuda.current_device() if index is None else index)
 
 
 def init_distributed(device: str = "auto") -> DistContext:
     """Read torchrun's variables, pick this process's device, join the process group."""
     world_size = _env_int("WORLD_SIZE", 1)
     rank, local_rank = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
-    dev = _pick_device(device, local_rank)
+    dev = resolve_device(device, local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     owns = False

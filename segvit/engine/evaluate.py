@@ -77,17 +77,6 @@ def check_dataset(model: Segmentor, dataset: str, source: Path | str) -> None:
         )
 
 
-def resolve_device(name: str) -> torch.device:
-    """The device `--device` names; asking for CUDA where there is none is an error."""
-    if name not in ("auto", "cpu", "cuda"):
-        raise SegvitError(f"--device {name}: expected auto, cpu or cuda")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SegvitError("--device cuda: CUDA is not available on this machine")
-    if name == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda", torch.cuda.current_device())
-
-
 def evaluate(model: nn.Module, cfg: EvalConfig, *, progress: bool = True) -> dict[str, Any]:
     """Score `model` (a Segmentor, or DDP around one) on a split; metrics in percent."""
     segmentor: Segmentor = getattr(model, "module", model)

@@ -23,7 +23,8 @@ from rich.console import Console
 from rich.progress import Progress
 
 from segvit.analysis.flops import count_flops
-from segvit.engine.evaluate import EvalConfig, evaluate, load_checkpoint, resolve_device
+from segvit.engine.distributed import resolve_device
+from segvit.engine.evaluate import EvalConfig, evaluate, load_checkpoint
 from segvit.engine.recipe import Preset, run_training, training_configs
 from segvit.errors import SegvitError
 from segvit.experiments.config import RowConfig, TableConfig

@@ -117,7 +117,7 @@ def test_batch_split_and_single_process_helpers(monkeypatch):
     with pytest.raises(SegvitError, match="WORLD_SIZE='two'"):
         init_distributed("cpu")
     monkeypatch.delenv("WORLD_SIZE")
-    with pytest.raises(SegvitError, match="device 'tpu'"):
+    with pytest.raises(SegvitError, match="--device tpu: expected auto, cpu or cuda"):
         init_distributed("tpu")
 
 
