@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from segvit.data.classes import class_names
 from segvit.data.datasets import SegDataset
 from segvit.data.info import dataset_info
 from segvit.data.transforms import TestTransform
@@ -91,7 +93,10 @@ def evaluate(model: nn.Module, cfg: EvalConfig, *, progress: bool = True) -> dic
     segmentor.eval()
     start = time.perf_counter()
     try:
-        for index in tqdm(range(count), desc=f"eval {cfg.dataset}", disable=not progress):
+        # Under torch.distributed each process scores its share; the matrices are summed.
+        rank, world = _rank_and_world()
+        shown = progress and rank == 0
+        for index in tqdm(range(rank, count, world), desc=f"eval {cfg.dataset}", disable=not shown):
             sample = dataset[index]
             image = sample["image"][None].to(device)  # (1, 3, H, W) at original size
             probs = infer(
@@ -109,6 +114,7 @@ def evaluate(model: nn.Module, cfg: EvalConfig, *, progress: bool = True) -> dic
             metric.update(probs.argmax(dim=1)[0], sample["label"].to(device))
     finally:
         segmentor.train(was_training)
+    metric.all_reduce()
     results: dict[str, Any] = metric.compute()
     if cfg.dataset == "pascal-context":  # the paper reports 60 classes and 59 (no background)
         without_background = metric.compute(exclude=(0,))
@@ -117,16 +123,15 @@ def evaluate(model: nn.Module, cfg: EvalConfig, *, progress: bool = True) -> dic
         images=count,
         seconds=round(time.perf_counter() - start, 2),
         settings=asdict(cfg) | {"crop": crop, "stride": info.stride_for(crop)},
-        classes=list(_class_names(cfg.dataset, info.num_classes)),
+        classes=list(class_names(cfg.dataset)),
     )
     return results
 
 
-def _class_names(dataset: str, num_classes: int) -> list[str]:
-    from segvit.data.classes import class_names
-
-    names = list(class_names(dataset))
-    return names if len(names) == num_classes else [str(i) for i in range(num_classes)]
+def _rank_and_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def write_results(results: dict[str, Any], out_dir: Path, name: str) -> Path:

@@ -78,3 +78,21 @@ def test_multi_scale_runs_and_max_images(demo_root):
     results = evaluate(_tiny("setr_b"), cfg, progress=False)
     assert results["images"] == 1
     assert 0.0 <= results["aAcc"] <= 100.0
+
+
+def test_ranks_score_disjoint_shares_that_add_up_to_the_split(demo_root, monkeypatch):
+    """Under torch.distributed each rank scores every world-th image; summed, the matrices
+    equal one process scoring the whole split."""
+    from segvit.engine import evaluate as evaluate_module
+
+    seen = []
+    monkeypatch.setattr(SegMetric, "all_reduce", lambda self, group=None: seen.append(self))
+    model, cfg = _tiny(), EvalConfig(dataset="demo", data_root=str(demo_root))
+    evaluate(model, cfg, progress=False)
+    whole = seen.pop().confusion
+    for rank in (0, 1):
+        monkeypatch.setattr(evaluate_module, "_rank_and_world", lambda rank=rank: (rank, 2))
+        evaluate(model, cfg, progress=False)
+    first, second = seen
+    assert first.confusion.sum() > 0 and second.confusion.sum() > 0
+    assert torch.equal(first.confusion + second.confusion, whole)
