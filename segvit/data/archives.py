@@ -30,6 +30,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from segvit import fileio
 from segvit.errors import SegvitError
 
 # References: MATLAB "MAT-File Format" (level 5) specification; the COCO API's compressed
@@ -327,10 +328,8 @@ def undo_partial(final: Path) -> bool:
 
 
 def write_json(path: Path, payload: object) -> None:
-    """Write JSON atomically: a reader sees the old file or the whole new one."""
-    scratch = path.with_name(path.name + ".tmp")
-    scratch.write_text(json.dumps(payload, indent=1))
-    os.replace(scratch, path)
+    """A marker or listing as JSON, atomically."""
+    fileio.write_json(path, payload, indent=1)
 
 
 def read_json(path: Path) -> object | None:

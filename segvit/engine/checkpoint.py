@@ -11,22 +11,21 @@ the numpy RNG key is stored as a tensor for that reason.
 from __future__ import annotations
 
 import json
-import os
 import random
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from segvit.errors import SegvitError
+from segvit.fileio import TMP_SUFFIX, atomic_write, write_json  # noqa: F401 (re-exported)
 
 Meta = dict[str, str | int | float | bool]
-_TMP_SUFFIX = ".tmp"
 
 
 @dataclass(frozen=True)
@@ -51,26 +50,6 @@ class CheckpointPaths:
 # ---------------------------------------------------------------------------- atomic writes
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write `path` through `write(file)` so that readers only ever see a complete file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{_TMP_SUFFIX}")
-    try:
-        with open(tmp, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    # The rename itself must reach the disk before the file counts as saved.
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
-
-
 def atomic_save(obj: Any, path: Path) -> None:
     """`torch.save(obj, path)`, atomically."""
     atomic_write(path, lambda file: torch.save(obj, file))
@@ -78,16 +57,10 @@ def atomic_save(obj: Any, path: Path) -> None:
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Delete the temporaries a killed save left behind; returns what was removed."""
-    stale = sorted(Path(folder).glob(f".*{_TMP_SUFFIX}"))
+    stale = sorted(Path(folder).glob(f".*{TMP_SUFFIX}"))
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
-
-
-def write_json(path: Path, content: Any) -> None:
-    """Indented JSON (config.json), atomically."""
-    text = json.dumps(content, indent=2) + "\n"
-    atomic_write(path, lambda file: file.write(text.encode("utf-8")))
 
 
 def _load(path: Path, what: str) -> Any:

@@ -7,7 +7,6 @@ models are also scored over the 59 classes without background.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from segvit.data.info import dataset_info
 from segvit.data.transforms import TestTransform
 from segvit.engine.checkpoint import load_weights
 from segvit.errors import SegvitError
+from segvit.fileio import write_json
 from segvit.inference import MS_SCALES, infer
 from segvit.metrics import SegMetric
 from segvit.modeling.segmentor import Segmentor
@@ -138,7 +138,5 @@ def write_results(results: dict[str, Any], out_dir: Path, name: str) -> Path:
     """metrics.json beside the predictions: every metric and the settings behind it."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.json"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(results, indent=1, allow_nan=True))
-    tmp.replace(path)
+    write_json(path, results, indent=1)
     return path

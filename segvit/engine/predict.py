@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -18,6 +17,7 @@ from segvit.data.classes import class_names, palette  # noqa: E402
 from segvit.data.info import dataset_info  # noqa: E402
 from segvit.data.transforms import NORM_MEAN, NORM_STD  # noqa: E402
 from segvit.errors import SegvitError  # noqa: E402
+from segvit.fileio import atomic_write  # noqa: E402
 from segvit.inference import MS_SCALES, infer  # noqa: E402
 from segvit.modeling.segmentor import Segmentor  # noqa: E402
 
@@ -64,7 +64,9 @@ def save_prediction(
     names = class_names(dataset)
     labels_path = out_dir / f"{stem}_labels.png"
     depth = np.uint8 if classes.max(initial=0) < 256 else np.uint16
-    _atomic(labels_path, lambda p: Image.fromarray(classes.astype(depth)).save(p, format="PNG"))
+    atomic_write(
+        labels_path, lambda f: Image.fromarray(classes.astype(depth)).save(f, format="PNG")
+    )
 
     overlay = (0.45 * rgb + 0.55 * colours[classes]).astype(np.uint8)
     present, counts = np.unique(classes, return_counts=True)
@@ -77,12 +79,6 @@ def save_prediction(
     handles = [Patch(color=colours[c] / 255, label=names[c]) for c in order[:20]]
     fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False)
     overlay_path = out_dir / f"{stem}_overlay.png"
-    _atomic(overlay_path, lambda p: fig.savefig(p, format="png"))
+    atomic_write(overlay_path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
     return overlay_path, labels_path
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -13,6 +12,7 @@ import pandas as pd  # noqa: E402
 
 from segvit.errors import SegvitError  # noqa: E402
 from segvit.experiments.config import FigureConfig  # noqa: E402
+from segvit.fileio import atomic_write  # noqa: E402
 
 
 def plot_figure(figure: FigureConfig, frame: pd.DataFrame, out: Path) -> Path:
@@ -52,10 +52,8 @@ def plot_figure(figure: FigureConfig, frame: pd.DataFrame, out: Path) -> Path:
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    fig.savefig(tmp)
+    atomic_write(out, lambda file: fig.savefig(file, format="png"))
     plt.close(fig)
-    os.replace(tmp, out)
     return out
 
 

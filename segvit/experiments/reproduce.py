@@ -9,7 +9,6 @@ variant, dataset and crop), whatever the preset.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -36,6 +35,7 @@ from segvit.experiments.tables import (
     machine_label,
     write_table,
 )
+from segvit.fileio import atomic_write, write_json
 from segvit.modeling.variants import ModelConfig, build_model
 
 Stage = Literal["flops", "train", "eval"]
@@ -181,8 +181,8 @@ def _run_row(
     weights = state_path.parent / "final.pt"
     if "train" in stages and not weights.is_file() and wanted - {"gflops"}:
         console.print(f"[bold]train[/] {table.table} / {row.name} ({preset.name})")
-        shutil.copyfile(train_fn(row, preset, state_path.parent), weights.with_suffix(".tmp"))
-        os.replace(weights.with_suffix(".tmp"), weights)
+        with open(train_fn(row, preset, state_path.parent), "rb") as trained:
+            atomic_write(weights, lambda file: shutil.copyfileobj(trained, file))
     metrics_needed = [m for m in wanted if m != "gflops" and m not in result.measured]
     if "eval" in stages and metrics_needed and weights.is_file():
         console.print(f"[bold]eval[/] {table.table} / {row.name} ({', '.join(table.inference)})")
@@ -227,6 +227,4 @@ def _load_state(path: Path) -> RowResult:
 
 def _save_state(path: Path, result: RowResult) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(".row.json.tmp")
-    tmp.write_text(json.dumps({"status": result.status, "measured": result.measured}, indent=1))
-    os.replace(tmp, path)
+    write_json(path, {"status": result.status, "measured": result.measured}, indent=1)

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from segvit.experiments.config import PaperValue, TableConfig
+from segvit.fileio import write_text
 
 NOT_IMPLEMENTED = "not implemented"
 NOT_RUN = "not run"
@@ -76,8 +77,8 @@ def write_table(table: TableConfig, frame: pd.DataFrame, results_dir: Path, *, n
     results_dir.mkdir(parents=True, exist_ok=True)
     csv_path = results_dir / f"{table.table}.csv"
     md_path = results_dir / f"{table.table}.md"
-    _atomic_write(csv_path, frame.to_csv(index=False))
-    _atomic_write(md_path, render_markdown(table, frame, note=note))
+    write_text(csv_path, frame.to_csv(index=False))
+    write_text(md_path, render_markdown(table, frame, note=note))
     return md_path
 
 
@@ -103,12 +104,6 @@ def _cell(value: Any, *, signed: bool) -> str:
     return str(value)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def gather_readme(results_dir: Path) -> Path:
     """results/README.md: every table's markdown in order, and the figures."""
     tables = sorted(results_dir.glob("table*.md"), key=lambda p: int(p.stem[5:] or 0))
@@ -125,5 +120,5 @@ def gather_readme(results_dir: Path) -> Path:
     for table in tables:
         parts += [table.read_text().replace("# ", "## ", 1), ""]
     out = results_dir / "README.md"
-    _atomic_write(out, "\n".join(parts))
+    write_text(out, "\n".join(parts))
     return out

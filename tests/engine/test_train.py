@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from segvit import fileio
 from segvit.engine import checkpoint as ckpt
 from segvit.engine.logging import read_log
 from segvit.engine.train import TrainConfig, train
@@ -116,10 +117,10 @@ def test_kill_during_a_save_keeps_the_previous_checkpoint(tiny, tmp_path, straig
             raise Killed
         real_replace(src, dst)
 
-    monkeypatch.setattr(ckpt.os, "replace", dying_replace)
+    monkeypatch.setattr(fileio.os, "replace", dying_replace)  # the rename of every save
     with pytest.raises(Killed):
         _run(tiny, work, evaluate_fn=_weights_eval)
-    monkeypatch.setattr(ckpt.os, "replace", real_replace)
+    monkeypatch.setattr(fileio.os, "replace", real_replace)
     assert calls[-1] == "last.state.pt"
     assert ckpt.load_state(work / "last.state.pt")["iteration"] == 3
     resumed = _run(tiny, work, init_seed=99, resume=True, evaluate_fn=_weights_eval)

@@ -1,0 +1,46 @@
+"""Atomic file writes: a reader sees the old file or the whole new one, never half of one.
+
+Every file the toolkit writes for others to read (checkpoints, logs, tables, pictures, dataset
+markers, metrics) goes through `atomic_write`: a temporary file beside the target, flushed to
+disk, renamed over it, and the rename itself synced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+TMP_SUFFIX = ".tmp"  # temporaries are ".NAME.PID.tmp" beside their target
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write `path` through `write(file)` so that readers only ever see a complete file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
+    try:
+        with open(tmp, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    # The rename itself must reach the disk before the file counts as saved.
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def write_text(path: Path, text: str) -> None:
+    """UTF-8 text, atomically."""
+    atomic_write(path, lambda file: file.write(text.encode("utf-8")))
+
+
+def write_json(path: Path, content: Any, *, indent: int = 2) -> None:
+    """Indented JSON, atomically."""
+    write_text(path, json.dumps(content, indent=indent) + "\n")
