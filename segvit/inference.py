@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from segvit.data.transforms import rescale_size  # the training resize's rule, shared
 from segvit.errors import SegvitError
 
 # References: mmsegmentation 0.24 EncoderDecoder.slide_inference / aug_test (window grid,
@@ -50,17 +51,6 @@ def _scores(score_fn: ScoreFn, images: Tensor, num_classes: int | None) -> Tenso
     if num_classes is not None and out.shape[1] != num_classes:
         raise SegvitError(f"score function: expected {num_classes} classes, got {out.shape[1]}")
     return out.float()
-
-
-def rescale_size(size: tuple[int, int], scale: tuple[int, int]) -> tuple[int, int]:
-    """(h, w) of an image resized to fit `scale` = (long, short) keeping its aspect ratio.
-
-    The factor is the largest that keeps the long side <= max(scale) and the short side
-    <= min(scale); each side becomes int(side * factor + 0.5) (mmcv.imrescale's rule).
-    """
-    h, w = size
-    factor = min(max(scale) / max(h, w), min(scale) / min(h, w))
-    return int(h * factor + 0.5), int(w * factor + 0.5)
 
 
 def window_grid(
@@ -183,7 +173,7 @@ def infer(
     passes = 0
     for ratio in scales:
         # mmseg scales the (long, short) target by the ratio and truncates it to ints.
-        size = rescale_size((H, W), (int(long * ratio), int(short * ratio)))
+        size = rescale_size(H, W, (int(long * ratio), int(short * ratio)))
         resized = image
         if size != (H, W):
             resized = F.interpolate(image, size=size, mode="bilinear", align_corners=False)

@@ -119,13 +119,13 @@ def test_score_fn_with_wrong_shape_is_rejected():
 
 def test_rescale_size_matches_hand_computed_sizes():
     # ADE20K-like 683x512 (w x h) into (2048, 512): factor min(2048/683, 512/512) = 1.
-    assert rescale_size((512, 683), (2048, 512)) == (512, 683)
+    assert rescale_size(512, 683, (2048, 512)) == (512, 683)
     # 375x500 into (2048, 512): factor 512/375, w = int(500 * 1.36533 + 0.5) = 683.
-    assert rescale_size((375, 500), (2048, 512)) == (512, 683)
+    assert rescale_size(375, 500, (2048, 512)) == (512, 683)
     # A very wide 100x3000 is bound by the long side: factor 2048/3000.
-    assert rescale_size((100, 3000), (2048, 512)) == (68, 2048)
+    assert rescale_size(100, 3000, (2048, 512)) == (68, 2048)
     # Ratio 0.75 of (2048, 512) is (1536, 384): 480x640 -> factor 0.8.
-    assert rescale_size((480, 640), (1536, 384)) == (384, 512)
+    assert rescale_size(480, 640, (1536, 384)) == (384, 512)
 
 
 def test_infer_resizes_to_the_scale_and_back():

@@ -16,7 +16,7 @@ from segvit.experiments.config import load_figure, load_table
 from segvit.experiments.plot import plot_figure
 from segvit.experiments.reproduce import STAGES
 from segvit.experiments.reproduce import reproduce as run_reproduce
-from segvit.experiments.tables import gather_readme
+from segvit.experiments.tables import format_cell, gather_readme
 
 console = Console()
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
@@ -79,18 +79,10 @@ def _print_table(caption: str, frame: pd.DataFrame, metrics: list[str]) -> None:
         cells = [str(record["row"])]
         for metric in metrics:
             for prefix in ("paper_", "", "diff_"):
-                cells.append(_text(record[f"{prefix}{metric}"], signed=prefix == "diff_"))
+                cells.append(format_cell(record[f"{prefix}{metric}"], signed=prefix == "diff_"))
         cells.append(str(record["status"]))
         table.add_row(*cells)
     console.print(table)
-
-
-def _text(value, *, signed: bool) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    if isinstance(value, float | int) and not isinstance(value, bool):
-        return f"{value:+.2f}" if signed else f"{value:.2f}"
-    return str(value)
 
 
 def tables(

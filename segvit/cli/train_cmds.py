@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +19,7 @@ from segvit.engine.evaluate import (
 )
 from segvit.engine.predict import read_rgb, save_prediction, segment
 from segvit.engine.recipe import get_preset, run_training, training_configs
+from segvit.experiments.tables import format_cell
 
 console = Console()
 
@@ -110,16 +110,12 @@ def _print_results(results: dict, *, title: str) -> None:
     for column in ("class", "IoU", "Acc"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for name, iou, acc in zip(results["classes"], results["IoU"], results["Acc"], strict=True):
-        table.add_row(name, _pct(iou), _pct(acc))
+        table.add_row(name, format_cell(iou), format_cell(acc))
     console.print(table)
     summary = f"mIoU {results['mIoU']:.2f}  aAcc {results['aAcc']:.2f}  mAcc {results['mAcc']:.2f}"
     if "mIoU59" in results:
         summary += f"  mIoU (59 classes) {results['mIoU59']:.2f}"
     console.print(f"[bold]{summary}[/]  ({results['images']} images, {results['seconds']:.0f} s)")
-
-
-def _pct(value: float) -> str:
-    return "" if value is None or math.isnan(value) else f"{value:.2f}"
 
 
 def predict(

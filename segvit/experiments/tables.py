@@ -89,17 +89,18 @@ def render_markdown(table: TableConfig, frame: pd.DataFrame, *, note: str) -> st
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     for _, record in shown.iterrows():
-        cells = (_cell(record[c], signed=c.startswith("diff_")) for c in header)
+        cells = (format_cell(record[c], signed=c.startswith("diff_")) for c in header)
         lines.append("| " + " | ".join(cells) + " |")
     if table.notes:
         lines += ["", *[f"- {n}" for n in table.notes]]
     return "\n".join(lines) + "\n"
 
 
-def _cell(value: Any, *, signed: bool) -> str:
+def format_cell(value: Any, *, signed: bool = False) -> str:
+    """A table cell: blank for missing values, numbers to two decimals (signed: with +/-)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    if isinstance(value, float):
+    if isinstance(value, float | int) and not isinstance(value, bool):
         return f"{value:+.2f}" if signed else f"{value:.2f}"
     return str(value)
 
