@@ -1,19 +1,22 @@
 """Training losses: the ATM set loss (class + focal + dice, no matching) and pixel cross-entropy.
 
-Three plain functions over a head's `SegOutput` and a (B, H, W) int64 label map, each returning
-a dict whose "loss" entry is what the optimiser steps on; the other entries are for logging.
-Every prediction of the output (auxiliary stages first, main last) is supervised the same way
-and the terms are summed over them, as the release does.
+Plain functions over a head's `SegOutput` and a (B, H, W) int64 label map, each returning a dict
+whose "loss" entry is what the optimiser steps on; the other entries are for logging. Every
+prediction of the output (auxiliary stages first, main last) is supervised the same way and the
+terms are summed over them, as the release does. A variant holds its criterion (one of the
+small dataclasses at the end), built once with the class count and handed to the engine.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from segvit.engine.distributed import reduce_count
 from segvit.errors import SegvitError
 from segvit.modeling.output import MaskPrediction, SegOutput, semantic_inference
 
@@ -21,8 +24,6 @@ from segvit.modeling.output import MaskPrediction, SegOutput, semantic_inference
 # eos_coef 0.1, weights 1/20/1); MaskFormer (Cheng et al. 2021) set criterion for the focal and
 # dice forms and the num_masks normalisation; RetinaNet (Lin et al. 2017) for the focal loss;
 # mmsegmentation 0.24 CrossEntropyLoss for the pixel loss.
-
-LossKind = Literal["atm", "pixel_ce", "semantic_ce"]
 
 
 def _check_labels(labels: Tensor, num_classes: int, ignore_index: int) -> None:
@@ -115,7 +116,7 @@ def atm_loss(
     class_weight: float = 1.0,
     ignore_index: int = 255,
     num_masks: float | Tensor | None = None,
-    exclude_ignored_pixels: bool = True,
+    exclude_ignored_pixels: bool = False,
 ) -> dict[str, Tensor]:
     """The SegViT loss: per-query classification plus focal and dice on the present classes.
 
@@ -240,3 +241,56 @@ def semantic_ce_loss(
         for p in output.predictions
     )
     return {"loss": total}
+
+
+class Criterion(Protocol):
+    """A training loss: (output, labels) -> {"loss": ..., other terms for the log}."""
+
+    name: str
+
+    def __call__(self, output: SegOutput, labels: Tensor) -> dict[str, Tensor]: ...
+
+
+@dataclass(frozen=True)
+class ATMCriterion:
+    """`atm_loss` with the mask count averaged over processes, as Mask2Former normalises it.
+
+    exclude_ignored_pixels: False (the release): pixels labelled 255 are background of every
+    mask target; True leaves them out of the focal and dice terms.
+    """
+
+    num_classes: int
+    exclude_ignored_pixels: bool = False
+    name: str = "atm"
+
+    def __call__(self, output: SegOutput, labels: Tensor) -> dict[str, Tensor]:
+        count = count_target_masks(labels, num_classes=self.num_classes)
+        return atm_loss(
+            output,
+            labels,
+            num_classes=self.num_classes,
+            num_masks=reduce_count(count),
+            exclude_ignored_pixels=self.exclude_ignored_pixels,
+        )
+
+
+@dataclass(frozen=True)
+class PixelCECriterion:
+    """Per-pixel cross-entropy of a pixel head (SETR), summed over its predictions."""
+
+    num_classes: int
+    name: str = "pixel_ce"
+
+    def __call__(self, output: SegOutput, labels: Tensor) -> dict[str, Tensor]:
+        return pixel_head_loss(output, labels)
+
+
+@dataclass(frozen=True)
+class SemanticCECriterion:
+    """Table 4 row 2: pixel cross-entropy on an ATM head's semantic output."""
+
+    num_classes: int
+    name: str = "semantic_ce"
+
+    def __call__(self, output: SegOutput, labels: Tensor) -> dict[str, Tensor]:
+        return semantic_ce_loss(output, labels)

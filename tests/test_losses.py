@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from segvit.errors import SegvitError
 from segvit.losses import (
+    ATMCriterion,
     atm_loss,
     count_target_masks,
     dice_loss,
@@ -64,7 +65,7 @@ def test_atm_loss_by_hand_on_one_tiny_image():
     labels = torch.tensor([[[1, IGN]]])
     cls = torch.tensor([[[1.0, 0.0, 0.0, 0.5], [0.2, 2.0, 0.0, 0.0], [0.0, 0.0, 1.0, 3.0]]])
     masks = torch.tensor([[[[0.3, 0.1]], [[1.5, -4.0]], [[0.0, 0.0]]]])  # (1, 3, 1, 2)
-    out = atm_loss(_output(cls, masks), labels, num_classes=K)
+    out = atm_loss(_output(cls, masks), labels, num_classes=K, exclude_ignored_pixels=True)
 
     # Class loss: targets (no-object=3, 1, 3), weights (0.1, 1, 0.1), weighted mean.
     def ce(row, t):
@@ -90,6 +91,13 @@ def test_release_mode_counts_ignored_pixels_as_background():
     out = atm_loss(_output(cls, masks), labels, num_classes=3, exclude_ignored_pixels=False)
     focal = (_focal_by_hand(1.5, 1.0) + _focal_by_hand(-4.0, 0.0)) / 2
     assert out["loss_focal"].item() == pytest.approx(20.0 * focal, rel=1e-5)
+    # The release's behaviour is the default, of atm_loss and of the criterion variants hold.
+    default = atm_loss(_output(cls, masks), labels, num_classes=3)
+    assert default["loss_focal"].item() == pytest.approx(20.0 * focal, rel=1e-5)
+    held = ATMCriterion(3)(_output(cls, masks), labels)
+    assert held["loss_focal"].item() == pytest.approx(20.0 * focal, rel=1e-5)
+    excluded = ATMCriterion(3, exclude_ignored_pixels=True)(_output(cls, masks), labels)
+    assert excluded["loss_focal"].item() == pytest.approx(20.0 * _focal_by_hand(1.5, 1.0), rel=1e-5)
 
 
 def test_masks_are_upsampled_bilinearly_to_the_label_size():

@@ -15,12 +15,10 @@ in the same process (`baseline_memory_mb` is the same mark read before the model
 from __future__ import annotations
 
 import math
-import platform
 import statistics
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -28,19 +26,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
-from segvit.data.info import dataset_info
-from segvit.engine.distributed import resolve_device
+from segvit.engine.distributed import describe_device, resolve_device
 from segvit.engine.logging import memory_mb
 from segvit.engine.optim import build_optimizer
-from segvit.engine.recipe import PRESETS, make_loss
-from segvit.engine.train import LossFn
+from segvit.engine.train import LossFn, autocast_dtype, forward_backward, optimizer_step
 from segvit.errors import SegvitError
-from segvit.modeling.variants import ModelConfig, build_model, get_variant, resolve_crop
+from segvit.experiments.spec import resolve
+from segvit.modeling.variants import build_model
 
 # References: SegViT release configs (batch 16 in total, 2 per GPU on 8 GPUs for ViT-B; AdamW,
 # head lr x10, grad clip 35); ../shared/paper/architecture.md.
 
-PAPER_BATCH = 16  # images per optimizer step in the paper, over all its GPUs
 CPU_BATCH = 2  # default per-device batch on a CPU: a ViT-B step at 512 takes seconds already
 CUDA_BATCH = 8  # default per-device batch on CUDA: between the release's 2 (ViT-B) or 4
 # (Shrunk L) per GPU and the paper's whole 16 on one device, which `--batch 16` times.
@@ -101,20 +97,6 @@ class BenchResult:
         return asdict(self)
 
 
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            names = [line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line]
-        model = names[0] if names else model
-    except OSError:  # not Linux: platform's answer stands
-        pass
-    threads = torch.get_num_threads()
-    return f"cpu ({model}, {threads} thread{'s' if threads > 1 else ''})"
-
-
 def synthetic_batch(
     batch: int, crop: int, num_classes: int, *, generator: torch.Generator
 ) -> tuple[Tensor, Tensor]:
@@ -148,20 +130,12 @@ def train_step(
     amp_dtype: torch.dtype | None = None,
     clip_grad: float = CLIP_GRAD,
 ) -> Tensor:
-    """One optimizer step as `segvit train` takes it (one micro-batch); the detached loss.
-
-    The forward runs under autocast when `amp_dtype` is given, the loss outside it, as in
-    segvit.engine.train.
-    """
+    """One optimizer step exactly as `segvit train` takes it (the engine's own forward/backward
+    and clipped step, one micro-batch); the detached loss."""
     optimizer.zero_grad(set_to_none=True)
-    autocast = torch.autocast(images.device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
-    with autocast:
-        output = model(images)
-    loss = loss_fn(output, labels)["loss"]
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
-    optimizer.step()
-    return loss.detach()
+    terms = forward_backward(model, images, labels, loss_fn, amp_dtype=amp_dtype)
+    optimizer_step(model, optimizer, None, clip_grad)
+    return terms["loss"]
 
 
 def _timed(step: Callable[[], Tensor], device: torch.device) -> tuple[float, Tensor]:
@@ -186,13 +160,12 @@ def bench_train(cfg: BenchConfig) -> BenchResult:
 
 
 def _bench(cfg: BenchConfig) -> BenchResult:
-    variant = get_variant(cfg.variant)
-    model_cfg = ModelConfig(cfg.variant, cfg.dataset, crop=cfg.crop, tiny=cfg.tiny)
-    crop = resolve_crop(model_cfg)  # bad input fails before a large model is built
-    info = dataset_info(cfg.dataset)
+    # The paper's recipe for this dataset: its optimiser settings and schedule length.
+    experiment = resolve(cfg.variant, cfg.dataset, crop=cfg.crop, seed=cfg.seed)
+    crop, dataset, recipe = experiment.crop, experiment.dataset, experiment.recipe
     device = resolve_device(cfg.device)
     batch = cfg.batch or (CUDA_BATCH if device.type == "cuda" else CPU_BATCH)
-    amp_dtype = torch.bfloat16 if cfg.amp and device.type == "cuda" else None
+    amp_dtype = autocast_dtype(replace(recipe, amp=cfg.amp), device)
 
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -200,15 +173,16 @@ def _bench(cfg: BenchConfig) -> BenchResult:
         baseline = torch.cuda.memory_allocated(device) / 2**20
     else:
         baseline = memory_mb(device)
-    torch.manual_seed(cfg.seed)
-    model = build_model(model_cfg).to(device).train()
-    paper = PRESETS["paper"]
+    model = build_model(
+        cfg.variant, num_classes=dataset.num_classes, crop=crop, tiny=cfg.tiny
+    )  # random weights: the step costs the same
+    model = model.to(device).train()
     optimizer = build_optimizer(
-        model, lr=paper.lr, weight_decay=info.weight_decay, head_lr_mult=paper.head_lr_mult
+        model, lr=recipe.lr, weight_decay=recipe.weight_decay, head_lr_mult=recipe.head_lr_mult
     )
-    loss_fn = make_loss(variant.loss, info.num_classes)
+    loss_fn = experiment.criterion()
     generator = torch.Generator().manual_seed(cfg.seed)
-    images, labels = synthetic_batch(batch, crop, info.num_classes, generator=generator)
+    images, labels = synthetic_batch(batch, crop, dataset.num_classes, generator=generator)
     images, labels = images.to(device), labels.to(device)
 
     def step() -> Tensor:
@@ -246,5 +220,5 @@ def _bench(cfg: BenchConfig) -> BenchResult:
         baseline_memory_mb=baseline,
         params_m=sum(p.numel() for p in model.parameters()) / 1e6,
         final_loss=final_loss,
-        schedule_hours=seconds * (PAPER_BATCH / batch) * info.iters / 3600,
+        schedule_hours=seconds * (recipe.batch / batch) * recipe.iters / 3600,
     )

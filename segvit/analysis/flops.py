@@ -47,7 +47,7 @@ class _Predict(nn.Module):
 @dataclass(frozen=True)
 class FlopsReport:
     variant: str
-    dataset: str
+    num_classes: int
     crop: int
     gflops: float  # the whole prediction of one crop
     backbone_gflops: float
@@ -79,7 +79,7 @@ def count_flops(model: Segmentor) -> FlopsReport:
     backbone = by_module.get("model.backbone", 0)
     return FlopsReport(
         variant=model.meta.variant,
-        dataset=model.meta.dataset,
+        num_classes=model.meta.num_classes,
         crop=crop,
         gflops=total / 1e9,
         backbone_gflops=backbone / 1e9,

@@ -1,20 +1,17 @@
 """The `segvit` command: every sub-command, wired explicitly to its module.
 
-Each command lives in the module of its concern and only parses options before calling one
-library function. This file is the table of contents.
+Each command lives in the module of its concern, parses options and calls one library
+function. Command modules import torch, timm and the library only inside the commands, so
+`segvit --help` answers at once. This file is the table of contents.
 """
 
 import sys
 import warnings
 
-# torchvision (imported by timm) warns at import that torch.jit.script is deprecated; it is
-# not ours to fix and would open every command's output.
-warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
+import typer
+from rich.console import Console
 
-import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-
-from segvit.cli import (  # noqa: E402
+from segvit.cli import (
     bench_cmds,
     data_cmds,
     demo_cmds,
@@ -22,7 +19,7 @@ from segvit.cli import (  # noqa: E402
     reproduce_cmds,
     train_cmds,
 )
-from segvit.errors import SegvitError  # noqa: E402
+from segvit.errors import SegvitError
 
 app = typer.Typer(
     name="segvit",
@@ -43,7 +40,7 @@ bench_app.command("train")(bench_cmds.bench_train)
 app.command("variants")(model_cmds.variants)
 app.command("flops")(model_cmds.flops)
 
-# Training, evaluation, predictions (segvit.engine)
+# Training, evaluation, predictions (segvit.experiments.spec, segvit.engine)
 app.command("train")(train_cmds.train)
 app.command("eval")(train_cmds.eval_command)
 app.command("predict")(train_cmds.predict)
@@ -59,6 +56,9 @@ app.command("demo")(demo_cmds.demo)
 
 def main(argv: list[str] | None = None) -> None:
     """The installed `segvit` command: user errors print as one line and exit 1."""
+    # torchvision (imported by timm) warns that torch.jit.script is deprecated; not ours to
+    # fix, and it would open every command's output.
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
     try:
         app(args=argv, prog_name="segvit")
     except SegvitError as err:

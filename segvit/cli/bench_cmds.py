@@ -9,9 +9,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from segvit.analysis.bench import BenchConfig
-from segvit.analysis.bench import bench_train as run_bench
-
 console = Console()
 
 
@@ -33,6 +30,9 @@ def bench_train(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Time training steps (forward, loss, backward, clip, AdamW) on a synthetic batch."""
+    from segvit.analysis.bench import BenchConfig
+    from segvit.analysis.bench import bench_train as run_bench
+
     cfg = BenchConfig(
         variant=variant,
         dataset=dataset,

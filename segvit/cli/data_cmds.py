@@ -10,11 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from segvit.data.bench import bench_pipeline, make_synthetic_ade
-from segvit.data.datasets import dataset_root
-from segvit.data.demo import save_preview
-from segvit.data.info import dataset_info
-from segvit.data.prepare import prepare_dataset
 from segvit.errors import SegvitError
 
 console = Console()
@@ -37,7 +32,11 @@ def prepare(
     ] = None,
 ) -> None:
     """Prepare a dataset from its official archives into mmsegmentation's layout, verified."""
-    info = dataset_info(name)
+    from segvit.data.demo import save_preview
+    from segvit.data.info import get_dataset
+    from segvit.data.prepare import prepare_dataset
+
+    info = get_dataset(name)
     tree = prepare_dataset(name, src=src, root=root)
     console.print(
         f"[green]{info.name}[/] ready at {tree}: {info.num_classes} classes, "
@@ -59,6 +58,10 @@ def bench_data(
     ] = False,
 ) -> None:
     """Images per second of the training pipeline (decode + transforms) in one worker."""
+    from segvit.data.bench import bench_pipeline, make_synthetic_ade
+    from segvit.data.datasets import dataset_root
+    from segvit.data.info import get_dataset
+
     if num_images < 1:
         raise SegvitError(f"--num-images must be at least 1, got {num_images}")
     with tempfile.TemporaryDirectory(prefix="segvit-bench-") as scratch:
@@ -67,7 +70,7 @@ def bench_data(
                 raise SegvitError("--synthetic makes ADE20K-sized images; use --dataset ade20k")
             info, root = make_synthetic_ade(Path(scratch), count=num_images), Path(scratch)
         else:
-            info = dataset_info(dataset)
+            info = get_dataset(dataset)
             if not dataset_root(info, root).is_dir():
                 raise SegvitError(
                     f"no {info.name} data under {root}; run `segvit prepare {info.name}` "

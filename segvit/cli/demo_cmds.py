@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from segvit.cli import reproduce_cmds
-from segvit.data.prepare import prepare_dataset
 
 
 def demo(
@@ -18,7 +17,9 @@ def demo(
 ) -> None:
     """Table 8 at smoke scale: the four structures trained and evaluated on the demo data
     (tiny ViTs, CPU, minutes), with their GFLOPs counted at the paper's scale."""
+    from segvit.data.prepare import prepare_dataset
+
     prepare_dataset("demo", src=None, root=data_root)
     reproduce_cmds.reproduce(
-        "table8", preset="smoke", results=results, runs=runs, data_root=data_root
+        ["table8"], preset="smoke", results=results, runs=runs, data_root=data_root
     )

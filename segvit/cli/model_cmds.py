@@ -9,19 +9,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from segvit.analysis.flops import count_flops
-from segvit.modeling.variants import VARIANTS, ModelConfig, build_model, resolve_crop
-
 console = Console()
 
 
 def variants() -> None:
     """List the model variants: the paper's rows by name."""
+    from segvit.modeling.variants import VARIANTS
+
     table = Table(title="SegViT variants")
     for column in ("variant", "backbone", "loss", "what it is"):
         table.add_column(column)
     for name, variant in VARIANTS.items():
-        table.add_row(name, variant.spec.label, variant.loss, variant.description)
+        table.add_row(name, variant.spec.label, variant.criterion(1).name, variant.description)
     console.print(table)
 
 
@@ -32,11 +31,13 @@ def flops(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Count GFLOPs of one crop as the paper does (fvcore, eval mode, fused attention counted)."""
-    cfg = ModelConfig(variant=variant, dataset=dataset, crop=crop)
-    resolve_crop(cfg)  # a bad crop fails before a large model is built
-    report = count_flops(build_model(cfg))
+    from segvit.analysis.flops import count_flops
+    from segvit.experiments.spec import resolve
+
+    experiment = resolve(variant, dataset, crop=crop)  # bad input fails before a model is built
+    report = count_flops(experiment.build_model(for_flops=True))
     if as_json:
-        print(json.dumps(report.to_dict()))
+        print(json.dumps(report.to_dict() | {"dataset": experiment.dataset.name}))
         return
     table = Table(title=f"{variant} on {dataset}, {report.crop}x{report.crop} crop")
     table.add_column("part")

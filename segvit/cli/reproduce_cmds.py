@@ -5,34 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from segvit.engine.recipe import get_preset
-from segvit.errors import SegvitError
-from segvit.experiments.config import load_figure, load_table
-from segvit.experiments.plot import plot_figure
-from segvit.experiments.reproduce import STAGES
-from segvit.experiments.reproduce import reproduce as run_reproduce
-from segvit.experiments.tables import format_cell, gather_readme
-
 console = Console()
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
-TABLES = [f"table{i}" for i in range(1, 10)]
-
-
-def _experiment(name: str, experiments: Path) -> Path:
-    path = experiments / f"{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in experiments.glob("*.yaml"))
-        raise SegvitError(f"no experiment {name!r} in {experiments}; expected one of: {known}")
-    return path
+EXPERIMENTS_HELP = "experiment YAML folder; default: the ones shipped with segvit"
 
 
 def reproduce(
-    table: Annotated[str, typer.Argument(help="table1 ... table9, or all")],
+    tables: Annotated[list[str], typer.Argument(help="table1 ... table9 (several), or all")],
     preset: Annotated[str, typer.Option(help="paper (GPUs, days) or smoke (CPU)")] = "paper",
     only: Annotated[
         list[str] | None, typer.Option(help="run only these stages: flops, train, eval")
@@ -44,31 +26,29 @@ def reproduce(
     ] = Path("results"),
     runs: Annotated[Path, typer.Option(help="checkpoints and per-row state")] = Path("runs"),
     data_root: Annotated[Path, typer.Option(help="prepared datasets")] = Path("data"),
-    experiments: Annotated[Path, typer.Option(help="experiment YAML folder")] = EXPERIMENTS,
+    experiments: Annotated[Path | None, typer.Option(help=EXPERIMENTS_HELP)] = None,
 ) -> None:
     """Train, evaluate and count every row of a table: paper beside measured, resumable."""
-    stages = only or list(STAGES)
-    for stage in stages:
-        if stage not in STAGES:
-            raise SegvitError(f"--only {stage}: expected one of {', '.join(STAGES)}")
-    chosen = get_preset(preset)
-    out_dir = results if preset == "paper" else results / preset  # never mixed with paper runs
-    names = TABLES if table == "all" else [table]
-    for name in names:
-        config = load_table(_experiment(name, experiments))
-        md = run_reproduce(
-            config, preset=chosen, stages=stages, rows=rows, results_dir=out_dir,
-            runs_dir=runs, data_root=data_root, console=console, gpus=gpus,
-        )  # fmt: skip
-        _print_table(config.caption, pd.read_csv(md.with_suffix(".csv")), config.metrics)
-        console.print(f"wrote {md} and {md.with_suffix('.csv')}")
-    if table == "all":
-        plot("figure4", results=out_dir, experiments=experiments)
-        tables(results=out_dir)
+    from segvit.engine.recipe import get_recipe
+    from segvit.experiments import reproduce as sweep
+
+    def show(config, markdown: Path) -> None:
+        import pandas as pd
+
+        _print_table(config.caption, pd.read_csv(markdown.with_suffix(".csv")), config.metrics)
+        console.print(f"wrote {markdown} and {markdown.with_suffix('.csv')}")
+
+    sweep.reproduce_tables(
+        tables, recipe=get_recipe(preset), stages=only or sweep.STAGES, rows=rows,
+        results=results, runs_dir=runs, data_root=data_root,
+        experiments=experiments or sweep.EXPERIMENTS, gpus=gpus, console=console, on_table=show,
+    )  # fmt: skip
 
 
-def _print_table(caption: str, frame: pd.DataFrame, metrics: list[str]) -> None:
+def _print_table(caption: str, frame, metrics: list[str]) -> None:
     """Paper beside measured in the terminal; the files hold every column."""
+    from segvit.experiments.tables import format_cell
+
     table = Table(title=caption, title_justify="left")
     table.add_column("row")
     for metric in metrics:
@@ -89,22 +69,18 @@ def tables(
     results: Annotated[Path, typer.Option(help="the results folder")] = Path("results"),
 ) -> None:
     """Gather every results/TABLE.md into results/README.md."""
-    readme = gather_readme(results)
-    console.print(f"wrote {readme}")
+    from segvit.experiments.tables import gather_readme
+
+    console.print(f"wrote {gather_readme(results)}")
 
 
 def plot(
     figure: Annotated[str, typer.Argument(help="figure4")],
     results: Annotated[Path, typer.Option(help="the results folder")] = Path("results"),
-    experiments: Annotated[Path, typer.Option(help="experiment YAML folder")] = EXPERIMENTS,
+    experiments: Annotated[Path | None, typer.Option(help=EXPERIMENTS_HELP)] = None,
 ) -> None:
     """Draw a figure (accuracy vs GFLOPs) from its table's results to results/FIGURE.png."""
-    config = load_figure(_experiment(figure, experiments))
-    source = results / f"{config.source}.csv"
-    if not source.is_file():
-        raise SegvitError(
-            f"{source} not found; run `segvit reproduce {config.source}` first "
-            f"(`--only flops` gives the GFLOPs axis in minutes)"
-        )
-    out = plot_figure(config, pd.read_csv(source), results / f"{config.figure}.png")
+    from segvit.experiments import reproduce as sweep
+
+    out = sweep.draw_figure(figure, results=results, experiments=experiments or sweep.EXPERIMENTS)
     console.print(f"wrote {out}")

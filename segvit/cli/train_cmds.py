@@ -9,18 +9,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from segvit.engine.distributed import resolve_device
-from segvit.engine.evaluate import (
-    EvalConfig,
-    check_dataset,
-    evaluate,
-    load_checkpoint,
-    write_results,
-)
-from segvit.engine.predict import read_rgb, save_prediction, segment
-from segvit.engine.recipe import get_preset, run_training, training_configs
-from segvit.experiments.tables import format_cell
-
 console = Console()
 
 
@@ -28,10 +16,12 @@ def train(
     variant: Annotated[str, typer.Argument(help="a variant name (see `segvit variants`)")],
     dataset: Annotated[str | None, typer.Option(help="default: the preset's (smoke: demo)")] = None,
     preset: Annotated[
-        str, typer.Option(help="paper (the paper's recipe) or smoke (CPU)")
+        str, typer.Option(help="the recipe: paper (the paper's) or smoke (CPU)")
     ] = "paper",
-    iters: Annotated[int | None, typer.Option(help="iterations; default: the preset's")] = None,
-    batch: Annotated[int | None, typer.Option(help="total batch; default: the preset's")] = None,
+    crop: Annotated[int | None, typer.Option(help="training crop; default: the dataset's")] = None,
+    iters: Annotated[int | None, typer.Option(help="iterations; default: the recipe's")] = None,
+    batch: Annotated[int | None, typer.Option(help="total batch; default: the recipe's")] = None,
+    lr: Annotated[float | None, typer.Option(help="backbone lr; default: the recipe's")] = None,
     work_dir: Annotated[
         Path | None, typer.Option(help="default: runs/VARIANT-DATASET-PRESET")
     ] = None,
@@ -39,7 +29,7 @@ def train(
     resume: Annotated[bool, typer.Option(help="continue the run in --work-dir")] = False,
     amp: Annotated[bool, typer.Option(help="bf16 autocast on GPUs")] = True,
     pretrained: Annotated[
-        str | None, typer.Option(help="hub, a weights file, or none; default: the preset's")
+        str | None, typer.Option(help="hub, a weights file, or none; default: the recipe's")
     ] = None,
     workers: Annotated[
         int | None, typer.Option(help="data loader processes per device; default: by cores")
@@ -48,26 +38,23 @@ def train(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
 ) -> None:
     """Train a variant; multi-GPU with `torchrun --nproc_per_node N -m segvit.cli train ...`."""
-    chosen = get_preset(preset)
-    name = dataset or chosen.dataset or "ade20k"
-    overrides = {"resume": resume, "amp": amp, "seed": seed, "device": device}
-    if workers is not None:
-        overrides["num_workers"] = workers
-    if iters is not None:
-        overrides["iters"] = iters
-    if batch is not None:
-        overrides["batch"] = batch
+    from segvit.experiments.spec import resolve, train_experiment
+
+    experiment = resolve(
+        variant, dataset, recipe=preset, crop=crop, iters=iters, batch=batch, lr=lr, amp=amp,
+        seed=seed,
+    )  # fmt: skip
     if pretrained is not None:
-        overrides["pretrained"] = None if pretrained == "none" else pretrained
-    model_cfg, train_cfg, eval_cfg = training_configs(
-        variant,
-        preset=chosen,
-        dataset=name,
+        experiment = experiment.with_recipe(pretrained=None if pretrained == "none" else pretrained)
+    name = experiment.dataset.name
+    result = train_experiment(
+        experiment,
         work_dir=work_dir or Path("runs") / f"{variant}-{name}-{preset}",
         data_root=data_root,
-        overrides=overrides,
+        device=device,
+        resume=resume,
+        num_workers=workers,
     )
-    result = run_training(model_cfg, train_cfg, eval_cfg)
     best = (
         f", best mIoU {result.best_metric:.2f} ({result.best_weights})"
         if result.best_weights
@@ -84,6 +71,9 @@ def eval_command(
     dataset: Annotated[str | None, typer.Option(help="default: the one it was trained on")] = None,
     ms: Annotated[bool, typer.Option("--ms", help="multi-scale 0.5-1.75 with flip")] = False,
     mode: Annotated[str, typer.Option(help="slide (the paper) or whole")] = "slide",
+    stride: Annotated[
+        int | None, typer.Option(help="sliding-window stride; default: the paper's for the crop")
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="where the JSON goes; default: beside it")
     ] = None,
@@ -92,20 +82,23 @@ def eval_command(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
 ) -> None:
     """Evaluate a checkpoint: mIoU, aAcc, mAcc and per-class IoU, as mmsegmentation counts."""
-    model = load_checkpoint(checkpoint, device=resolve_device(device))
-    name = dataset or model.meta.dataset
-    check_dataset(model, name, checkpoint)
-    if mode not in ("slide", "whole"):
-        raise typer.BadParameter("expected slide or whole", param_hint="--mode")
-    cfg = EvalConfig(dataset=name, data_root=str(data_root), mode=mode, multi_scale=ms,
-                     max_images=max_images, device=device)  # fmt: skip
-    results = evaluate(model, cfg)
-    _print_results(results, title=f"{checkpoint} on {name} ({'ms' if ms else 'ss'})")
-    path = write_results(results, out or checkpoint.parent, f"eval_{name}_{'ms' if ms else 'ss'}")
+    from segvit.engine.distributed import resolve_device
+    from segvit.engine.evaluate import EvalSettings, evaluate, load_checkpoint, write_results
+    from segvit.experiments.spec import checkpoint_dataset
+
+    settings = EvalSettings(mode=mode, multi_scale=ms, stride=stride, max_images=max_images)
+    model, meta = load_checkpoint(checkpoint, device=resolve_device(device))
+    spec = checkpoint_dataset(meta, dataset)
+    results = evaluate(model, spec, settings, data_root=data_root)
+    scales = "ms" if ms else "ss"
+    _print_results(results, title=f"{checkpoint} on {spec.name} ({scales})")
+    path = write_results(results, out or checkpoint.parent, f"eval_{spec.name}_{scales}")
     console.print(f"wrote {path}")
 
 
 def _print_results(results: dict, *, title: str) -> None:
+    from segvit.experiments.tables import format_cell
+
     table = Table(title=title, title_justify="left")
     for column in ("class", "IoU", "Acc"):
         table.add_column(column, justify="left" if column == "class" else "right")
@@ -121,15 +114,20 @@ def _print_results(results: dict, *, title: str) -> None:
 def predict(
     checkpoint: Annotated[Path, typer.Argument(help="a weights file from `segvit train`")],
     images: Annotated[list[Path], typer.Argument(help="image files")],
+    dataset: Annotated[
+        str | None, typer.Option(help="class names and test scales; default: as trained")
+    ] = None,
     out: Annotated[Path, typer.Option(help="folder for the pictures")] = Path("predictions"),
     ms: Annotated[bool, typer.Option("--ms", help="multi-scale with flip")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
 ) -> None:
-    """Segment images: STEM_overlay.png (palette and legend) and STEM_labels.png (class ids)."""
-    model = load_checkpoint(checkpoint, device=resolve_device(device))
-    for path in images:
-        rgb = read_rgb(path)
-        overlay, labels = save_prediction(
-            rgb, segment(model, rgb, multi_scale=ms), model.meta.dataset, out, path.stem
-        )
-        console.print(f"{path} -> {overlay}, {labels}")
+    """Segment images: NAME_overlay.png (palette and legend) and NAME_labels.png (class ids)."""
+    from segvit.engine.distributed import resolve_device
+    from segvit.engine.evaluate import load_checkpoint
+    from segvit.engine.predict import predict_images
+    from segvit.experiments.spec import checkpoint_dataset
+
+    model, meta = load_checkpoint(checkpoint, device=resolve_device(device))
+    spec = checkpoint_dataset(meta, dataset)
+    for source, overlay, labels in predict_images(model, images, spec, out, multi_scale=ms):
+        console.print(f"{source} -> {overlay}, {labels}", highlight=False)

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from segvit.data.datasets import SegDataset, dataset_root, read_pair
-from segvit.data.info import DATASETS, DatasetInfo
+from segvit.data.info import DATASETS, DatasetSpec
 from segvit.data.transforms import TrainTransform
 
 ADE_SIZE = (683, 512)  # (width, height) of a typical ADE20K image
@@ -36,7 +36,7 @@ class BenchResult:
 
 
 def bench_pipeline(
-    info: DatasetInfo, root: Path, *, crop: int | None = None, num_images: int = 50, seed: int = 0
+    info: DatasetSpec, root: Path, *, crop: int | None = None, num_images: int = 50, seed: int = 0
 ) -> BenchResult:
     """Time `num_images` training samples of `info` under `root` in this one thread."""
     crop = crop or info.crop
@@ -60,7 +60,7 @@ def bench_pipeline(
                        1000 * spent / num_images)  # fmt: skip
 
 
-def make_synthetic_ade(root: Path, *, count: int = 50, seed: int = 0) -> DatasetInfo:
+def make_synthetic_ade(root: Path, *, count: int = 50, seed: int = 0) -> DatasetSpec:
     """Write `count` ADE20K-sized JPEGs and labels in ADE20K's layout under `root`.
 
     Photo-like content (smooth regions, edges, mild noise) so JPEG decoding costs what real

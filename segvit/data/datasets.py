@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from segvit.data.info import DatasetInfo
+from segvit.data.info import DatasetSpec
 from segvit.errors import SegvitError
 
 # References: mmsegmentation 0.24 ADE20KDataset / COCOStuffDataset / PascalContextDataset
@@ -43,17 +43,17 @@ _LABEL_NAME = {"ade20k": "{}.png", "coco-stuff-10k": "{}_labelTrainIds.png"}
 PASCAL_CONTEXT_LISTS = "ImageSets/SegmentationContext"
 
 
-def dataset_root(info: DatasetInfo, root: Path) -> Path:
+def dataset_root(info: DatasetSpec, root: Path) -> Path:
     """The folder holding `info`'s tree under the data root `root`."""
     return Path(root) / TREE_DIRS[info.name]
 
 
-def prepare_name(info: DatasetInfo) -> str:
+def prepare_name(info: DatasetSpec) -> str:
     """The `segvit prepare` argument that builds `info`'s tree (both PASCAL-Contexts share one)."""
     return "pascal-context" if info.layout == "pascal-context" else info.name
 
 
-def list_pairs(info: DatasetInfo, tree: Path, split: str) -> list[tuple[Path, Path]]:
+def list_pairs(info: DatasetSpec, tree: Path, split: str) -> list[tuple[Path, Path]]:
     """Sorted (image, label) paths of one split folder; one error for any unpaired file."""
     if info.layout == "pascal-context":
         return _list_pascal_context(tree, split)
@@ -122,7 +122,7 @@ def _to_rgb(img: Image.Image, path: Path) -> Image.Image:
     return img.convert("RGB")  # grey, palette, RGBA (alpha dropped), CMYK, 1-bit
 
 
-def read_label(path: Path, info: DatasetInfo) -> np.ndarray:
+def read_label(path: Path, info: DatasetSpec) -> np.ndarray:
     """(H, W) uint8 training ids of the label at `path`, checked against `info`'s classes."""
     try:
         with Image.open(path) as img:
@@ -154,7 +154,7 @@ _REDUCE = np.concatenate([[IGNORE_INDEX], np.arange(254), [IGNORE_INDEX]]).astyp
 
 
 def read_pair(
-    image_path: Path, label_path: Path, info: DatasetInfo
+    image_path: Path, label_path: Path, info: DatasetSpec
 ) -> tuple[np.ndarray, np.ndarray]:
     """(H, W, 3) uint8 RGB image and (H, W) uint8 training-id label, checked to match.
 
@@ -177,7 +177,7 @@ def read_pair(
     return np.asarray(image), label
 
 
-def check_pair(image_path: Path, label_path: Path, info: DatasetInfo) -> None:
+def check_pair(image_path: Path, label_path: Path, info: DatasetSpec) -> None:
     """`read_pair`'s checks at a fraction of the cost: JPEGs decode at 1/8 scale.
 
     A reduced-scale decode still reads every byte of the file, so a truncated or corrupt
@@ -219,7 +219,7 @@ class SegDataset(torch.utils.data.Dataset):
 
     def __init__(
         self,
-        info: DatasetInfo,
+        info: DatasetSpec,
         root: Path,
         split: str,
         transform: Transform | None,

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 from segvit.data.archives import MARKER, install, read_json, staging, write_json
 from segvit.data.classes import DEMO, DEMO_PALETTE, class_names, palette
 from segvit.data.datasets import dataset_root, list_pairs, read_pair
-from segvit.data.info import DATASETS, DatasetInfo
+from segvit.data.info import DATASETS, DatasetSpec
 from segvit.errors import SegvitError
 
 DEMO_VERSION = 1  # bump when the generator changes, so older trees are regenerated
@@ -178,7 +178,7 @@ def _texture(shape: int, rng: np.random.Generator, height: int, width: int) -> n
     return 0.75 + 0.35 * rng.random((height, width)).astype(np.float32)  # speckle
 
 
-def save_preview(info: DatasetInfo, root: Path, out: Path, *, count: int = 6) -> Path:
+def save_preview(info: DatasetSpec, root: Path, out: Path, *, count: int = 6) -> Path:
     """Save a picture of `count` validation samples over their labels (palette overlay).
 
     Reads through `read_pair`, the reader every dataset uses, so the picture shows what the

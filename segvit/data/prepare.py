@@ -40,7 +40,7 @@ from segvit.data.datasets import (
 )
 from segvit.data.demo import make_demo
 from segvit.data.download import Inputs, find_inputs
-from segvit.data.info import DatasetInfo, dataset_info
+from segvit.data.info import DatasetSpec, get_dataset
 from segvit.errors import SegvitError
 
 # References: mmsegmentation 0.24 tools/convert_datasets (coco_stuff10k.py, pascal_context.py)
@@ -53,7 +53,7 @@ MAT_ROUTE_COUNTS = {"train": 4998, "val": 5105}
 def prepare_dataset(name: str, *, src: Path | None = None, root: Path = Path("data"),
                     progress: bool = True) -> Path:  # fmt: skip
     """Build (or check) dataset `name` under `root` and return its tree's folder."""
-    info = dataset_info(name)
+    info = get_dataset(name)
     root = Path(root)
     _check_writable(root)
     if info.name == "demo":
@@ -86,7 +86,7 @@ def prepare_dataset(name: str, *, src: Path | None = None, root: Path = Path("da
     return final
 
 
-def verify_dataset(info: DatasetInfo, root: Path, *, deep: bool = False) -> None:
+def verify_dataset(info: DatasetSpec, root: Path, *, deep: bool = False) -> None:
     """Check `info`'s tree under `root`: split counts and pairs; with `deep`, every file.
 
     Raises SegvitError naming the first problem. A tree left by an interrupted run fails.
@@ -102,7 +102,7 @@ def verify_dataset(info: DatasetInfo, root: Path, *, deep: bool = False) -> None
     _verify_tree(info, tree, expected, deep=deep, progress=False)
 
 
-def expected_counts(info: DatasetInfo, marker: object) -> dict[str, int]:
+def expected_counts(info: DatasetSpec, marker: object) -> dict[str, int]:
     """Images per split folder: the official release's (per route for PASCAL-Context), or
     for the demo set the counts it was generated with."""
     marker = marker if isinstance(marker, dict) else {}
@@ -117,7 +117,7 @@ def expected_counts(info: DatasetInfo, marker: object) -> dict[str, int]:
 
 
 def _verify_tree(
-    info: DatasetInfo, tree: Path, counts: dict[str, int], *, deep: bool, progress: bool
+    info: DatasetSpec, tree: Path, counts: dict[str, int], *, deep: bool, progress: bool
 ) -> None:
     pairs = []
     for split, expected in counts.items():
@@ -136,7 +136,7 @@ def _verify_tree(
                 pass
 
 
-def _verify_built(info: DatasetInfo, built: Path, route: str, source: Source, progress) -> None:
+def _verify_built(info: DatasetSpec, built: Path, route: str, source: Source, progress) -> None:
     """Verify a tree in the scratch folder, naming files as the source holds them."""
     try:
         _verify_tree(
@@ -146,7 +146,7 @@ def _verify_built(info: DatasetInfo, built: Path, route: str, source: Source, pr
         raise SegvitError(f"in {source.path}: {str(err).replace(f'{built}/', '')}") from None
 
 
-def _verify_or_undo(info: DatasetInfo, final: Path, route: str, progress: bool) -> None:
+def _verify_or_undo(info: DatasetSpec, final: Path, route: str, progress: bool) -> None:
     try:
         _verify_tree(
             info, final, expected_counts(info, {"route": route}), deep=True, progress=progress
@@ -156,7 +156,7 @@ def _verify_or_undo(info: DatasetInfo, final: Path, route: str, progress: bool) 
         raise
 
 
-def _adopt(info: DatasetInfo, final: Path, progress: bool) -> Path:
+def _adopt(info: DatasetSpec, final: Path, progress: bool) -> Path:
     """An existing tree: ours (marked) gets the quick check, any other one the full check."""
     marker = archives.read_json(final / MARKER)
     try:
@@ -172,7 +172,7 @@ def _adopt(info: DatasetInfo, final: Path, progress: bool) -> Path:
     return final
 
 
-def _mark(info: DatasetInfo, final: Path, route: str) -> None:
+def _mark(info: DatasetSpec, final: Path, route: str) -> None:
     counts = expected_counts(info, {"route": route})
     payload = {"dataset": prepare_name(info), "route": route, "counts": counts}
     archives.write_json(final / MARKER, payload)

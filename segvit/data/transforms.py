@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from segvit.data.datasets import IGNORE_INDEX
-from segvit.data.info import DatasetInfo
+from segvit.data.info import DatasetSpec
 
 # References: mmsegmentation 0.24 Resize(ratio_range), RandomCrop(cat_max_ratio),
 # RandomFlip, PhotoMetricDistortion, Normalize, Pad; the SegViT release's dataset configs.
@@ -60,7 +60,7 @@ class TrainTransform:
         photometric: apply the photometric distortion.
     """
 
-    info: DatasetInfo
+    info: DatasetSpec
     crop: int
     _: KW_ONLY
     ratio_range: tuple[float, float] = (0.5, 2.0)
@@ -229,7 +229,7 @@ class TestTransform:
     The evaluation code resizes to the base scale and slides the window itself.
     """
 
-    info: DatasetInfo
+    info: DatasetSpec
 
     def __call__(
         self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator | None = None

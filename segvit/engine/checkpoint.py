@@ -93,15 +93,15 @@ def save_weights(path: Path, state_dict: Mapping[str, Tensor], meta: Meta) -> No
 def weights_meta(
     model: nn.Module,
     *,
-    variant: str,
-    dataset: str,
+    record: Mapping[str, str | int | float | bool],
     iteration: int,
     metric: tuple[str, float | None] = ("mIoU", None),
 ) -> Meta:
-    """A weights file's metadata: the model's own `meta` (a Segmentor's variant, dataset,
-    num_classes, crop) where it has one, the iteration, and the metric of these weights."""
+    """A weights file's metadata: what rebuilds the model (a Segmentor's variant,
+    num_classes, crop, tiny), apart from it what the run trained on (`record`, e.g. the
+    dataset as `trained_on`), the iteration, and the metric of these weights."""
     own = model.meta.to_dict() if hasattr(getattr(model, "meta", None), "to_dict") else {}
-    meta: Meta = {"variant": variant, "dataset": dataset} | own | {"iteration": iteration}
+    meta: Meta = dict(record) | own | {"iteration": iteration}
     name, value = metric
     if value is not None:
         meta[name] = value

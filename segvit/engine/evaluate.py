@@ -8,87 +8,127 @@ models are also scored over the 59 classes without background.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
-from torch import nn
+from torch import Tensor, nn
 from tqdm import tqdm
 
-from segvit.data.classes import class_names
 from segvit.data.datasets import SegDataset
-from segvit.data.info import dataset_info
+from segvit.data.info import DatasetSpec
 from segvit.data.transforms import TestTransform
 from segvit.engine.checkpoint import load_weights
+from segvit.engine.distributed import unwrap
 from segvit.errors import SegvitError
 from segvit.fileio import write_json
 from segvit.inference import MS_SCALES, infer
 from segvit.metrics import SegMetric
 from segvit.modeling.segmentor import Segmentor
-from segvit.modeling.variants import ModelConfig, build_model
+from segvit.modeling.variants import build_model
 
 # References: mmsegmentation 0.24 (slide inference, IoU accumulation), SegViT release test
 # settings (crop, stride, base scale per dataset; ms ratios with flip).
 
 
 @dataclass(frozen=True)
-class EvalConfig:
-    """How a model is scored."""
+class EvalSettings:
+    """How a model is scored; the dataset and the model's crop fill in what is left None."""
 
-    dataset: str  # dataset name; its class count must match the model's
-    data_root: str = "data"  # prepared datasets live here (segvit prepare)
     split: Literal["train", "val"] = "val"
     mode: Literal["slide", "whole"] = "slide"  # the paper slides a crop-sized window
     multi_scale: bool = False  # ratios 0.5-1.75 with flip, probabilities averaged
+    stride: int | None = None  # sliding-window stride; None: the dataset's for the crop
     max_images: int | None = None  # evaluate the first N images only (smoke runs)
     window_batch: int = 4  # sliding windows per forward; bounds memory
-    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("slide", "whole"):
+            raise SegvitError(f"--mode {self.mode}: expected slide or whole")
+        if self.split not in ("train", "val"):
+            raise SegvitError(f"split {self.split!r}: expected train or val")
+        if self.max_images is not None and self.max_images < 1:
+            raise SegvitError(f"--max-images {self.max_images}: expected at least 1")
+
+    def stride_for(self, dataset: DatasetSpec, crop: int) -> int:
+        """The stride at `crop`: explicit, else the dataset's; it must not exceed the crop,
+        or columns between windows would get no score."""
+        stride = self.stride or dataset.stride_for(crop)
+        if not 0 < stride <= crop:
+            raise SegvitError(f"--stride {stride}: expected 1 to the crop ({crop})")
+        return stride
 
 
-def load_checkpoint(path: Path, *, device: torch.device | str = "cpu") -> Segmentor:
-    """Rebuild the model a weights file was trained as, and load its weights."""
+def load_checkpoint(
+    path: Path, *, device: torch.device | str = "cpu"
+) -> tuple[Segmentor, dict[str, Any]]:
+    """Rebuild the model a weights file was trained as, load its weights (eval mode); the
+    model and the file's metadata (see `trained_on`)."""
     state, meta = load_weights(Path(path))
     try:
-        cfg = ModelConfig(
-            variant=str(meta["variant"]),
-            dataset=str(meta["dataset"]),
-            crop=int(meta["crop"]),
-            tiny=bool(meta.get("tiny", False)),
-        )
+        variant, crop = str(meta["variant"]), int(meta["crop"])
+        num_classes, tiny = int(meta["num_classes"]), bool(meta.get("tiny", False))
     except KeyError as err:
         raise SegvitError(f"{path}: weights file has no {err} in its metadata") from None
-    model = build_model(cfg)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise SegvitError(
-            f"{path}: weights do not fit variant {cfg.variant} "
-            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
-        )
-    return model.to(device).eval()
+    model = build_model(variant, num_classes=num_classes, crop=crop, tiny=tiny)
+    _check_fit(model, state, path, f"{variant}, {num_classes} classes, crop {crop}, tiny {tiny}")
+    model.load_state_dict(state)
+    return model.to(device).eval(), dict(meta)
 
 
-def check_dataset(model: Segmentor, dataset: str, source: Path | str) -> None:
+def _check_fit(model: nn.Module, state: dict[str, Tensor], path: Path, says: str) -> None:
+    """One line naming the first tensor that does not fit the model the metadata describes."""
+    expected = model.state_dict()
+    for name, tensor in state.items():
+        if name not in expected:
+            raise SegvitError(f"{path}: unexpected tensor {name} for the model its metadata "
+                              f"describes ({says})")  # fmt: skip
+        if tuple(tensor.shape) != tuple(expected[name].shape):
+            raise SegvitError(
+                f"{path}: tensor {name} has shape {tuple(tensor.shape)}, the model its metadata "
+                f"describes ({says}) needs {tuple(expected[name].shape)}"
+            )
+    missing = [name for name in expected if name not in state]
+    if missing:
+        raise SegvitError(f"{path}: no tensor {missing[0]} (and {len(missing) - 1} more) for "
+                          f"the model its metadata describes ({says})")  # fmt: skip
+
+
+def trained_on(meta: Mapping[str, Any]) -> str | None:
+    """The dataset a weights file says it was trained on (files before 0.2: "dataset")."""
+    name = meta.get("trained_on", meta.get("dataset"))
+    return None if name is None else str(name)
+
+
+def check_dataset(model: Segmentor, dataset: DatasetSpec, source: Path | str) -> None:
     """Refuse to score a model on a dataset of another class count."""
-    info = dataset_info(dataset)
-    if info.num_classes != model.meta.num_classes:
+    if dataset.num_classes != model.meta.num_classes:
         raise SegvitError(
-            f"{source}: the {model.meta.variant} model predicts {model.meta.num_classes} classes "
-            f"({model.meta.dataset}); --dataset {dataset} has {info.num_classes}"
+            f"{source}: the {model.meta.variant} model predicts {model.meta.num_classes} "
+            f"classes; dataset {dataset.name} has {dataset.num_classes}"
         )
 
 
-def evaluate(model: nn.Module, cfg: EvalConfig, *, progress: bool = True) -> dict[str, Any]:
+def evaluate(
+    model: nn.Module,
+    dataset: DatasetSpec,
+    settings: EvalSettings = EvalSettings(),
+    *,
+    data_root: Path = Path("data"),
+    progress: bool = True,
+) -> dict[str, Any]:
     """Score `model` (a Segmentor, or DDP around one) on a split; metrics in percent."""
-    segmentor: Segmentor = getattr(model, "module", model)
-    check_dataset(segmentor, cfg.dataset, segmentor.meta.variant)
-    info = dataset_info(cfg.dataset)
-    dataset = SegDataset(info, Path(cfg.data_root), cfg.split, TestTransform(info))
-    count = len(dataset) if cfg.max_images is None else min(cfg.max_images, len(dataset))
-    device = next(segmentor.parameters()).device
+    segmentor: Segmentor = unwrap(model)
+    check_dataset(segmentor, dataset, segmentor.meta.variant)
     crop = segmentor.meta.crop
-    metric = SegMetric(num_classes=info.num_classes, device=device)
+    stride = settings.stride_for(dataset, crop)
+    split = SegDataset(dataset, Path(data_root), settings.split, TestTransform(dataset))
+    count = len(split) if settings.max_images is None else min(settings.max_images, len(split))
+    device = next(segmentor.parameters()).device
+    metric = SegMetric(num_classes=dataset.num_classes, device=device)
     was_training = segmentor.training
     segmentor.eval()
     start = time.perf_counter()
@@ -96,34 +136,36 @@ def evaluate(model: nn.Module, cfg: EvalConfig, *, progress: bool = True) -> dic
         # Under torch.distributed each process scores its share; the matrices are summed.
         rank, world = _rank_and_world()
         shown = progress and rank == 0
-        for index in tqdm(range(rank, count, world), desc=f"eval {cfg.dataset}", disable=not shown):
-            sample = dataset[index]
+        for index in tqdm(
+            range(rank, count, world), desc=f"eval {dataset.name}", disable=not shown
+        ):
+            sample = split[index]
             image = sample["image"][None].to(device)  # (1, 3, H, W) at original size
             probs = infer(
                 segmentor.predict,
                 image,
-                num_classes=info.num_classes,
-                mode=cfg.mode,
+                num_classes=dataset.num_classes,
+                mode=settings.mode,
                 crop=crop,
-                stride=info.stride_for(crop),
-                base_scale=info.base_scale_for(crop),
-                scales=MS_SCALES if cfg.multi_scale else (1.0,),
-                flip=cfg.multi_scale,
-                batch_size=cfg.window_batch,
+                stride=stride,
+                base_scale=dataset.base_scale_for(crop),
+                scales=MS_SCALES if settings.multi_scale else (1.0,),
+                flip=settings.multi_scale,
+                batch_size=settings.window_batch,
             )
             metric.update(probs.argmax(dim=1)[0], sample["label"].to(device))
     finally:
         segmentor.train(was_training)
     metric.all_reduce()
     results: dict[str, Any] = metric.compute()
-    if cfg.dataset == "pascal-context":  # the paper reports 60 classes and 59 (no background)
+    if dataset.name == "pascal-context":  # the paper reports 60 classes and 59 (no background)
         without_background = metric.compute(exclude=(0,))
         results["mIoU59"] = without_background["mIoU"]
     results.update(
         images=count,
         seconds=round(time.perf_counter() - start, 2),
-        settings=asdict(cfg) | {"crop": crop, "stride": info.stride_for(crop)},
-        classes=list(class_names(cfg.dataset)),
+        settings=asdict(settings) | {"dataset": dataset.name, "crop": crop, "stride": stride},
+        classes=list(dataset.class_names),
     )
     return results
 

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry
+from matplotlib.patches import Patch
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-matplotlib.use("Agg")  # files only
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from PIL import Image, ImageOps, UnidentifiedImageError  # noqa: E402
-
-from segvit.data.classes import class_names, palette  # noqa: E402
-from segvit.data.info import dataset_info  # noqa: E402
-from segvit.data.transforms import NORM_MEAN, NORM_STD  # noqa: E402
-from segvit.errors import SegvitError  # noqa: E402
-from segvit.fileio import atomic_write  # noqa: E402
-from segvit.inference import MS_SCALES, infer  # noqa: E402
-from segvit.modeling.segmentor import Segmentor  # noqa: E402
+from segvit.data.classes import palette
+from segvit.data.info import DatasetSpec
+from segvit.data.transforms import NORM_MEAN, NORM_STD
+from segvit.errors import SegvitError
+from segvit.fileio import atomic_write
+from segvit.inference import MS_SCALES, infer
+from segvit.modeling.segmentor import Segmentor
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -33,9 +31,10 @@ def read_rgb(path: Path) -> np.ndarray:
         raise SegvitError(f"{path}: not a readable image ({err})") from None
 
 
-def segment(model: Segmentor, rgb: np.ndarray, *, multi_scale: bool = False) -> np.ndarray:
+def segment(
+    model: Segmentor, rgb: np.ndarray, dataset: DatasetSpec, *, multi_scale: bool = False
+) -> np.ndarray:
     """The (H, W) class map of one RGB image, with the dataset's test settings."""
-    info = dataset_info(model.meta.dataset)
     device = next(model.parameters()).device
     image = torch.from_numpy(rgb).to(device).permute(2, 0, 1).float()
     mean = torch.tensor(NORM_MEAN, device=device)[:, None, None]
@@ -46,8 +45,8 @@ def segment(model: Segmentor, rgb: np.ndarray, *, multi_scale: bool = False) -> 
         ((image - mean) / std)[None],
         num_classes=model.meta.num_classes,
         crop=crop,
-        stride=info.stride_for(crop),
-        base_scale=info.base_scale_for(crop),
+        stride=dataset.stride_for(crop),
+        base_scale=dataset.base_scale_for(crop),
         scales=MS_SCALES if multi_scale else (1.0,),
         flip=multi_scale,
     )
@@ -55,13 +54,13 @@ def segment(model: Segmentor, rgb: np.ndarray, *, multi_scale: bool = False) -> 
 
 
 def save_prediction(
-    rgb: np.ndarray, classes: np.ndarray, dataset: str, out_dir: Path, stem: str
+    rgb: np.ndarray, classes: np.ndarray, dataset: DatasetSpec, out_dir: Path, stem: str
 ) -> tuple[Path, Path]:
     """Write STEM_overlay.png (palette over the image, legend of the classes present) and
     STEM_labels.png (raw class indices, 8- or 16-bit)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    colours = palette(dataset)
-    names = class_names(dataset)
+    colours = palette(dataset.name)
+    names = dataset.class_names
     labels_path = out_dir / f"{stem}_labels.png"
     depth = np.uint8 if classes.max(initial=0) < 256 else np.uint16
     atomic_write(
@@ -72,7 +71,7 @@ def save_prediction(
     present, counts = np.unique(classes, return_counts=True)
     order = present[np.argsort(-counts)]
     height, width = rgb.shape[:2]
-    fig = plt.figure(figsize=(max(4.0, width / 100) + 2.4, max(3.0, height / 100)), dpi=100)
+    fig = Figure(figsize=(max(4.0, width / 100) + 2.4, max(3.0, height / 100)), dpi=100)
     ax = fig.add_axes((0.0, 0.0, 1 - 2.4 / fig.get_figwidth(), 1.0))
     ax.imshow(overlay)
     ax.axis("off")
@@ -80,5 +79,33 @@ def save_prediction(
     fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False)
     overlay_path = out_dir / f"{stem}_overlay.png"
     atomic_write(overlay_path, lambda f: fig.savefig(f, format="png"))
-    plt.close(fig)
     return overlay_path, labels_path
+
+
+def output_names(paths: Sequence[Path]) -> list[str]:
+    """One output name per image: its stem, with -2, -3, ... where stems repeat (a/x.jpg and
+    b/x.jpg), so no image's outputs overwrite another's."""
+    seen: dict[str, int] = {}
+    names = []
+    for path in paths:
+        count = seen.get(path.stem, 0) + 1
+        seen[path.stem] = count
+        names.append(path.stem if count == 1 else f"{path.stem}-{count}")
+    return names
+
+
+def predict_images(
+    model: Segmentor,
+    paths: Sequence[Path],
+    dataset: DatasetSpec,
+    out_dir: Path,
+    *,
+    multi_scale: bool = False,
+) -> Iterator[tuple[Path, Path, Path]]:
+    """Segment each image and save its pictures; yields (image, overlay, labels) as each is
+    written, so an interrupted call keeps every finished image's outputs."""
+    for path, name in zip(paths, output_names(paths), strict=True):
+        rgb = read_rgb(path)
+        classes = segment(model, rgb, dataset, multi_scale=multi_scale)
+        overlay, labels = save_prediction(rgb, classes, dataset, out_dir, name)
+        yield path, overlay, labels

@@ -1,141 +1,116 @@
-"""Recipes: the paper's, and a CPU-sized smoke one; the glue from names to a training run.
+"""How a model is trained: one `Recipe` dataclass, and its named instances.
 
-`run_training` builds the model of a variant, its dataset and augmentation, its loss and an
-in-training evaluation, and hands them to the engine. The CLI and `segvit reproduce` both
-come through here, so a table row trains exactly as `segvit train` would.
+The paper's recipe and the CPU-sized smoke recipe are two instances of the same dataclass;
+the paper's per-dataset schedule (iterations, weight decay, poly power) is applied by
+`get_recipe`. The training engine, `segvit bench train` and `segvit reproduce` all read a
+Recipe; a command-line override is a typed `dataclasses.replace`.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from torch import Tensor
-
-from segvit.data.datasets import SegDataset
-from segvit.data.info import dataset_info
-from segvit.data.transforms import TrainTransform
-from segvit.engine.distributed import reduce_count
-from segvit.engine.evaluate import EvalConfig, evaluate
-from segvit.engine.train import LossFn, TrainConfig, TrainResult, train
 from segvit.errors import SegvitError
-from segvit.losses import atm_loss, count_target_masks, pixel_head_loss, semantic_ce_loss
-from segvit.modeling.output import SegOutput
-from segvit.modeling.variants import LossKind, ModelConfig, build_model, get_variant
+
+# References: SegViT release configs (mmseg 0.24 IterBasedRunner: AdamW lr 2e-5 with the head
+# at x10, 1,500 linear warm-up iterations, poly decay, batch 16, grad clip 35, evaluation
+# every 4,000 iterations); ../shared/paper/architecture.md, "Data and training".
 
 
 @dataclass(frozen=True)
-class Preset:
-    """How a variant is trained when only its name and dataset are given."""
+class Recipe:
+    """Everything that decides the weights a training run ends with, apart from the model
+    and the data. Defaults are the paper's ADE20K recipe."""
 
-    name: str
-    dataset: str | None  # None: the row's / user's dataset; else always this one
-    tiny: bool  # width-192 ViTs of the same depth
-    iters: int | None  # None: the dataset's recipe (160k ADE20K, 80k COCO-Stuff-10K, PC)
-    batch: int  # total batch over all processes
-    lr: float  # backbone learning rate (the head's is head_lr_mult times it)
-    head_lr_mult: float
-    warmup_iters: int
-    pretrained: str | None  # "hub" for the AugReg weights, None for random init
-    eval_interval: int  # evaluation (and best.pt) every this many iterations
-    checkpoint_interval: int
-    eval_max_images: int | None  # None: the whole validation split
+    name: str = "paper"  # how results and run folders name it
+    dataset: str | None = None  # a dataset this recipe always uses (smoke: demo); None: any
+    tiny: bool = False  # width-192 ViTs of the same depth (CPU smoke runs)
+    pretrained: str | None = "hub"  # backbone init: "hub" (AugReg), a weights file, or None
+    iters: int = 160_000  # optimizer steps (paper: 160k ADE20K, 80k COCO-Stuff-10K and PC)
+    batch: int = 16  # images per optimizer step over all processes (paper: 16)
+    device_batch: int | None = None  # images per forward on one device; None: batch / world
+    # size. Smaller values accumulate gradients over batch / (world size * device_batch) steps.
+    lr: float = 2e-5  # AdamW learning rate of the backbone
+    head_lr_mult: float = 10.0  # the head trains at lr x this
+    weight_decay: float = 0.01  # AdamW decay (paper: 0.01 ADE20K, 0.02 COCO, 0.03 PC)
+    warmup_iters: int = 1500  # linear warm-up length
+    warmup_ratio: float = 1e-6  # warm-up starts at lr x this
+    power: float = 1.0  # poly decay power (paper: 2.0 on COCO-Stuff)
+    min_lr: float = 0.0  # poly decays to this
+    clip_grad: float = 35.0  # gradients are clipped to this global L2 norm
+    amp: bool = True  # mixed precision autocast on CUDA; a CPU always runs in float32
+    amp_dtype: str = "bfloat16"  # "bfloat16", or "float16" (with a GradScaler) for old GPUs
+    seed: int = 0  # seeds the weights, the data order and every augmentation
+    mask_loss_excludes_ignored: bool = False  # False: pixels labelled 255 are background in
+    # every ATM mask target, as the release builds them (`label == class`); True leaves them
+    # out of the focal and dice terms.
+    eval_interval: int = 4000  # iterations between evaluations (and at the end)
+    checkpoint_interval: int = 2000  # iterations between saves (and at the end); a resumed
+    # run repeats at most this many. The release saves every 16,000.
+    log_interval: int = 50  # iterations between log.jsonl records (losses averaged)
+    eval_max_images: int | None = None  # evaluate only the first N images (None: all)
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("iters", self.iters > 0, "> 0"),
+            ("batch", self.batch > 0, "> 0"),
+            ("device_batch", self.device_batch is None or self.device_batch > 0, "None or > 0"),
+            ("lr", self.lr > 0, "> 0"),
+            ("clip_grad", self.clip_grad > 0, "> 0"),
+            ("amp_dtype", self.amp_dtype in ("bfloat16", "float16"), "bfloat16 or float16"),
+            ("log_interval", self.log_interval > 0, "> 0"),
+            ("eval_interval", self.eval_interval > 0, "> 0"),
+            ("checkpoint_interval", self.checkpoint_interval > 0, "> 0"),
+        )
+        for name, ok, expected in checks:
+            if not ok:
+                value = getattr(self, name)
+                raise SegvitError(f"recipe {self.name}: {name} must be {expected}, got {value!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def override(self, **changes: Any) -> Recipe:
+        """A copy with `changes` (None values are left out); unknown names fail in one line."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise SegvitError(f"recipe: unknown setting {unknown[0]!r}")
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-PRESETS: dict[str, Preset] = {
-    # The release's recipe: AugReg init, lr 2e-5 (head 2e-4), 1,500 warm-up, batch 16.
-    "paper": Preset("paper", None, False, None, 16, 2e-5, 10.0, 1500, "hub", 4000, 4000, None),
-    # Random-init tiny ViTs learn from scratch: a larger lr, a short warm-up, few iterations.
-    "smoke": Preset("smoke", "demo", True, 300, 8, 5e-4, 1.0, 50, None, 300, 150, None),
+# The paper's schedule per dataset: (iterations, AdamW weight decay, poly power).
+PAPER_SCHEDULES: dict[str, tuple[int, float, float]] = {
+    "ade20k": (160_000, 0.01, 1.0),
+    "coco-stuff-10k": (80_000, 0.02, 2.0),
+    "pascal-context": (80_000, 0.03, 1.0),
+    "pascal-context-59": (80_000, 0.03, 1.0),
+    "demo": (1000, 0.01, 1.0),  # not the paper's: the paper recipe on the demo set, for tests
 }
 
+RECIPES: dict[str, Recipe] = {
+    "paper": Recipe(),
+    # Tiny ViTs on the demo set, on a CPU in minutes: a larger lr, short warm-up, few steps.
+    "smoke": Recipe(
+        name="smoke", dataset="demo", tiny=True, pretrained=None, iters=300, batch=8,
+        lr=5e-4, head_lr_mult=1.0, warmup_iters=50, eval_interval=300,
+        checkpoint_interval=150,
+    ),
+}  # fmt: skip
 
-def get_preset(name: str) -> Preset:
+
+def get_recipe(name: str, dataset: str | None = None) -> Recipe:
+    """The named recipe, with the paper's schedule for `dataset` where the recipe is the
+    paper's; a one-line error for an unknown name or a dataset the recipe does not allow."""
     try:
-        return PRESETS[name]
+        recipe = RECIPES[name]
     except KeyError:
-        raise SegvitError(f"--preset {name}: expected one of {', '.join(PRESETS)}") from None
-
-
-def default_workers() -> int:
-    """Data loader processes per device: 4, or fewer on a machine with fewer cores."""
-    return max(1, min(4, (os.cpu_count() or 2) - 1))
-
-
-def make_loss(kind: LossKind, num_classes: int) -> LossFn:
-    """The training loss of a variant; the ATM mask count is averaged over processes."""
-
-    def loss_fn(output: SegOutput, labels: Tensor) -> Mapping[str, Tensor]:
-        if kind == "pixel_ce":
-            return pixel_head_loss(output, labels)
-        if kind == "semantic_ce":
-            return semantic_ce_loss(output, labels)
-        count = count_target_masks(labels, num_classes=num_classes)
-        return atm_loss(output, labels, num_classes=num_classes, num_masks=reduce_count(count))
-
-    return loss_fn
-
-
-def training_configs(
-    variant: str,
-    *,
-    preset: Preset,
-    dataset: str | None,
-    work_dir: Path,
-    data_root: Path,
-    overrides: Mapping[str, Any] | None = None,
-) -> tuple[ModelConfig, TrainConfig, EvalConfig]:
-    """The model, training and evaluation configs of `variant` under `preset`."""
-    dataset = dataset or preset.dataset or "ade20k"
-    if preset.dataset and dataset != preset.dataset:
-        raise SegvitError(f"--preset {preset.name} trains on {preset.dataset}, not {dataset}")
-    info = dataset_info(dataset)
-    overrides = dict(overrides or {})
-    pretrained = overrides.pop("pretrained", preset.pretrained)
-    model_cfg = ModelConfig(variant, dataset, tiny=preset.tiny, pretrained=pretrained)
-    train_cfg = TrainConfig(
-        variant=variant,
-        dataset=dataset,
-        work_dir=str(work_dir),
-        data_root=str(data_root),
-        iters=preset.iters or info.iters,
-        batch=preset.batch,
-        lr=preset.lr,
-        head_lr_mult=preset.head_lr_mult,
-        weight_decay=info.weight_decay,
-        warmup_iters=preset.warmup_iters,
-        power=info.poly_power,
-        eval_interval=preset.eval_interval,
-        checkpoint_interval=preset.checkpoint_interval,
-        num_workers=default_workers(),
-        loss=get_variant(variant).loss,
-    )
-    train_cfg = replace(train_cfg, **overrides)
-    eval_cfg = EvalConfig(
-        dataset=dataset, data_root=str(data_root), max_images=preset.eval_max_images
-    )
-    return model_cfg, train_cfg, eval_cfg
-
-
-def run_training(
-    model_cfg: ModelConfig, train_cfg: TrainConfig, eval_cfg: EvalConfig | None
-) -> TrainResult:
-    """Build everything `train_cfg` names and train; evaluation every eval_interval."""
-    model = build_model(model_cfg)
-    info = dataset_info(model_cfg.dataset)
-    train_set = SegDataset(info, Path(train_cfg.data_root or "data"), "train", transform=None)
-    transform = TrainTransform(info, model.meta.crop)
-    evaluate_fn = None
-    if eval_cfg is not None:
-        evaluate_fn = lambda net: evaluate(net, eval_cfg, progress=False)  # noqa: E731
-    return train(
-        train_cfg,
-        model=model,
-        train_set=train_set,
-        loss_fn=make_loss(get_variant(model_cfg.variant).loss, info.num_classes),
-        transform=transform,
-        evaluate_fn=evaluate_fn,
-    )
+        raise SegvitError(f"--preset {name}: expected one of {', '.join(RECIPES)}") from None
+    if recipe.dataset and dataset and dataset != recipe.dataset:
+        raise SegvitError(f"recipe {name} trains on {recipe.dataset}, not {dataset}")
+    dataset = recipe.dataset or dataset
+    if name == "paper" and dataset in PAPER_SCHEDULES:
+        iters, weight_decay, power = PAPER_SCHEDULES[dataset]
+        recipe = replace(recipe, iters=iters, weight_decay=weight_decay, power=power)
+    return recipe

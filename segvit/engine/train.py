@@ -13,8 +13,8 @@ import math
 import numbers
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
-from segvit.data.info import dataset_info
 from segvit.engine import checkpoint as ckpt
 from segvit.engine.distributed import (
     DistContext,
@@ -33,6 +32,7 @@ from segvit.engine.distributed import (
     all_reduce_mean,
     barrier,
     cleanup,
+    default_workers,
     init_distributed,
     split_batch,
     unwrap,
@@ -40,6 +40,7 @@ from segvit.engine.distributed import (
 )
 from segvit.engine.logging import Progress, RunLog, Window, memory_mb
 from segvit.engine.optim import build_optimizer, build_schedule, current_lrs
+from segvit.engine.recipe import Recipe
 from segvit.errors import SegvitError
 from segvit.modeling.output import SegOutput
 
@@ -49,78 +50,45 @@ from segvit.modeling.output import SegOutput
 LossFn = Callable[[SegOutput, Tensor], Mapping[str, Tensor]]  # (output, labels) -> {"loss", ...}
 EvaluateFn = Callable[[nn.Module], Mapping[str, Any]]  # model (eval mode) -> {"mIoU", ...}
 
-# What a resumed run must share with the run it continues: these shape the weights.
-# fmt: off
-_MUST_MATCH = ("variant", "dataset", "iters", "batch", "lr", "head_lr_mult", "weight_decay",
-               "warmup_iters", "warmup_ratio", "power", "min_lr", "clip_grad", "amp", "amp_dtype",
-               "seed", "loss")
-# fmt: on
+# What a resumed run must share with the run it continues: the recipe settings that shape the
+# weights, and what the run trains (TrainConfig.record).
+_RECIPE_MUST_MATCH = (
+    "iters", "batch", "lr", "head_lr_mult", "weight_decay", "warmup_iters", "warmup_ratio",
+    "power", "min_lr", "clip_grad", "amp", "amp_dtype", "seed", "mask_loss_excludes_ignored",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run. Defaults are the paper's ADE20K recipe; `paper()` fills a dataset's."""
+    """One training run: the recipe (what decides the weights) and where and how it runs."""
 
-    variant: str  # model variant (segvit.modeling.variants), recorded in checkpoints
-    dataset: str  # dataset name (segvit.data.info), recorded in checkpoints
+    recipe: Recipe
     work_dir: str  # checkpoints, config.json and log.jsonl go here
-    data_root: str | None = None  # dataset folder, for whoever builds the training set
-    iters: int = 160_000  # optimizer steps (paper: 160k ADE20K, 80k COCO-Stuff-10K and PC)
-    batch: int = 16  # images per optimizer step over all processes (paper: 16)
-    device_batch: int | None = None  # images per forward on one device; None: batch / world
-    # size. Smaller values accumulate gradients over batch / (world size * device_batch) steps.
-    lr: float = 2e-5  # AdamW learning rate of the backbone
-    head_lr_mult: float = 10.0  # the head trains at lr x this
-    weight_decay: float = 0.01  # AdamW decay (paper: 0.01 ADE20K, 0.02 COCO, 0.03 PC)
-    warmup_iters: int = 1500  # linear warm-up length
-    warmup_ratio: float = 1e-6  # warm-up starts at lr x this
-    power: float = 1.0  # poly decay power (paper: 2.0 on COCO-Stuff)
-    min_lr: float = 0.0  # poly decays to this
-    clip_grad: float = 35.0  # gradients are clipped to this global L2 norm
-    amp: bool = True  # mixed precision autocast on CUDA; a CPU always runs in float32
-    amp_dtype: str = "bfloat16"  # "bfloat16", or "float16" (with a GradScaler) for old GPUs
+    record: Mapping[str, str | int | bool] = field(default_factory=dict)  # what is trained
+    # (variant, dataset, loss...): written to config.json and every weights file; a resumed
+    # run must agree on it.
     device: str = "auto"  # "auto" (CUDA if present), "cpu" or "cuda"
-    log_interval: int = 50  # iterations between log.jsonl records (losses averaged over them)
-    eval_interval: int = 4000  # iterations between evaluations (and at the end), if any
-    checkpoint_interval: int = 2000  # iterations between saves (and at the end); a resumed
-    # run repeats at most this many. The release saves every 16000.
-    seed: int = 0  # seeds the weights' RNGs, the data order and every augmentation
-    num_workers: int = 4  # DataLoader worker processes per device
     resume: bool = False  # continue from work_dir's last.state.pt (from scratch if none)
-    loss: str = "atm"  # the loss the caller built, recorded so a resume cannot switch it
+    num_workers: int = field(default_factory=default_workers)  # loader processes per device
     best_metric: str = "mIoU"  # evaluation key that picks best.pt (higher is better)
 
     def __post_init__(self) -> None:
-        checks = (
-            ("iters", self.iters > 0, "> 0"),
-            ("batch", self.batch > 0, "> 0"),
-            ("device_batch", self.device_batch is None or self.device_batch > 0, "None or > 0"),
-            ("clip_grad", self.clip_grad > 0, "> 0"),
-            ("amp_dtype", self.amp_dtype in ("bfloat16", "float16"), "bfloat16 or float16"),
-            ("log_interval", self.log_interval > 0, "> 0"),
-            ("eval_interval", self.eval_interval > 0, "> 0"),
-            ("checkpoint_interval", self.checkpoint_interval > 0, "> 0"),
-            ("num_workers", self.num_workers >= 0, ">= 0"),
-        )
-        for name, ok, expected in checks:
-            if not ok:
-                value = getattr(self, name)
-                raise SegvitError(f"train config: {name} must be {expected}, got {value!r}")
-
-    @classmethod
-    def paper(cls, *, variant: str, dataset: str, work_dir: str, **overrides: Any) -> TrainConfig:
-        """The paper's recipe for `dataset` (iterations, weight decay, poly power)."""
-        info = dataset_info(dataset)
-        recipe = {"iters": info.iters, "weight_decay": info.weight_decay, "power": info.poly_power}
-        return cls(variant=variant, dataset=dataset, work_dir=work_dir, **(recipe | overrides))
+        if self.num_workers < 0:
+            raise SegvitError(f"train config: num_workers must be >= 0, got {self.num_workers}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        run = {"work_dir": self.work_dir, "device": self.device, "resume": self.resume,
+               "num_workers": self.num_workers, "best_metric": self.best_metric}  # fmt: skip
+        return self.recipe.to_dict() | dict(self.record) | run
+
+    @property
+    def must_match(self) -> tuple[str, ...]:
+        return _RECIPE_MUST_MATCH + tuple(self.record)
 
 
 @dataclass(frozen=True)
 class TrainResult:
-    iterations: int  # the iteration the run ended at (cfg.iters)
+    iterations: int  # the iteration the run ended at (cfg.recipe.iters)
     last_weights: Path  # work_dir/last.pt
     best_weights: Path | None  # work_dir/best.pt, None without evaluation
     best_metric: float | None  # its value of cfg.best_metric
@@ -170,29 +138,33 @@ class _Run:
         on_iteration: Callable[[int], None] | None,
     ) -> None:
         self.cfg, self.ctx = cfg, ctx
-        self.data = SeededDataset(train_set, transform, seed=cfg.seed)
+        self.data = SeededDataset(train_set, transform, seed=cfg.recipe.seed)
         self.loss_fn, self.evaluate_fn, self.on_iteration = loss_fn, evaluate_fn, on_iteration
         self.paths = ckpt.CheckpointPaths(Path(cfg.work_dir))
         self.per_rank, self.device_batch, self.accum = split_batch(
-            cfg.batch, ctx.world_size, cfg.device_batch
+            cfg.recipe.batch, ctx.world_size, cfg.recipe.device_batch
         )
         state = self._open_work_dir()
         self.net = model.to(ctx.device)
         self.optimizer = build_optimizer(
-            self.net, lr=cfg.lr, weight_decay=cfg.weight_decay, head_lr_mult=cfg.head_lr_mult
+            self.net,
+            lr=cfg.recipe.lr,
+            weight_decay=cfg.recipe.weight_decay,
+            head_lr_mult=cfg.recipe.head_lr_mult,
         )
         self.schedule = build_schedule(
             self.optimizer,
-            total_iters=cfg.iters,
-            warmup_iters=cfg.warmup_iters,
-            power=cfg.power,
-            warmup_ratio=cfg.warmup_ratio,
-            min_lr=cfg.min_lr,
+            total_iters=cfg.recipe.iters,
+            warmup_iters=cfg.recipe.warmup_iters,
+            power=cfg.recipe.power,
+            warmup_ratio=cfg.recipe.warmup_ratio,
+            min_lr=cfg.recipe.min_lr,
         )
-        fp16 = cfg.amp and cfg.amp_dtype == "float16" and ctx.device.type == "cuda"
+        fp16 = cfg.recipe.amp and cfg.recipe.amp_dtype == "float16" and ctx.device.type == "cuda"
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=fp16)
+        self.amp_dtype = autocast_dtype(cfg.recipe, ctx.device)
         self.sampler = ResumableSampler(
-            len(train_set), seed=cfg.seed, rank=ctx.rank, world_size=ctx.world_size
+            len(train_set), seed=cfg.recipe.seed, rank=ctx.rank, world_size=ctx.world_size
         )
         self.start, self.saved_at = 0, None
         self.best: float | None = None
@@ -201,7 +173,7 @@ class _Run:
         if state is not None:
             self._restore(state)
         else:
-            ckpt.seed_everything(cfg.seed)
+            ckpt.seed_everything(cfg.recipe.seed)
         self.log = RunLog(self.paths.work_dir / "log.jsonl", enabled=ctx.is_main)
         self.log.truncate_after(self.start)  # records of iterations this run will redo
         if ctx.is_main:
@@ -215,12 +187,17 @@ class _Run:
     def _open_work_dir(self) -> dict[str, Any] | None:
         """Create the work dir; the training state to resume from, or None for a fresh run."""
         work = self.paths.work_dir
+        if work.exists() and not work.is_dir():
+            raise SegvitError(f"--work-dir {work}: a file is there; expected a folder")
         if self.ctx.is_main:
             work.mkdir(parents=True, exist_ok=True)
             ckpt.remove_stale_temporaries(work)  # left by a save that a kill interrupted
         barrier()
         return ckpt.resumable_state(
-            self.paths, resume=self.cfg.resume, config=self.cfg.to_dict(), must_match=_MUST_MATCH
+            self.paths,
+            resume=self.cfg.resume,
+            config=self.cfg.to_dict(),
+            must_match=self.cfg.must_match,
         )
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -244,7 +221,7 @@ class _Run:
             num_workers=cfg.num_workers,
             pin_memory=ctx.device.type == "cuda",
             # Its own generator: worker seeds stay fixed and the global torch RNG untouched.
-            generator=torch.Generator().manual_seed(cfg.seed),
+            generator=torch.Generator().manual_seed(cfg.recipe.seed),
         )
         batches = iter(loader)
         if self.rng is not None:
@@ -253,29 +230,31 @@ class _Run:
         model.train()
         if self.saved_at is None:  # a fresh run: fail early on an unwritable work dir, and
             self._save(0, None)  # make even a kill before the first interval resumable
-        progress = Progress(total=cfg.iters, initial=self.start, enabled=ctx.is_main)
+        progress = Progress(total=cfg.recipe.iters, initial=self.start, enabled=ctx.is_main)
         window = Window()
         losses: dict[str, float] = {}
         try:
-            for iteration in range(self.start + 1, cfg.iters + 1):
+            for iteration in range(self.start + 1, cfg.recipe.iters + 1):
                 tic = time.perf_counter()
                 lrs = current_lrs(self.optimizer)
                 losses, timings = self._step(model, batches, iteration)
                 self.schedule.step()
                 window.add(losses | timings | {"time": time.perf_counter() - tic})
                 progress.advance(losses["loss"], lrs["lr"])
-                last = iteration == cfg.iters
-                if iteration % cfg.log_interval == 0 or last:
+                last = iteration == cfg.recipe.iters
+                if iteration % cfg.recipe.log_interval == 0 or last:
                     means = window.flush()
-                    remaining = means["time"] * (cfg.iters - iteration)
+                    remaining = means["time"] * (cfg.recipe.iters - iteration)
                     record = {"kind": "train", "iter": iteration, **means, **lrs}
                     record |= {"memory_mb": memory_mb(ctx.device), "eta_s": remaining}
                     self.log.write(record)
-                    progress.report(record, total=cfg.iters)
+                    progress.report(record, total=cfg.recipe.iters)
                 metrics = None
-                if self.evaluate_fn is not None and (iteration % cfg.eval_interval == 0 or last):
+                if self.evaluate_fn is not None and (
+                    iteration % cfg.recipe.eval_interval == 0 or last
+                ):
                     metrics = self._evaluate(iteration, progress)
-                if iteration % cfg.checkpoint_interval == 0 or last:
+                if iteration % cfg.recipe.checkpoint_interval == 0 or last:
                     self._save(iteration, metrics)
                 if self.on_iteration is not None:
                     self.on_iteration(iteration)
@@ -284,18 +263,13 @@ class _Run:
             del batches  # stops the DataLoader workers, also when the run fails
         barrier()
         return TrainResult(
-            iterations=cfg.iters,
+            iterations=cfg.recipe.iters,
             last_weights=self.paths.last,
             best_weights=self.paths.best if self.best is not None else None,
             best_metric=self.best,
             losses=losses,
             seconds=time.perf_counter() - began,
         )
-
-    def _autocast(self) -> AbstractContextManager:
-        if self.cfg.amp and self.ctx.device.type == "cuda":
-            return torch.autocast("cuda", dtype=getattr(torch, self.cfg.amp_dtype))
-        return nullcontext()
 
     def _step(
         self, model: nn.Module, batches: Iterator[dict[str, Tensor]], iteration: int
@@ -313,25 +287,20 @@ class _Run:
             # Gradients are all-reduced once per step, on the last micro-batch only.
             accumulating = micro < self.accum - 1 and isinstance(model, DistributedDataParallel)
             with model.no_sync() if accumulating else nullcontext():
-                with self._autocast():
-                    output = model(images)
-                terms = self.loss_fn(output, labels)
-                if "loss" not in terms:
-                    raise SegvitError(f"loss_fn returned {sorted(terms)}; expected a 'loss' entry")
-                self.scaler.scale(terms["loss"] / self.accum).backward()
+                terms = forward_backward(
+                    model, images, labels, self.loss_fn,
+                    amp_dtype=self.amp_dtype, scaler=self.scaler, divide=self.accum,
+                )  # fmt: skip
             for name, value in terms.items():
-                sums[name] = sums.get(name, 0.0) + value.detach().float()
+                sums[name] = sums.get(name, 0.0) + value
         names = sorted(sums)
         means = all_reduce_mean(torch.stack([sums[n] for n in names]) / self.accum).tolist()
         losses = dict(zip(names, means, strict=True))
         if not math.isfinite(losses["loss"]):
             raise self._diverged(iteration, f"the loss is {losses['loss']}")
-        self.scaler.unscale_(self.optimizer)
-        norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.clip_grad)
+        norm = optimizer_step(self.net, self.optimizer, self.scaler, self.cfg.recipe.clip_grad)
         if not self.scaler.is_enabled() and not torch.isfinite(norm):  # fp16 skips such steps
             raise self._diverged(iteration, f"the gradient norm is {norm.item()}")
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
         return losses, {"grad_norm": norm.item(), "data_time": data_time}
 
     def _diverged(self, iteration: int, what: str) -> SegvitError:
@@ -356,7 +325,7 @@ class _Run:
             )
         record = {"kind": "eval", "iter": iteration, **metrics}
         self.log.write(record)
-        progress.report(record, total=self.cfg.iters)
+        progress.report(record, total=self.cfg.recipe.iters)
         value = float(metrics[key])
         if math.isfinite(value) and (self.best is None or value > self.best):
             self.best, self.best_iter = value, iteration
@@ -370,8 +339,7 @@ class _Run:
         metric = None if metrics is None else float(metrics[self.cfg.best_metric])
         return ckpt.weights_meta(
             unwrap(self.net),
-            variant=self.cfg.variant,
-            dataset=self.cfg.dataset,
+            record=self.cfg.record,
             iteration=iteration,
             metric=(self.cfg.best_metric, metric),
         )
@@ -396,3 +364,51 @@ class _Run:
         }
         ckpt.save_state(self.paths.state, state)
         ckpt.save_weights(self.paths.last, model_state, self._meta(iteration, metrics))
+
+
+def autocast_dtype(recipe: Recipe, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of the forward pass: the recipe's on CUDA, None (float32) elsewhere."""
+    if recipe.amp and device.type == "cuda":
+        return getattr(torch, recipe.amp_dtype)
+    return None
+
+
+def forward_backward(
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    loss_fn: LossFn,
+    *,
+    amp_dtype: torch.dtype | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    divide: int = 1,
+) -> dict[str, Tensor]:
+    """Forward (under autocast when `amp_dtype` is set), loss outside autocast, backward of
+    loss / `divide` (scaled by `scaler` when given); the detached float loss terms."""
+    autocast = torch.autocast(images.device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
+    with autocast:
+        output = model(images)
+    terms = loss_fn(output, labels)
+    if "loss" not in terms:
+        raise SegvitError(f"loss_fn returned {sorted(terms)}; expected a 'loss' entry")
+    loss = terms["loss"] / divide
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+    return {name: value.detach().float() for name, value in terms.items()}
+
+
+def optimizer_step(
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    clip_grad: float,
+) -> Tensor:
+    """Unscale, clip the global gradient norm to `clip_grad`, step; the norm before clipping."""
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    norm = torch.nn.utils.clip_grad_norm_(net.parameters(), clip_grad)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    return norm

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry
 
-matplotlib.use("Agg")  # files only; no display on runners
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from segvit.errors import SegvitError  # noqa: E402
-from segvit.experiments.config import FigureConfig  # noqa: E402
-from segvit.fileio import atomic_write  # noqa: E402
+from segvit.errors import SegvitError
+from segvit.experiments.config import FigureConfig
+from segvit.fileio import atomic_write
 
 
 def plot_figure(figure: FigureConfig, frame: pd.DataFrame, out: Path) -> Path:
@@ -25,7 +22,8 @@ def plot_figure(figure: FigureConfig, frame: pd.DataFrame, out: Path) -> Path:
     for column in (f"paper_{x}", f"paper_{y}", x, y):
         if column not in frame.columns:
             raise SegvitError(f"{figure.source} results have no column {column!r}")
-    fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=150)
+    fig = Figure(figsize=(7.5, 5.0), dpi=150)
+    ax = fig.subplots()
     drawn = 0
     for _, row in frame.iterrows():
         px, py = _number(row[f"paper_{x}"]), _number(row[f"paper_{y}"])
@@ -53,7 +51,6 @@ def plot_figure(figure: FigureConfig, frame: pd.DataFrame, out: Path) -> Path:
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, lambda file: fig.savefig(file, format="png"))
-    plt.close(fig)
     return out
 
 

@@ -23,72 +23,85 @@ from rich.progress import Progress
 
 from segvit.analysis.flops import count_flops
 from segvit.engine.distributed import resolve_device
-from segvit.engine.evaluate import EvalConfig, evaluate, load_checkpoint
-from segvit.engine.recipe import Preset, run_training, training_configs
+from segvit.engine.evaluate import EvalSettings, evaluate, load_checkpoint
+from segvit.engine.recipe import Recipe
 from segvit.errors import SegvitError
-from segvit.experiments.config import RowConfig, TableConfig
+from segvit.experiments.config import RowConfig, TableConfig, load_figure, load_table
+from segvit.experiments.plot import plot_figure
+from segvit.experiments.spec import Experiment, resolve, train_experiment
 from segvit.experiments.tables import (
     NOT_IMPLEMENTED,
     NOT_RUN,
     RowResult,
     build_frame,
+    gather_readme,
     machine_label,
     write_table,
 )
 from segvit.fileio import atomic_write, write_json
-from segvit.modeling.variants import ModelConfig, build_model
 
 Stage = Literal["flops", "train", "eval"]
 STAGES: tuple[Stage, ...] = ("flops", "train", "eval")
+EXPERIMENTS = Path(__file__).resolve().parent / "configs"  # the YAML, shipped as package data
+TABLES = tuple(f"table{i}" for i in range(1, 10))
 
 
 # A row runner trains (returns the final weights file) or evaluates (returns metrics).
-TrainRow = Callable[[RowConfig, Preset, Path], Path]
-EvalRow = Callable[[RowConfig, Preset, Path, Sequence[str]], dict[str, float]]
+TrainRow = Callable[[RowConfig, Recipe, Path], Path]
+EvalRow = Callable[[RowConfig, Recipe, Path, Sequence[str]], dict[str, float]]
+
+
+def row_experiment(row: RowConfig, recipe: Recipe) -> Experiment:
+    """What a row trains under `recipe`: the row's dataset and crop, unless the recipe is bound
+    to a dataset of its own (smoke: the demo set at its crop)."""
+    assert row.variant is not None
+    if recipe.dataset:
+        return resolve(row.variant, recipe=recipe)
+    return resolve(row.variant, row.dataset, recipe=recipe, crop=row.crop)
+
+
+def flops_experiment(row: RowConfig) -> Experiment:
+    """The row at the paper's scale: GFLOPs are always counted there, whatever the recipe."""
+    assert row.variant is not None
+    return resolve(row.variant, row.dataset, crop=row.crop)
 
 
 def train_row(
-    row: RowConfig, preset: Preset, run_dir: Path, *, data_root: Path, gpus: int = 1
+    row: RowConfig, recipe: Recipe, run_dir: Path, *, data_root: Path, gpus: int = 1
 ) -> Path:
     """Train one row (resuming a run left unfinished); returns its best or last weights."""
-    assert row.variant is not None
     work_dir = run_dir / "train"
+    experiment = row_experiment(row, recipe)
     if gpus > 1:
-        _torchrun(row, preset, work_dir, data_root, gpus)
+        _torchrun(experiment, work_dir, data_root, gpus)
     else:
-        model_cfg, train_cfg, eval_cfg = training_configs(
-            row.variant, preset=preset, dataset=preset.dataset or row.dataset, work_dir=work_dir,
-            data_root=data_root, overrides={"resume": True},
-        )  # fmt: skip
-        run_training(model_cfg, train_cfg, eval_cfg)
+        train_experiment(experiment, work_dir=work_dir, data_root=data_root, resume=True)
     best, last = work_dir / "best.pt", work_dir / "last.pt"
     return best if best.is_file() else last
 
 
-def _torchrun(row: RowConfig, preset: Preset, work_dir: Path, data_root: Path, gpus: int) -> None:
+def _torchrun(experiment: Experiment, work_dir: Path, data_root: Path, gpus: int) -> None:
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc_per_node={gpus}", "-m", "segvit.cli", "train", str(row.variant),
-        "--dataset", preset.dataset or row.dataset, "--preset", preset.name,
-        "--work-dir", str(work_dir), "--data-root", str(data_root), "--resume",
+        f"--nproc_per_node={gpus}", "-m", "segvit.cli", "train", experiment.variant,
+        "--dataset", experiment.dataset.name, "--preset", experiment.recipe.name,
+        "--crop", str(experiment.crop), "--work-dir", str(work_dir),
+        "--data-root", str(data_root), "--resume",
     ]  # fmt: skip
     if subprocess.run(command, check=False).returncode:
-        raise SegvitError(f"training {row.name} failed; see {work_dir / 'log.jsonl'}")
+        raise SegvitError(f"training {experiment.variant} failed; see {work_dir / 'log.jsonl'}")
 
 
 def eval_row(
-    row: RowConfig, preset: Preset, weights: Path, modes: Sequence[str], *, data_root: Path
+    row: RowConfig, recipe: Recipe, weights: Path, modes: Sequence[str], *, data_root: Path
 ) -> dict[str, float]:
     """The table's metrics of one trained row: ss and/or ms mIoU (59/60 for PC)."""
-    model = load_checkpoint(weights, device=resolve_device("auto"))
-    dataset = preset.dataset or row.dataset
+    model, _ = load_checkpoint(weights, device=resolve_device("auto"))
+    experiment = row_experiment(row, recipe)
     measured = {}
     for mode in modes:
-        cfg = EvalConfig(
-            dataset=dataset, data_root=str(data_root), multi_scale=mode == "ms",
-            max_images=preset.eval_max_images,
-        )  # fmt: skip
-        results = evaluate(model, cfg)
+        settings = EvalSettings(multi_scale=mode == "ms", max_images=recipe.eval_max_images)
+        results = evaluate(model, experiment.dataset, settings, data_root=data_root)
         measured[f"miou_{mode}"] = round(float(results["mIoU"]), 2)
         if "mIoU59" in results:
             measured[f"miou59_{mode}"] = round(float(results["mIoU59"]), 2)
@@ -122,7 +135,7 @@ def select_rows(table: TableConfig, wanted: Sequence[str] | None) -> list[int]:
 def reproduce(
     table: TableConfig,
     *,
-    preset: Preset,
+    recipe: Recipe,
     stages: Sequence[Stage] = STAGES,
     rows: Sequence[str] | None = None,
     results_dir: Path = Path("results"),
@@ -143,26 +156,26 @@ def reproduce(
     chosen = select_rows(table, rows)
     results = [RowResult(NOT_RUN) for _ in table.rows]
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task(f"{table.table} ({preset.name})", total=len(chosen))
+        task = progress.add_task(f"{table.table} ({recipe.name})", total=len(chosen))
         for index, row in enumerate(table.rows):
-            state_path = runs_dir / table.table / preset.name / row_slug(row) / "row.json"
+            state_path = runs_dir / table.table / recipe.name / row_slug(row) / "row.json"
             results[index] = _load_state(state_path)
             if index not in chosen:
                 continue
             progress.update(task, description=f"{table.table}: {row.name}")
             results[index] = _run_row(
-                table, row, preset, stages, state_path, train_fn, eval_fn, console
+                table, row, recipe, stages, state_path, train_fn, eval_fn, console
             )
             progress.advance(task)
-    frame = build_frame(table, results, preset=preset.name, machine=machine_label())
-    note = _note(preset, stages)
+    frame = build_frame(table, results, preset=recipe.name, machine=machine_label())
+    note = _note(recipe, stages)
     return write_table(table, frame, results_dir, note=note)
 
 
 def _run_row(
     table: TableConfig,
     row: RowConfig,
-    preset: Preset,
+    recipe: Recipe,
     stages: Sequence[Stage],
     state_path: Path,
     train_fn: TrainRow,
@@ -174,19 +187,19 @@ def _run_row(
     result = _load_state(state_path)
     wanted = set(table.metrics)
     if "flops" in stages and "gflops" in wanted and "gflops" not in result.measured:
-        model = build_model(ModelConfig(row.variant, row.dataset, crop=row.crop))
+        model = flops_experiment(row).build_model(for_flops=True)
         result.measured["gflops"] = round(count_flops(model).gflops, 2)
         del model
         _save_state(state_path, result)
     weights = state_path.parent / "final.pt"
     if "train" in stages and not weights.is_file() and wanted - {"gflops"}:
-        console.print(f"[bold]train[/] {table.table} / {row.name} ({preset.name})")
-        with open(train_fn(row, preset, state_path.parent), "rb") as trained:
+        console.print(f"[bold]train[/] {table.table} / {row.name} ({recipe.name})")
+        with open(train_fn(row, recipe, state_path.parent), "rb") as trained:
             atomic_write(weights, lambda file: shutil.copyfileobj(trained, file))
     metrics_needed = [m for m in wanted if m != "gflops" and m not in result.measured]
     if "eval" in stages and metrics_needed and weights.is_file():
         console.print(f"[bold]eval[/] {table.table} / {row.name} ({', '.join(table.inference)})")
-        result.measured.update(eval_fn(row, preset, weights, table.inference))
+        result.measured.update(eval_fn(row, recipe, weights, table.inference))
         _save_state(state_path, result)
     missing = [m for m in table.metrics if m not in result.measured]
     result.status = "done" if not missing else f"missing {', '.join(missing)}"
@@ -194,18 +207,18 @@ def _run_row(
     return result
 
 
-def _note(preset: Preset, stages: Sequence[Stage]) -> str:
+def _note(recipe: Recipe, stages: Sequence[Stage]) -> str:
     if set(stages) == {"flops"}:
         return (
             f"Only GFLOPs were measured here (`--only flops`, {machine_label()}), at the "
             "paper's scale; accuracy columns stay empty until the rows are trained and evaluated."
         )
-    if preset.name == "paper":
+    if recipe.name == "paper":
         scale = "the paper's recipe (full datasets, AugReg weights)"
     else:
         scale = (
-            f"the {preset.name} preset: tiny ViTs trained {preset.iters} iterations on the "
-            f"{preset.dataset} dataset, so mIoU columns measure the demo task, not the paper's"
+            f"the {recipe.name} preset: tiny ViTs trained {recipe.iters} iterations on the "
+            f"{recipe.dataset} dataset, so mIoU columns measure the demo task, not the paper's"
         )
     return (
         f"Measured with {scale}; GFLOPs always at the paper's scale. Stages run: "
@@ -228,3 +241,70 @@ def _load_state(path: Path) -> RowResult:
 def _save_state(path: Path, result: RowResult) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, {"status": result.status, "measured": result.measured}, indent=1)
+
+
+def experiment_file(name: str, folder: Path = EXPERIMENTS) -> Path:
+    """`folder/NAME.yaml`, or a one-line error listing the experiments that folder holds."""
+    path = Path(folder) / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in Path(folder).glob("*.yaml"))
+        raise SegvitError(f"no experiment {name!r} in {folder}; expected one of: {known}")
+    return path
+
+
+def results_dir_for(results: Path, recipe: Recipe) -> Path:
+    """Where a recipe's tables go: results/ for the paper's, results/NAME/ for any other, so
+    a smoke run never overwrites a paper table."""
+    return results if recipe.name == "paper" else results / recipe.name
+
+
+def reproduce_tables(
+    names: Sequence[str],
+    *,
+    recipe: Recipe,
+    stages: Sequence[Stage] = STAGES,
+    rows: Sequence[str] | None = None,
+    results: Path = Path("results"),
+    runs_dir: Path = Path("runs"),
+    data_root: Path = Path("data"),
+    experiments: Path = EXPERIMENTS,
+    gpus: int = 1,
+    console: Console | None = None,
+    on_table: Callable[[TableConfig, Path], None] | None = None,
+) -> list[Path]:
+    """Reproduce each named table ("all": Tables 1-9, then Figure 4 and results/README.md);
+    `on_table(config, markdown_path)` after each. Returns the markdown files written."""
+    for stage in stages:
+        if stage not in STAGES:
+            raise SegvitError(f"--only {stage}: expected one of {', '.join(STAGES)}")
+    everything = "all" in names
+    tables = list(TABLES) if everything else list(dict.fromkeys(names))
+    configs = [load_table(experiment_file(name, experiments)) for name in tables]  # fail early
+    out_dir = results_dir_for(results, recipe)
+    written = []
+    for config in configs:
+        md = reproduce(
+            config, recipe=recipe, stages=stages, rows=rows, results_dir=out_dir,
+            runs_dir=runs_dir, data_root=data_root, console=console, gpus=gpus,
+        )  # fmt: skip
+        written.append(md)
+        if on_table is not None:
+            on_table(config, md)
+    if everything:
+        draw_figure("figure4", results=out_dir, experiments=experiments)
+        gather_readme(out_dir)
+    return written
+
+
+def draw_figure(name: str, *, results: Path, experiments: Path = EXPERIMENTS) -> Path:
+    """results/FIGURE.png from its source table's results."""
+    import pandas as pd
+
+    config = load_figure(experiment_file(name, experiments))
+    source = results / f"{config.source}.csv"
+    if not source.is_file():
+        raise SegvitError(
+            f"{source} not found; run `segvit reproduce {config.source}` first "
+            f"(`--only flops` gives the GFLOPs axis in minutes)"
+        )
+    return plot_figure(config, pd.read_csv(source), results / f"{config.figure}.png")

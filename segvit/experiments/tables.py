@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,15 +32,14 @@ class RowResult:
 
 
 def machine_label() -> str:
-    """Where numbers were measured: the CPU, or the GPU when one was used."""
-    try:
-        import torch
+    """Where numbers were measured: the GPU when one is present, else the CPU."""
+    import torch
 
-        if torch.cuda.is_available():
-            return f"{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
-    except ImportError:
-        pass
-    return f"{platform.machine()} CPU, {os.cpu_count()} cores"
+    from segvit.engine.distributed import describe_device
+
+    if torch.cuda.is_available():
+        return f"{describe_device(torch.device('cuda'))} x{torch.cuda.device_count()}"
+    return f"{describe_device(torch.device('cpu'))}, {os.cpu_count()} cores"
 
 
 def build_frame(

@@ -11,13 +11,12 @@ from segvit.modeling.output import SegOutput, semantic_inference
 
 @dataclass(frozen=True)
 class ModelMeta:
-    """What a checkpoint must carry to rebuild its model."""
+    """What a checkpoint must carry to rebuild its model (and nothing about its data)."""
 
-    variant: str
-    dataset: str
+    variant: str  # a name from segvit.modeling.variants.VARIANTS
     num_classes: int
-    crop: int
-    tiny: bool
+    crop: int  # training crop; position embeddings and QU queries are made for its grid
+    tiny: bool  # width-192 ViT of the same depth
 
     def to_dict(self) -> dict[str, str | int | bool]:
         return asdict(self)

@@ -1,7 +1,8 @@
 """The paper's models by name: one explicit table from variant names to builder calls.
 
-`build_model(ModelConfig(variant="segvit_b", dataset="ade20k"))` gives the Table 1 ViT-B
-SegViT; the dataset sets the class count and the crop (ADE20K ViT-L models train at 640).
+`build_model("segvit_b", num_classes=150, crop=512)` gives the Table 1 ViT-B SegViT. A model
+knows its class count and crop, never a dataset: the experiment spec (segvit.experiments.spec)
+reads those from the dataset once and passes the numbers down.
 """
 
 from __future__ import annotations
@@ -9,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal
 
 from torch import nn
 
-from segvit.data.info import dataset_info
 from segvit.errors import SegvitError
+from segvit.losses import ATMCriterion, Criterion, PixelCECriterion, SemanticCECriterion
 from segvit.modeling.backbone import (
     VIT_B,
     VIT_L,
@@ -22,8 +22,8 @@ from segvit.modeling.backbone import (
     ShrunkViTBackbone,
     ViTBackbone,
     ViTSpec,
-    tiny,
 )
+from segvit.modeling.backbone import tiny as tiny_spec
 from segvit.modeling.heads import ATMHead, QUHead, SETRNaiveHead
 from segvit.modeling.segmentor import ModelMeta, Segmentor
 from segvit.modeling.weights import load_pretrained
@@ -31,19 +31,7 @@ from segvit.modeling.weights import load_pretrained
 # References: SegViT release configs for taps, QD positions and head widths
 # (../shared/paper/architecture.md gathers them).
 
-LossKind = Literal["atm", "pixel_ce", "semantic_ce"]
 Parts = tuple[nn.Module, nn.Module]  # (backbone, head)
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Which model to build, for which data."""
-
-    variant: str  # a name from VARIANTS
-    dataset: str = "ade20k"  # sets the class count and the default crop
-    crop: int | None = None  # training crop; None: the dataset's crop for this ViT size
-    tiny: bool = False  # width-192 ViT of the same depth (tests, smoke preset)
-    pretrained: str | None = None  # "hub", a weights file, or None for random init
 
 
 def cascade(spec: ViTSpec, num_classes: int, crop: int, *, taps: tuple[int, ...]) -> Parts:
@@ -62,7 +50,8 @@ def cascade(spec: ViTSpec, num_classes: int, crop: int, *, taps: tuple[int, ...]
 def single(
     spec: ViTSpec, num_classes: int, crop: int, *, tap: int, qd_index: int | None = None
 ) -> Parts:
-    """One ATM decoder on one layer, every layer's mask summed; with QD: naive Shrunk."""
+    """One ATM decoder on one layer, every layer's map a mask of its own (the release's
+    ATMSingleHead does not sum them); with QD: naive Shrunk."""
     if qd_index is None:
         backbone = ViTBackbone(spec=spec, img_size=crop, out_indices=(tap,))
     else:
@@ -76,6 +65,7 @@ def single(
         dim=spec.dim // 2,
         num_heads=spec.heads,
         mask_layers="every",
+        cumulative=False,
     )
     return backbone, head
 
@@ -115,7 +105,12 @@ class Variant:
     description: str
     spec: ViTSpec
     build: Callable[[ViTSpec, int, int], Parts]  # (spec, num_classes, crop) -> parts
-    loss: LossKind = "atm"
+    criterion: Callable[[int], Criterion] = ATMCriterion  # num_classes -> its training loss
+
+    @property
+    def large(self) -> bool:
+        """A ViT-L model: datasets may train it at another crop (ADE20K: 640)."""
+        return self.spec is VIT_L
 
 
 VARIANTS: dict[str, Variant] = {
@@ -135,7 +130,7 @@ VARIANTS: dict[str, Variant] = {
     # Table 8 (and Tables 4, 5): ViT-B structures.
     "setr_b": Variant(
         "SETR-naive head on ViT-B layer 12, pixel cross-entropy (Tables 4, 8)",
-        VIT_B, partial(setr_naive, tap=11), loss="pixel_ce",
+        VIT_B, partial(setr_naive, tap=11), criterion=PixelCECriterion,
     ),
     "atm_single_b": Variant(
         "single ATM decoder on ViT-B layer 12 (Tables 4, 5, 8)",
@@ -143,7 +138,7 @@ VARIANTS: dict[str, Variant] = {
     ),
     "atm_single_ce_b": Variant(
         "single ATM decoder on ViT-B layer 12 trained with pixel cross-entropy (Table 4)",
-        VIT_B, partial(single, tap=11), loss="semantic_ce",
+        VIT_B, partial(single, tap=11), criterion=SemanticCECriterion,
     ),
     "naive_shrunk_b": Variant(
         "naive Shrunk: QD at ViT-B layer 7, single ATM on the 1/32 output (Table 8)",
@@ -183,26 +178,31 @@ def get_variant(name: str) -> Variant:
         ) from None
 
 
-def resolve_crop(cfg: ModelConfig) -> int:
-    """The crop a config trains and counts at: explicit, or the dataset's for this ViT size."""
-    variant = get_variant(cfg.variant)
-    crop = cfg.crop
-    if crop is None:
-        crop = dataset_info(cfg.dataset).crop_for(large=variant.spec is VIT_L)
+def check_crop(crop: int) -> int:
     if crop <= 0 or crop % 16:
         raise SegvitError(f"--crop {crop}: expected a positive multiple of 16 (the patch size)")
     return crop
 
 
-def build_model(cfg: ModelConfig) -> Segmentor:
-    """The model of `cfg`, with pretrained backbone weights when `cfg.pretrained` is set."""
-    variant = get_variant(cfg.variant)
-    info = dataset_info(cfg.dataset)
-    crop = resolve_crop(cfg)
-    spec = tiny(variant.spec) if cfg.tiny else variant.spec
-    backbone, head = variant.build(spec, info.num_classes, crop)
-    meta = ModelMeta(cfg.variant, cfg.dataset, info.num_classes, crop, cfg.tiny)
-    model = Segmentor(backbone=backbone, head=head, meta=meta)
-    if cfg.pretrained:
-        load_pretrained(backbone.vit, cfg.pretrained, spec)
+def build_model(
+    variant: str,
+    *,
+    num_classes: int,
+    crop: int,
+    tiny: bool = False,
+    pretrained: str | None = None,
+) -> Segmentor:
+    """The model `variant` for `num_classes` classes at `crop`; pretrained backbone weights
+    ("hub" or a file) when `pretrained` is set. `tiny`: width-192 ViT of the same depth."""
+    chosen = get_variant(variant)
+    check_crop(crop)
+    if num_classes < 1:
+        raise SegvitError(f"{variant}: num_classes must be >= 1, got {num_classes}")
+    spec = tiny_spec(chosen.spec) if tiny else chosen.spec
+    backbone, head = chosen.build(spec, num_classes, crop)
+    model = Segmentor(
+        backbone=backbone, head=head, meta=ModelMeta(variant, num_classes, crop, tiny)
+    )
+    if pretrained:
+        load_pretrained(backbone.vit, pretrained, spec)
     return model

@@ -14,9 +14,9 @@ from segvit.analysis.bench import (
     train_step,
 )
 from segvit.engine.optim import build_optimizer
-from segvit.engine.recipe import make_loss
 from segvit.errors import SegvitError
-from segvit.modeling.variants import ModelConfig, build_model, get_variant
+from segvit.losses import PixelCECriterion
+from segvit.modeling.variants import build_model, get_variant
 
 
 @pytest.fixture
@@ -52,9 +52,9 @@ def test_figures_are_positive_finite_and_consistent():
 @pytest.mark.parametrize("variant", ["segvit_shrunk_b", "setr_b", "atm_single_ce_b"])
 def test_train_step_updates_backbone_and_head(variant):
     torch.manual_seed(0)
-    model = build_model(ModelConfig(variant, "demo", crop=64, tiny=True)).train()
+    model = build_model(variant, num_classes=8, crop=64, tiny=True).train()
     optimizer = build_optimizer(model, lr=1e-3)
-    loss_fn = make_loss(get_variant(variant).loss, 8)
+    loss_fn = get_variant(variant).criterion(8)
     images, labels = synthetic_batch(2, 64, 8, generator=torch.Generator().manual_seed(0))
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     loss = train_step(model, optimizer, images, labels, loss_fn)
@@ -67,10 +67,10 @@ def test_train_step_updates_backbone_and_head(variant):
 @pytest.mark.usefixtures("one_thread")
 def test_train_step_clips_the_gradient_norm():
     torch.manual_seed(0)
-    model = build_model(ModelConfig("setr_b", "demo", crop=32, tiny=True)).train()
+    model = build_model("setr_b", num_classes=8, crop=32, tiny=True).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # keeps the gradients to inspect
     images, labels = synthetic_batch(1, 32, 8, generator=torch.Generator().manual_seed(0))
-    train_step(model, optimizer, images, labels, make_loss("pixel_ce", 8), clip_grad=1e-3)
+    train_step(model, optimizer, images, labels, PixelCECriterion(8), clip_grad=1e-3)
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
     assert norm.item() == pytest.approx(1e-3, rel=1e-3)

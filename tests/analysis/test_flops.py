@@ -7,7 +7,8 @@ from fvcore.nn import FlopCountAnalysis
 from torch import nn
 
 from segvit.analysis.flops import count_flops, sdpa_flop_handle
-from segvit.modeling.variants import ModelConfig, build_model
+from segvit.experiments.spec import resolve
+from segvit.modeling.variants import build_model
 
 
 class _SDPA(nn.Module):
@@ -26,7 +27,7 @@ def test_sdpa_counted_as_its_two_matrix_products():
 
 
 def test_report_splits_backbone_and_head():
-    model = build_model(ModelConfig("segvit_b", "demo", crop=64, tiny=True))
+    model = build_model("segvit_b", num_classes=8, crop=64, tiny=True)
     report = count_flops(model)
     assert report.crop == 64
     assert report.backbone_gflops > 0 and report.head_gflops > 0
@@ -53,5 +54,5 @@ PAPER_ROWS = [
 @pytest.mark.parametrize("variant, dataset, paper, tolerance", PAPER_ROWS)
 def test_gflops_match_the_paper(variant, dataset, paper, tolerance):
     torch.manual_seed(0)
-    report = count_flops(build_model(ModelConfig(variant, dataset)))
+    report = count_flops(resolve(variant, dataset).build_model(for_flops=True))
     assert report.gflops == pytest.approx(paper, rel=tolerance)

@@ -19,7 +19,7 @@ from segvit.engine.distributed import (
     reduce_count,
     split_batch,
 )
-from segvit.engine.train import TrainConfig, train
+from segvit.engine.train import train
 from segvit.errors import SegvitError
 
 
@@ -128,7 +128,7 @@ import torch.nn.functional as F
 sys.path.insert(0, {tests!r})
 import tiny
 from segvit.engine.distributed import reduce_count
-from segvit.engine.train import TrainConfig, train
+from segvit.engine.train import train
 
 work, out = sys.argv[1], sys.argv[2]
 rank = int(os.environ["RANK"])
@@ -144,7 +144,7 @@ torch.manual_seed(1)
 model = tiny.TinySegmentor()
 model.backbone.drop.p = 0.0
 data = tiny.TinySet(size=12)
-cfg = TrainConfig(variant="tiny", dataset="demo", work_dir=work, iters=3, batch=4, lr=1e-2,
+cfg = tiny.make_cfg(variant="tiny", dataset="demo", work_dir=work, iters=3, batch=4, lr=1e-2,
                   warmup_iters=1, log_interval=1, eval_interval=100, checkpoint_interval=100,
                   num_workers=0, device="cpu")
 result = train(cfg, model=model, train_set=data, loss_fn=loss_fn, transform=tiny.augment)
@@ -194,7 +194,7 @@ def test_two_gloo_processes_agree_and_split_the_data(tiny, tmp_path):
         ce = F.cross_entropy(logits, labels, ignore_index=255, reduction="none")
         return {"loss": ce.sum() / labels.numel() + output.class_logits.pow(2).mean()}
 
-    cfg = TrainConfig(
+    cfg = tiny.make_cfg(
         variant="tiny",
         dataset="demo",
         work_dir=str(tmp_path / "single"),

@@ -5,16 +5,17 @@ import pytest
 import torch
 from PIL import Image
 
-from segvit.engine.predict import read_rgb, save_prediction, segment
+from segvit.data.info import get_dataset
+from segvit.engine.predict import output_names, predict_images, read_rgb, save_prediction, segment
 from segvit.errors import SegvitError
-from segvit.modeling.variants import ModelConfig, build_model
+from segvit.modeling.variants import build_model
 
 
 def test_labels_png_holds_the_class_ids(tmp_path):
     rgb = np.full((40, 60, 3), 120, np.uint8)
     classes = np.zeros((40, 60), np.int64)
     classes[10:30, 20:50] = 5
-    overlay, labels = save_prediction(rgb, classes, "demo", tmp_path, "img")
+    overlay, labels = save_prediction(rgb, classes, get_dataset("demo"), tmp_path, "img")
     assert np.array_equal(np.asarray(Image.open(labels)), classes)
     assert Image.open(overlay).format == "PNG"
     assert not list(tmp_path.glob(".*tmp"))  # written atomically, nothing left behind
@@ -22,8 +23,9 @@ def test_labels_png_holds_the_class_ids(tmp_path):
 
 def test_segment_returns_a_map_at_the_image_size():
     torch.manual_seed(0)
-    model = build_model(ModelConfig("segvit_b", "demo", crop=64, tiny=True)).eval()
-    classes = segment(model, np.random.default_rng(0).integers(0, 255, (50, 70, 3), np.uint8))
+    model = build_model("segvit_b", num_classes=8, crop=64, tiny=True).eval()
+    rgb = np.random.default_rng(0).integers(0, 255, (50, 70, 3), np.uint8)
+    classes = segment(model, rgb, get_dataset("demo"))
     assert classes.shape == (50, 70)
     assert classes.min() >= 0 and classes.max() < 8
 
@@ -35,3 +37,19 @@ def test_unreadable_images_are_one_line_errors(tmp_path):
     bad.write_bytes(b"\xff\xd8 truncated")
     with pytest.raises(SegvitError, match="bad.jpg: not a readable image"):
         read_rgb(bad)
+
+
+def test_images_with_the_same_name_keep_their_own_outputs(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("segvit_b", num_classes=8, crop=64, tiny=True).eval()
+    paths = []
+    for folder, value in (("a", 30), ("b", 200)):
+        (tmp_path / folder).mkdir()
+        paths.append(tmp_path / folder / "x.png")
+        Image.fromarray(np.full((40, 50, 3), value, np.uint8)).save(paths[-1])
+    assert output_names(paths + [tmp_path / "c" / "y.jpg", paths[0]]) == ["x", "x-2", "y", "x-3"]
+    written = list(predict_images(model, paths, get_dataset("demo"), tmp_path / "out"))
+    overlays = [overlay for _, overlay, _ in written]
+    assert [o.name for o in overlays] == ["x_overlay.png", "x-2_overlay.png"]
+    assert all(o.is_file() for o in overlays)
+    assert [source for source, _, _ in written] == paths

@@ -16,13 +16,13 @@ import torch.nn.functional as F
 from segvit import fileio
 from segvit.engine import checkpoint as ckpt
 from segvit.engine.logging import read_log
-from segvit.engine.train import TrainConfig, train
+from segvit.engine.train import train
 from segvit.errors import SegvitError
 
 ITERS = 8
 
 
-def _cfg(work_dir: Path, **overrides) -> TrainConfig:
+def _cfg(work_dir: Path, **overrides):
     values = dict(
         variant="tiny",
         dataset="demo",
@@ -37,16 +37,14 @@ def _cfg(work_dir: Path, **overrides) -> TrainConfig:
         num_workers=0,
         device="cpu",
     )
-    return TrainConfig(**(values | overrides))
+    return sys.modules["engine_tiny"].make_cfg(**(values | overrides))  # the `tiny` fixture
 
 
 def _run(tiny, work_dir: Path, *, init_seed: int = 1, **kwargs) -> dict[str, torch.Tensor]:
     """Train a freshly initialised tiny model; returns its final state dict."""
     torch.manual_seed(init_seed)
     model = tiny.TinySegmentor()
-    cfg_overrides = {
-        k: kwargs.pop(k) for k in list(kwargs) if k in TrainConfig.__dataclass_fields__
-    }
+    cfg_overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in tiny.cfg_fields()}
     train(
         _cfg(work_dir, **cfg_overrides),
         model=model,
@@ -133,14 +131,14 @@ import os, signal, sys
 import torch
 sys.path.insert(0, {tests!r})
 import tiny
-from segvit.engine.train import TrainConfig, train
+from segvit.engine.train import train
 
 work, resume, kill_at = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3])
 def hook(i):
     if i == kill_at:
         os.kill(os.getpid(), signal.SIGKILL)
 torch.manual_seed(1 if not resume else 99)
-cfg = TrainConfig(variant="tiny", dataset="demo", work_dir=work, iters={iters}, batch=4, lr=1e-2,
+cfg = tiny.make_cfg(variant="tiny", dataset="demo", work_dir=work, iters={iters}, batch=4, lr=1e-2,
                   warmup_iters=3, log_interval=2, eval_interval=100, checkpoint_interval=3,
                   num_workers=0, device="cpu", resume=resume)
 train(cfg, model=tiny.TinySegmentor(), train_set=tiny.TinySet(), loss_fn=tiny.pixel_loss,
@@ -281,10 +279,13 @@ def test_bad_batch_split_and_config_values_are_clear_errors(tiny, tmp_path):
         )
 
 
-def test_paper_recipe_per_dataset():
-    cfg = TrainConfig.paper(variant="segvit_l", dataset="coco-stuff-10k", work_dir="w")
-    assert (cfg.iters, cfg.weight_decay, cfg.power, cfg.batch) == (80_000, 0.02, 2.0, 16)
-    assert TrainConfig.paper(variant="v", dataset="ade20k", work_dir="w", iters=10).iters == 10
+def test_a_work_dir_that_is_a_file_is_refused(tiny, tmp_path):
+    path = tmp_path / "taken"
+    path.write_text("not a folder")
+    with pytest.raises(SegvitError, match="--work-dir .*taken: a file is there; expected a folder"):
+        train(_cfg(path), model=tiny.TinySegmentor(), train_set=tiny.TinySet(),
+              loss_fn=tiny.pixel_loss)  # fmt: skip
+    assert path.read_text() == "not a folder"
 
 
 def test_evaluation_does_not_change_the_training(tiny, tmp_path, straight):

@@ -93,3 +93,31 @@ def pixel_loss(output: SegOutput, labels: Tensor) -> dict[str, Tensor]:
 def state_equal(a: dict[str, Tensor], b: dict[str, Tensor]) -> bool:
     """Bitwise equality of two state dicts."""
     return a.keys() == b.keys() and all(torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
+
+
+def make_cfg(**settings):
+    """A TrainConfig from flat settings: recipe fields go to its Recipe, the rest to the run;
+    `variant` and `dataset` become the run's record."""
+    from dataclasses import fields
+
+    from segvit.engine.recipe import Recipe
+    from segvit.engine.train import TrainConfig
+
+    recipe_names = {f.name for f in fields(Recipe)}
+    recipe = Recipe(**{k: v for k, v in settings.items() if k in recipe_names})
+    record = {k: settings[k] for k in ("variant", "dataset") if k in settings}
+    run = {
+        k: v
+        for k, v in settings.items()
+        if k not in recipe_names and k not in ("variant", "dataset")
+    }
+    return TrainConfig(recipe=recipe, record=record, **run)
+
+
+def cfg_fields() -> set[str]:
+    from dataclasses import fields
+
+    from segvit.engine.recipe import Recipe
+    from segvit.engine.train import TrainConfig
+
+    return {f.name for f in fields(Recipe)} | {f.name for f in fields(TrainConfig)}

@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from segvit.engine.recipe import get_preset
+from segvit.engine.recipe import get_recipe
 from segvit.errors import SegvitError
 from segvit.experiments.config import RowConfig, TableConfig
 from segvit.experiments.reproduce import reproduce, select_rows
@@ -45,7 +45,7 @@ class Runner:
 
 def run(tmp_path, runner, **kwargs):
     return reproduce(
-        TABLE, preset=get_preset("smoke"), results_dir=tmp_path / "results",
+        TABLE, recipe=get_recipe("smoke"), results_dir=tmp_path / "results",
         runs_dir=tmp_path / "runs", train_fn=runner.train, eval_fn=runner.evaluate, **kwargs,
     )  # fmt: skip
 

@@ -4,16 +4,19 @@ import pytest
 import torch
 from timm.layers import DropPath
 
+from segvit.data.info import get_dataset
 from segvit.errors import SegvitError
+from segvit.experiments.spec import resolve
+from segvit.losses import PixelCECriterion
 from segvit.modeling.output import SegOutput
-from segvit.modeling.variants import VARIANTS, ModelConfig, build_model, resolve_crop
+from segvit.modeling.variants import VARIANTS, build_model
 
 CROP = 64  # 4x4 tokens at 1/16, 2x2 at 1/32
 
 
 def tiny_model(variant: str, dataset: str = "demo"):
     torch.manual_seed(0)
-    return build_model(ModelConfig(variant=variant, dataset=dataset, crop=CROP, tiny=True))
+    return build_model(variant, num_classes=get_dataset(dataset).num_classes, crop=CROP, tiny=True)
 
 
 def _expected_mask_grid(variant: str) -> int:
@@ -28,7 +31,7 @@ def test_output_shapes(variant):
     out = model(images)
     assert isinstance(out, SegOutput)
     grid = _expected_mask_grid(variant)
-    if VARIANTS[variant].loss == "pixel_ce":
+    if VARIANTS[variant].criterion is PixelCECriterion:
         assert out.class_logits is None
         assert out.mask_logits.shape == (2, K, grid, grid)
     else:
@@ -96,25 +99,27 @@ def test_qu_masks_are_not_cumulative():
 
 
 def test_dataset_sets_classes_and_crop():
-    assert resolve_crop(ModelConfig("segvit_b", "ade20k")) == 512
-    assert resolve_crop(ModelConfig("segvit_l", "ade20k")) == 640
-    assert resolve_crop(ModelConfig("segvit_l", "coco-stuff-10k")) == 512
-    assert resolve_crop(ModelConfig("segvit_shrunk_l", "pascal-context")) == 480
-    model = build_model(ModelConfig("setr_b", "pascal-context-59", crop=64, tiny=True))
+    assert resolve("segvit_b", "ade20k").crop == 512
+    assert resolve("segvit_l", "ade20k").crop == 640
+    assert resolve("segvit_l", "coco-stuff-10k").crop == 512
+    assert resolve("segvit_shrunk_l", "pascal-context").crop == 480
+    experiment = resolve("setr_b", "pascal-context-59", crop=64)
+    assert experiment.dataset.num_classes == 59
+    model = build_model("setr_b", num_classes=59, crop=64, tiny=True)
     assert model.meta.num_classes == 59
 
 
 def test_unknown_variant_lists_the_valid_ones():
     with pytest.raises(SegvitError, match="unknown variant 'segvit_x'.*segvit_b.*setr_b"):
-        build_model(ModelConfig("segvit_x"))
+        build_model("segvit_x", num_classes=8, crop=64)
 
 
 def test_unknown_dataset_is_named():
     with pytest.raises(SegvitError, match="unknown dataset 'ade'"):
-        build_model(ModelConfig("segvit_b", "ade"))
+        resolve("segvit_b", "ade")
 
 
 @pytest.mark.parametrize("crop", [500, 0, -16])
 def test_crop_must_be_a_multiple_of_16(crop):
     with pytest.raises(SegvitError, match=f"--crop {crop}: expected a positive multiple of 16"):
-        build_model(ModelConfig("segvit_b", crop=crop, tiny=True))
+        build_model("segvit_b", num_classes=8, crop=crop, tiny=True)

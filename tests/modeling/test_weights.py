@@ -8,7 +8,7 @@ from safetensors.torch import save_file
 from segvit.errors import SegvitError
 from segvit.modeling import weights
 from segvit.modeling.backbone import VIT_B, tiny
-from segvit.modeling.variants import ModelConfig, build_model
+from segvit.modeling.variants import build_model
 
 SPEC = tiny(VIT_B)
 
@@ -32,7 +32,7 @@ def test_loads_a_checkpoint_file(tmp_path, suffix):
     else:
         save_file({k: v.contiguous() for k, v in state.items()}, path)
 
-    model = build_model(ModelConfig("segvit_b", "demo", crop=64, tiny=True, pretrained=str(path)))
+    model = build_model("segvit_b", num_classes=8, crop=64, tiny=True, pretrained=str(path))
     vit = model.backbone.vit
     torch.testing.assert_close(vit.blocks[3].attn.qkv.weight, state["blocks.3.attn.qkv.weight"])
     torch.testing.assert_close(vit.patch_embed.proj.weight, state["patch_embed.proj.weight"])
@@ -47,28 +47,27 @@ def test_loads_a_checkpoint_file(tmp_path, suffix):
 def test_missing_file_names_it_and_the_download(tmp_path):
     missing = tmp_path / "nope.safetensors"
     with pytest.raises(SegvitError, match=r"nope\.safetensors not found; download https://"):
-        build_model(ModelConfig("segvit_b", "demo", crop=64, tiny=True, pretrained=str(missing)))
+        build_model("segvit_b", num_classes=8, crop=64, tiny=True, pretrained=str(missing))
 
 
 def test_weights_of_another_size_are_refused(tmp_path):
     path = tmp_path / "small.pth"
     torch.save(timm.create_model("vit_tiny_patch16_224", num_classes=0).state_dict(), path)
-    model_cfg = ModelConfig("segvit_b", "demo", crop=64, tiny=False, pretrained=str(path))
     with pytest.raises(SegvitError, match="weights do not fit this ViT"):
-        build_model(model_cfg)
+        build_model("segvit_b", num_classes=8, crop=64, pretrained=str(path))
 
 
 def test_corrupt_file_is_a_clear_error(tmp_path):
     path = tmp_path / "broken.pth"
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(SegvitError, match="broken.pth: not a readable ViT checkpoint"):
-        build_model(ModelConfig("segvit_b", "demo", crop=64, tiny=True, pretrained=str(path)))
+        build_model("segvit_b", num_classes=8, crop=64, tiny=True, pretrained=str(path))
 
 
 def test_offline_hub_says_what_to_fetch_and_where(tmp_path, monkeypatch):
     monkeypatch.setenv("SEGVIT_WEIGHTS", str(tmp_path))
     monkeypatch.setattr(weights, "_hub_reachable", lambda: False)
-    vit = build_model(ModelConfig("segvit_b", "demo", crop=64, tiny=True)).backbone.vit
+    vit = build_model("segvit_b", num_classes=8, crop=64, tiny=True).backbone.vit
     with pytest.raises(SegvitError) as err:
         weights.load_pretrained(vit, "hub", VIT_B)
     message = str(err.value)
@@ -78,7 +77,7 @@ def test_offline_hub_says_what_to_fetch_and_where(tmp_path, monkeypatch):
 
 def test_failed_download_gives_the_same_advice(tmp_path, monkeypatch):
     monkeypatch.setenv("SEGVIT_WEIGHTS", str(tmp_path))
-    vit = build_model(ModelConfig("segvit_b", "demo", crop=64, tiny=True)).backbone.vit
+    vit = build_model("segvit_b", num_classes=8, crop=64, tiny=True).backbone.vit
     monkeypatch.setattr(weights, "_hub_reachable", lambda: True)
 
     def refused(*args, **kwargs):
@@ -95,7 +94,7 @@ def test_hub_uses_the_cache_folder_first(tmp_path, monkeypatch):
     monkeypatch.setattr(weights, "_hub_reachable", lambda: pytest.fail("tried the network"))
     state = _reference_vit().state_dict()
     torch.save(state, tmp_path / f"{VIT_B.hub_name}.pth")
-    vit = build_model(ModelConfig("segvit_b", "demo", crop=64, tiny=True)).backbone.vit
+    vit = build_model("segvit_b", num_classes=8, crop=64, tiny=True).backbone.vit
     origin = weights.load_pretrained(vit, "hub", VIT_B)
     assert origin == tmp_path / f"{VIT_B.hub_name}.pth"
     torch.testing.assert_close(vit.blocks[0].mlp.fc1.weight, state["blocks.0.mlp.fc1.weight"])

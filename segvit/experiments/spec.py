@@ -1,0 +1,144 @@
+"""One experiment: a model variant on a dataset at a crop, trained by a recipe, scored by
+eval settings. A YAML row, a `segvit train` call and a checkpoint all resolve to one.
+
+    resolve("segvit_b", "ade20k")                   # the paper's Table 1 row
+    resolve("segvit_b", recipe="smoke")            # tiny, demo data, CPU minutes
+    train_experiment(experiment, work_dir=..., data_root=...)
+
+Names (variant, dataset, recipe) are looked up here, once; the model builder, the data
+pipeline and the engine receive numbers and typed objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from segvit.data.datasets import SegDataset
+from segvit.data.info import DatasetSpec, get_dataset
+from segvit.data.transforms import TrainTransform
+from segvit.engine.evaluate import EvalSettings, evaluate, trained_on
+from segvit.engine.recipe import Recipe, get_recipe
+from segvit.engine.train import TrainConfig, TrainResult, train
+from segvit.errors import SegvitError
+from segvit.losses import Criterion
+from segvit.modeling.segmentor import Segmentor
+from segvit.modeling.variants import Variant, build_model, check_crop, get_variant
+
+
+@dataclass(frozen=True)
+class Experiment:
+    variant: str  # a name from segvit.modeling.variants.VARIANTS
+    dataset: DatasetSpec  # what it trains on and is scored on
+    crop: int  # training crop and sliding window
+    recipe: Recipe
+    eval: EvalSettings = field(default_factory=EvalSettings)
+
+    def with_recipe(self, **changes: Any) -> Experiment:
+        """The same experiment under a recipe with `changes` (a typed `replace`)."""
+        return replace(self, recipe=replace(self.recipe, **changes))
+
+    @property
+    def spec(self) -> Variant:
+        return get_variant(self.variant)
+
+    def build_model(self, *, for_flops: bool = False) -> Segmentor:
+        """The model, seeded by the recipe so one seed gives one set of initial weights.
+        `for_flops`: the full-size model without pretrained weights (the paper's scale)."""
+        torch.manual_seed(self.recipe.seed)
+        return build_model(
+            self.variant,
+            num_classes=self.dataset.num_classes,
+            crop=self.crop,
+            tiny=self.recipe.tiny and not for_flops,
+            pretrained=None if for_flops else self.recipe.pretrained,
+        )
+
+    def criterion(self) -> Criterion:
+        criterion = self.spec.criterion(self.dataset.num_classes)
+        if self.recipe.mask_loss_excludes_ignored and hasattr(criterion, "exclude_ignored_pixels"):
+            criterion = replace(criterion, exclude_ignored_pixels=True)
+        return criterion
+
+    def record(self) -> dict[str, str]:
+        """What the run is, as every checkpoint and config.json of it records."""
+        return {
+            "variant": self.variant,
+            "trained_on": self.dataset.name,
+            "recipe": self.recipe.name,
+            "loss": self.criterion().name,
+        }
+
+
+def resolve(
+    variant: str,
+    dataset: str | None = None,
+    *,
+    recipe: str | Recipe = "paper",
+    crop: int | None = None,
+    eval: EvalSettings | None = None,
+    **overrides: Any,
+) -> Experiment:
+    """The experiment of `variant` on `dataset` under `recipe` (a name or a Recipe), with
+    recipe `overrides` (None values ignored). A recipe bound to a dataset (smoke: demo)
+    supplies it; the crop defaults to the dataset's crop for the variant's ViT size."""
+    chosen = get_variant(variant)
+    if isinstance(recipe, str):
+        recipe = get_recipe(recipe, dataset)
+    elif recipe.dataset and dataset and dataset != recipe.dataset:
+        raise SegvitError(f"recipe {recipe.name} trains on {recipe.dataset}, not {dataset}")
+    spec = get_dataset(recipe.dataset or dataset or "ade20k")
+    crop = check_crop(crop if crop is not None else spec.crop_for(chosen.large))
+    recipe = recipe.override(**overrides)
+    settings = eval or EvalSettings(max_images=recipe.eval_max_images)
+    return Experiment(variant, spec, crop, recipe, settings)
+
+
+def checkpoint_dataset(meta: dict[str, Any], dataset: str | None = None) -> DatasetSpec:
+    """The dataset to score a checkpoint on: the one asked, else the one it was trained on."""
+    name = dataset or trained_on(meta)
+    if name is None:
+        raise SegvitError("the weights file does not say what it was trained on; pass --dataset")
+    return get_dataset(name)
+
+
+def train_experiment(
+    experiment: Experiment,
+    *,
+    work_dir: Path,
+    data_root: Path,
+    device: str = "auto",
+    resume: bool = False,
+    num_workers: int | None = None,
+    with_eval: bool = True,
+) -> TrainResult:
+    """Build everything `experiment` names and train it; evaluation every eval_interval."""
+    model = experiment.build_model()
+    train_set = SegDataset(experiment.dataset, Path(data_root), "train", transform=None)
+    cfg = TrainConfig(
+        recipe=experiment.recipe,
+        work_dir=str(work_dir),
+        record=experiment.record(),
+        device=device,
+        resume=resume,
+        **({} if num_workers is None else {"num_workers": num_workers}),
+    )
+    evaluate_fn = None
+    if with_eval:
+
+        def evaluate_fn(net: torch.nn.Module) -> dict[str, Any]:
+            return evaluate(
+                net, experiment.dataset, experiment.eval, data_root=data_root, progress=False
+            )
+
+    return train(
+        cfg,
+        model=model,
+        train_set=train_set,
+        loss_fn=experiment.criterion(),
+        transform=TrainTransform(experiment.dataset, experiment.crop),
+        evaluate_fn=evaluate_fn,
+    )
