@@ -11,26 +11,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-from PIL import Image, ImageOps, UnidentifiedImageError  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from segvit.data.classes import class_names, palette  # noqa: E402
+from segvit.data.imageio import read_rgb as read_rgb  # noqa: E402 -- re-exported for the CLI
 from segvit.data.info import dataset_info  # noqa: E402
-from segvit.data.transforms import NORM_MEAN, NORM_STD  # noqa: E402
-from segvit.errors import SegvitError  # noqa: E402
+from segvit.data.transforms import normalize_tensor  # noqa: E402
 from segvit.fileio import atomic_write  # noqa: E402
 from segvit.inference import MS_SCALES, infer  # noqa: E402
 from segvit.modeling.segmentor import Segmentor  # noqa: E402
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB, upright (EXIF orientation applied)."""
-    try:
-        with Image.open(path) as image:
-            return np.array(ImageOps.exif_transpose(image).convert("RGB"))  # writable copy
-    except FileNotFoundError:
-        raise SegvitError(f"{path}: no such image") from None
-    except (UnidentifiedImageError, OSError) as err:
-        raise SegvitError(f"{path}: not a readable image ({err})") from None
 
 
 def segment(model: Segmentor, rgb: np.ndarray, *, multi_scale: bool = False) -> np.ndarray:
@@ -38,12 +27,10 @@ def segment(model: Segmentor, rgb: np.ndarray, *, multi_scale: bool = False) -> 
     info = dataset_info(model.meta.dataset)
     device = next(model.parameters()).device
     image = torch.from_numpy(rgb).to(device).permute(2, 0, 1).float()
-    mean = torch.tensor(NORM_MEAN, device=device)[:, None, None]
-    std = torch.tensor(NORM_STD, device=device)[:, None, None]
     crop = model.meta.crop
     probs = infer(
         model.predict,
-        ((image - mean) / std)[None],
+        normalize_tensor(image)[None],
         num_classes=model.meta.num_classes,
         crop=crop,
         stride=info.stride_for(crop),
