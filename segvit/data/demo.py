@@ -22,6 +22,7 @@ from segvit.data.classes import DEMO, DEMO_PALETTE, class_names, palette
 from segvit.data.datasets import dataset_root, list_pairs, read_pair
 from segvit.data.info import DATASETS, DatasetInfo
 from segvit.errors import SegvitError
+from segvit.fileio import atomic_write
 
 DEMO_VERSION = 1  # bump when the generator changes, so older trees are regenerated
 SIZE_RANGE = (160, 256)  # image sides in pixels
@@ -182,14 +183,19 @@ def save_preview(info: DatasetInfo, root: Path, out: Path, *, count: int = 6) ->
     """Save a picture of `count` validation samples over their labels (palette overlay).
 
     Reads through `read_pair`, the reader every dataset uses, so the picture shows what the
-    model is given. Unlabelled (255) pixels are left uncoloured.
+    model is given. Unlabelled (255) pixels are left uncoloured. The file type follows the
+    suffix of `out` (PNG without one); the file is written atomically.
     """
     import matplotlib  # imported here: slow to import, and only the picture needs it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.backend_bases import FigureCanvasBase
     from matplotlib.patches import Patch
 
+    kind = out.suffix[1:].lower() or "png"
+    if kind not in FigureCanvasBase.get_supported_filetypes():
+        raise SegvitError(f"{out}: cannot save a picture as .{kind}; use .png, .jpg, .pdf or .svg")
     pairs = list_pairs(info, dataset_root(info, root), info.val_split)[:count]
     if not pairs:
         raise SegvitError(f"no {info.name} validation samples under {root} to preview")
@@ -210,6 +216,8 @@ def save_preview(info: DatasetInfo, root: Path, out: Path, *, count: int = 6) ->
     figure.suptitle(f"{info.name}: images (top) and labels over them (bottom)", fontsize=10)
     figure.tight_layout(rect=(0, 0.08, 1, 0.95))
     out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=110)
-    plt.close(figure)
+    try:
+        atomic_write(out, lambda file: figure.savefig(file, format=kind, dpi=110))
+    finally:
+        plt.close(figure)
     return out

@@ -71,3 +71,8 @@ def test_preview_picture(tmp_path):
     out = demo.save_preview(INFO, tmp_path, tmp_path / "results" / "samples.png", count=3)
     picture = Image.open(out)
     assert picture.format == "PNG" and picture.width > 300
+    assert not list(out.parent.glob(".*tmp"))  # written atomically, nothing left behind
+    jpeg = demo.save_preview(INFO, tmp_path, tmp_path / "results" / "samples.jpg", count=1)
+    assert Image.open(jpeg).format == "JPEG"
+    with pytest.raises(SegvitError, match=r"samples.xyz: cannot save a picture as .xyz"):
+        demo.save_preview(INFO, tmp_path, tmp_path / "results" / "samples.xyz")
