@@ -178,8 +178,9 @@ def _bench(cfg: BenchConfig) -> BenchResult:
     )  # random weights: the step costs the same
     model = model.to(device).train()
     optimizer = build_optimizer(
-        model, lr=recipe.lr, weight_decay=recipe.weight_decay, head_lr_mult=recipe.head_lr_mult
-    )
+        model, lr=recipe.lr, weight_decay=recipe.weight_decay, head_lr_mult=recipe.head_lr_mult,
+        release_rule=recipe.release_decay_rule,
+    )  # fmt: skip
     loss_fn = experiment.criterion()
     generator = torch.Generator().manual_seed(cfg.seed)
     images, labels = synthetic_batch(batch, crop, dataset.num_classes, generator=generator)

@@ -34,7 +34,8 @@ from segvit import fileio
 from segvit.errors import SegvitError
 
 # References: MATLAB "MAT-File Format" (level 5) specification; the COCO API's compressed
-# run-length encoding (rleFrString / rleDecode) as documented with pycocotools.
+# run-length encoding (rleFrString / rleDecode) as documented with pycocotools. Both
+# readers are tested against files written by scipy.io.savemat and pycocotools.mask.encode.
 
 MARKER = ".segvit_prepared.json"  # written last: the tree is complete and verified
 PARTIAL = ".segvit_partial"  # present while new folders are merged into an existing tree
@@ -86,18 +87,6 @@ class Source:
             raise SegvitError(
                 f"{self.path} is truncated or corrupt ({err}); get it again"
             ) from None
-
-    def read(self, name: str) -> bytes:
-        """The bytes of one member by its name relative to the source."""
-        if self.kind == "dir" and (self.path / safe_name(name, self.path)).is_file():
-            return (self.path / name).read_bytes()
-        for member in self.members():
-            if member.name == name:
-                return read_member(member, self.path)
-        raise SegvitError(f"{self.path} has no {name}")
-
-    def names(self) -> list[str]:
-        return [member.name for member in self.members()]
 
     def _dir_members(self) -> Iterator[Member]:
         for folder, dirs, files in os.walk(self.path):
@@ -231,11 +220,15 @@ def _matrix(body: bytes, order: str, key: str, source: str) -> np.ndarray | None
 # --- COCO run-length masks (Detail API JSON) ----------------------------------------------
 
 
-def decode_rle(counts: str | list[int], height: int, width: int) -> np.ndarray:
-    """(height, width) bool mask of a COCO RLE: alternate runs of 0s and 1s, column-major."""
-    if isinstance(counts, str):
+def decode_rle(counts: str | bytes | list[int], height: int, width: int) -> np.ndarray:
+    """(height, width) bool mask of a COCO RLE: alternate runs of 0s and 1s, column-major.
+
+    `counts` is the compressed string (str as in JSON, or bytes as pycocotools returns it) or
+    the uncompressed list of run lengths.
+    """
+    if isinstance(counts, str | bytes):
         runs: list[int] = []
-        data, pos = counts.encode("ascii"), 0
+        data, pos = counts.encode("ascii") if isinstance(counts, str) else counts, 0
         while pos < len(data):
             value, shift, more = 0, 0, True
             while more:

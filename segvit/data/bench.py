@@ -17,13 +17,15 @@ from PIL import Image
 
 from segvit.data.datasets import SegDataset, dataset_root, read_pair
 from segvit.data.info import DATASETS, DatasetSpec
-from segvit.data.transforms import TrainTransform
+from segvit.data.transforms import TrainTransform, sample_rng
 
 ADE_SIZE = (683, 512)  # (width, height) of a typical ADE20K image
 
 
 @dataclass(frozen=True)
-class BenchResult:
+class PipelineResult:
+    """Per-image times of the data pipeline (segvit.analysis.bench times the model)."""
+
     dataset: str
     crop: int
     images: int
@@ -37,27 +39,31 @@ class BenchResult:
 
 def bench_pipeline(
     info: DatasetSpec, root: Path, *, crop: int | None = None, num_images: int = 50, seed: int = 0
-) -> BenchResult:
-    """Time `num_images` training samples of `info` under `root` in this one thread."""
+) -> PipelineResult:
+    """Time `num_images` training samples of `info` under `root` in this one thread.
+
+    Sample i is augmented as training augments it: in epoch i // len(split), by `sample_rng`.
+    """
     crop = crop or info.crop
     transform = TrainTransform(info, crop)
-    dataset = SegDataset(info, root, "train", transform, seed=seed)
+    pairs = SegDataset(info, root, "train").pairs
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        dataset[0]  # warm-up: first-call allocations and lazy imports are not the steady state
+        # Warm-up: first-call allocations and lazy imports are not the steady state.
+        transform(*read_pair(*pairs[0], info), sample_rng(seed, 0, 0))
         read = spent = 0.0
         for index in range(num_images):
-            image_path, label_path = dataset.pairs[index % len(dataset)]
+            image_path, label_path = pairs[index % len(pairs)]
             start = time.perf_counter()
             image, label = read_pair(image_path, label_path, info)
             middle = time.perf_counter()
-            transform(image, label, np.random.default_rng((seed, 0, index)))
+            transform(image, label, sample_rng(seed, *divmod(index, len(pairs))))
             read, spent = read + middle - start, spent + time.perf_counter() - middle
     finally:
         torch.set_num_threads(threads)
-    return BenchResult(info.name, crop, num_images, 1000 * read / num_images,
-                       1000 * spent / num_images)  # fmt: skip
+    return PipelineResult(info.name, crop, num_images, 1000 * read / num_images,
+                          1000 * spent / num_images)  # fmt: skip
 
 
 def make_synthetic_ade(root: Path, *, count: int = 50, seed: int = 0) -> DatasetSpec:

@@ -1,9 +1,11 @@
 """Reading a prepared dataset: where its tree lives, its (image, label) pairs, one sample.
 
 The trees are mmsegmentation's standard layouts, so data prepared for mmsegmentation is read
-as is. `read_pair` is the one place an image and its label are decoded: every image mode is
-brought to RGB, EXIF rotation applied, and labels are checked against the class count and
-turned into training ids (reduce_zero_label: 0 -> 255 ignored, the rest shift down by one).
+as is. `read_pair` is the one place an image and its label are decoded: the image through
+segvit.data.imageio (every mode to RGB, EXIF rotation), the label checked against the class
+count and turned into training ids (reduce_zero_label: 0 -> 255 ignored, the rest shift down
+by one). Augmentation is not done here: the engine seeds it per (seed, epoch, index) with
+segvit.data.transforms.sample_rng.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
 
+from segvit.data.imageio import exif_orientation, open_image, read_stored, upright
 from segvit.data.info import DatasetSpec
 from segvit.errors import SegvitError
 
@@ -24,11 +26,10 @@ from segvit.errors import SegvitError
 
 IGNORE_INDEX = 255
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-_EXIF_ORIENTATION = 0x0112
-_READ_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
-# (image uint8 HxWx3, label uint8 HxW, rng) -> (image, label), as segvit.data.transforms.
-Transform = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple]
+# (image uint8 HxWx3, label uint8 HxW) -> (image, label), deterministic (no random draws),
+# e.g. segvit.data.transforms.TestTransform.
+Transform = Callable[[np.ndarray, np.ndarray], tuple]
 
 # Where each dataset's tree lives under the data root (mmsegmentation's defaults).
 TREE_DIRS = {
@@ -98,37 +99,10 @@ def _list_pascal_context(tree: Path, split: str) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def read_image(path: Path) -> tuple[Image.Image, int]:
-    """The image at `path` as an RGB PIL image as stored, and its EXIF orientation (1: none)."""
-    try:
-        with Image.open(path) as img:
-            orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
-            img.load()
-            return _to_rgb(img, path), orientation
-    except _READ_ERRORS as err:
-        raise SegvitError(f"{path}: cannot read the image ({err})") from None
-
-
-def _to_rgb(img: Image.Image, path: Path) -> Image.Image:
-    if img.mode == "RGB":
-        return img
-    if img.mode.startswith("I"):  # 16-bit (or 32-bit integer) grey: scale to 8 bits
-        wide = np.asarray(img).astype(np.int64)
-        scale = 257 if img.mode.startswith("I;16") or wide.max() > 255 else 1
-        grey = np.clip((wide + scale // 2) // scale, 0, 255).astype(np.uint8)
-        return Image.fromarray(np.repeat(grey[..., None], 3, axis=2))
-    if img.mode == "F":
-        raise SegvitError(f"{path}: floating-point images are not supported; expected 8-bit")
-    return img.convert("RGB")  # grey, palette, RGBA (alpha dropped), CMYK, 1-bit
-
-
 def read_label(path: Path, info: DatasetSpec) -> np.ndarray:
     """(H, W) uint8 training ids of the label at `path`, checked against `info`'s classes."""
-    try:
-        with Image.open(path) as img:
-            mode, raw = img.mode, np.asarray(img)
-    except _READ_ERRORS as err:
-        raise SegvitError(f"{path}: cannot read the label ({err})") from None
+    with open_image(path, what="label") as img:
+        mode, raw = img.mode, np.asarray(img)
     if mode == "RGB" and (raw[..., 0] == raw[..., 1]).all() and (raw[..., 0] == raw[..., 2]).all():
         raw = raw[..., 0]  # a grey label saved as RGB
     elif mode not in ("L", "P", "1") and not mode.startswith("I"):
@@ -162,13 +136,12 @@ def read_pair(
     stored orientation matches the label, the label was drawn on the stored pixels and the
     image is kept as stored.
     """
-    image, orientation = read_image(image_path)
+    image, orientation = read_stored(image_path)
     label = read_label(label_path, info)
     size = (label.shape[1], label.shape[0])
-    if orientation != 1:
-        turned = ImageOps.exif_transpose(image)
-        if turned.size == size or image.size != size:
-            image = turned
+    turned = upright(image, orientation)
+    if turned.size == size or image.size != size:
+        image = turned
     if image.size != size:
         raise SegvitError(
             f"{image_path} is {image.size[0]}x{image.size[1]} but its label {label_path} is "
@@ -183,13 +156,10 @@ def check_pair(image_path: Path, label_path: Path, info: DatasetSpec) -> None:
     A reduced-scale decode still reads every byte of the file, so a truncated or corrupt
     image fails here as it would in training.
     """
-    try:
-        with Image.open(image_path) as img:
-            stored, orientation = img.size, img.getexif().get(_EXIF_ORIENTATION, 1)
-            img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
-            img.load()
-    except _READ_ERRORS as err:
-        raise SegvitError(f"{image_path}: cannot read the image ({err})") from None
+    with open_image(image_path) as img:
+        stored, orientation = img.size, exif_orientation(img)
+        img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
+        img.load()
     label = read_label(label_path, info)
     size = (label.shape[1], label.shape[0])
     turned = stored[::-1] if orientation in (5, 6, 7, 8) else stored
@@ -201,30 +171,22 @@ def check_pair(image_path: Path, label_path: Path, info: DatasetSpec) -> None:
 
 
 class SegDataset(torch.utils.data.Dataset):
-    """One split of a prepared dataset, each sample transformed reproducibly.
+    """One split of a prepared dataset: sample `index` is its decoded (image, label) pair.
 
-    Sample `index` of epoch `e` gets the random generator seeded by (seed, e, index), so
-    augmentation depends on neither worker count nor order and a resumed run repeats it.
-    The epoch is `self.epoch` (see `set_epoch`) plus `index // len(self)`: a sampler that
-    yields `epoch * len(ds) + i` varies it even with persistent workers.
+    It only reads. Training wraps it in segvit.engine.distributed.SeededDataset, which draws
+    each sample's augmentation from `sample_rng(seed, epoch, index)`; evaluation passes a
+    deterministic `transform` such as TestTransform.
 
     Arguments:
         info: the dataset's facts (segvit.data.info).
         root: the data root holding the prepared tree (see `dataset_root`).
         split: "train" or "val".
-        transform: callable (image uint8 HxWx3, label uint8 HxW, rng) -> (image, label), or
-            None to return the decoded uint8 arrays for a caller that transforms them itself.
-        seed: the run's seed.
+        transform: callable (image uint8 HxWx3, label uint8 HxW) -> (image, label) without
+            randomness, or None to return the decoded uint8 arrays.
     """
 
     def __init__(
-        self,
-        info: DatasetSpec,
-        root: Path,
-        split: str,
-        transform: Transform | None,
-        *,
-        seed: int = 0,
+        self, info: DatasetSpec, root: Path, split: str, transform: Transform | None = None
     ):
         folders = {"train": info.train_split, "val": info.val_split}
         if split not in folders:
@@ -235,22 +197,17 @@ class SegDataset(torch.utils.data.Dataset):
                 f"no {info.name} data at {tree}; run `segvit prepare {prepare_name(info)} "
                 f"--root {root}`"
             )
-        self.info, self.transform, self.seed, self.epoch = info, transform, seed, 0
+        self.info, self.transform = info, transform
         self.pairs = list_pairs(info, tree, folders[split])
         if not self.pairs:
             raise SegvitError(f"{tree} has no {split} images; run `segvit prepare`")
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def __getitem__(self, index: int) -> dict:
-        cycle, index = divmod(index, len(self.pairs))
         image_path, label_path = self.pairs[index]
         image, label = read_pair(image_path, label_path, self.info)
         if self.transform is not None:
-            rng = np.random.default_rng((self.seed, self.epoch + cycle, index))
-            image, label = self.transform(image, label, rng)  # (3, H, W) float, (H, W) int64
+            image, label = self.transform(image, label)
         return {"image": image, "label": label, "path": str(image_path)}

@@ -18,10 +18,11 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from segvit.data.archives import MARKER, install, read_json, staging, write_json
-from segvit.data.classes import DEMO, DEMO_PALETTE, class_names, palette
+from segvit.data.classes import DEMO, DEMO_PALETTE, palette
 from segvit.data.datasets import dataset_root, list_pairs, read_pair
 from segvit.data.info import DATASETS, DatasetSpec
 from segvit.errors import SegvitError
+from segvit.fileio import atomic_write
 
 DEMO_VERSION = 1  # bump when the generator changes, so older trees are regenerated
 SIZE_RANGE = (160, 256)  # image sides in pixels
@@ -182,19 +183,24 @@ def save_preview(info: DatasetSpec, root: Path, out: Path, *, count: int = 6) ->
     """Save a picture of `count` validation samples over their labels (palette overlay).
 
     Reads through `read_pair`, the reader every dataset uses, so the picture shows what the
-    model is given. Unlabelled (255) pixels are left uncoloured.
+    model is given. Unlabelled (255) pixels are left uncoloured. The file type follows the
+    suffix of `out` (PNG without one); the file is written atomically.
     """
-    import matplotlib  # imported here: slow to import, and only the picture needs it
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # Imported here: slow to import, and only the picture needs it. No pyplot: no global
+    # backend or figure registry.
+    from matplotlib.backend_bases import FigureCanvasBase
+    from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
+    kind = out.suffix[1:].lower() or "png"
+    if kind not in FigureCanvasBase.get_supported_filetypes():
+        raise SegvitError(f"{out}: cannot save a picture as .{kind}; use .png, .jpg, .pdf or .svg")
     pairs = list_pairs(info, dataset_root(info, root), info.val_split)[:count]
     if not pairs:
         raise SegvitError(f"no {info.name} validation samples under {root} to preview")
-    colours, names, shown = palette(info.name), class_names(info.name), set()
-    figure, axes = plt.subplots(2, len(pairs), figsize=(2.2 * len(pairs), 4.8), squeeze=False)
+    colours, names, shown = palette(info.name), info.class_names, set()
+    figure = Figure(figsize=(2.2 * len(pairs), 4.8))
+    axes = figure.subplots(2, len(pairs), squeeze=False)
     for column, (image_path, label_path) in enumerate(pairs):
         image, label = read_pair(image_path, label_path, info)
         known = label != 255
@@ -210,6 +216,5 @@ def save_preview(info: DatasetSpec, root: Path, out: Path, *, count: int = 6) ->
     figure.suptitle(f"{info.name}: images (top) and labels over them (bottom)", fontsize=10)
     figure.tight_layout(rect=(0, 0.08, 1, 0.95))
     out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=110)
-    plt.close(figure)
+    atomic_write(out, lambda file: figure.savefig(file, format=kind, dpi=110))
     return out

@@ -235,3 +235,24 @@ class TestTransform:
         self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return normalize(image), torch.from_numpy(label.astype(np.int64))
+
+
+def normalize_tensor(image: torch.Tensor) -> torch.Tensor:
+    """`normalize` for a float (..., 3, H, W) RGB tensor in 0..255 on any device.
+
+    The same float32 arithmetic (subtract the mean, divide by the std), so an image normalised
+    on the GPU for prediction equals the one evaluation normalises on the CPU.
+    """
+    mean = image.new_tensor(NORM_MEAN)[:, None, None]
+    std = image.new_tensor(NORM_STD)[:, None, None]
+    return (image - mean) / std
+
+
+def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The generator that augments sample `index` in `epoch` of a run seeded with `seed`.
+
+    Keyed by the sample alone, so augmentation depends on neither the worker count nor the
+    order samples are read in, and a resumed run repeats it bit for bit. The 1 keeps these
+    streams apart from the sampler's shuffle, seeded with [seed, 0, epoch].
+    """
+    return np.random.default_rng([seed, 1, epoch, index])

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset, Sampler
 
+from segvit.data.transforms import sample_rng
 from segvit.errors import SegvitError
 
 # References: torch DistributedSampler (each rank takes every world_size-th index of a padded
@@ -179,7 +180,6 @@ class ResumableSampler(Sampler[tuple[int, int]]):
         size: number of samples in the dataset.
         seed: the run's seed.
         rank, world_size: this process's share.
-        shuffle: False keeps 0..size-1 in order (tests, debugging).
         start: position in this rank's stream where iteration begins.
     """
 
@@ -190,7 +190,6 @@ class ResumableSampler(Sampler[tuple[int, int]]):
         seed: int,
         rank: int = 0,
         world_size: int = 1,
-        shuffle: bool = True,
         start: int = 0,
     ) -> None:
         if size <= 0:
@@ -198,15 +197,12 @@ class ResumableSampler(Sampler[tuple[int, int]]):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside world size {world_size}")
         self.size, self.seed, self.rank, self.world_size = size, seed, rank, world_size
-        self.shuffle, self.start = shuffle, start
+        self.start = start
         self.epoch_length = math.ceil(size / world_size)  # keys per rank per epoch
 
     def order(self, epoch: int) -> list[int]:
         """This rank's dataset indices for `epoch`, in order."""
-        if self.shuffle:
-            perm = np.random.default_rng([self.seed, 0, epoch]).permutation(self.size).tolist()
-        else:
-            perm = list(range(self.size))
+        perm = np.random.default_rng([self.seed, 0, epoch]).permutation(self.size).tolist()
         padded = (perm * math.ceil(self.epoch_length * self.world_size / self.size))[
             : self.epoch_length * self.world_size
         ]
@@ -251,9 +247,8 @@ class SeededDataset(Dataset):
 
     `source[index]` gives a dict with "image" and "label" (or an (image, label) pair);
     `transform(image, label, rng)` returns the augmented pair. The result is
-    {"image": float (3, H, W), "label": int64 (H, W)}. A source that augments itself instead
-    (segvit.data.datasets seeds its own generator by (seed, epoch, index)) is told the epoch
-    through its `set_epoch` before every read; leave `transform` None for it.
+    {"image": float (3, H, W), "label": int64 (H, W)}. This is the one seeded augmentation
+    path of the toolkit: the generator is `segvit.data.transforms.sample_rng`.
     """
 
     def __init__(self, source: Any, transform: Transform | None = None, *, seed: int) -> None:
@@ -264,15 +259,13 @@ class SeededDataset(Dataset):
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, Tensor]:
         epoch, index = key
-        if hasattr(self.source, "set_epoch"):  # it augments itself: per call, so workers agree
-            self.source.set_epoch(epoch)
         sample = self.source[index]
         if isinstance(sample, Mapping):
             image, label = sample["image"], sample["label"]
         else:
             image, label = sample
         if self.transform is not None:
-            rng = np.random.default_rng([self.seed, 1, epoch, index])
+            rng = sample_rng(self.seed, epoch, index)
             image, label = self.transform(image, label, rng)
         image, label = _as_tensor(image), _as_tensor(label)
         if not image.is_floating_point() or image.ndim != 3 or label.ndim != 2:

@@ -8,7 +8,8 @@ usual ViT/DETR practice (timm's `no_weight_decay`, Mask2Former's embedding multi
 
 The SegViT release differs in two small ways (mmcv `custom_keys` {'head': lr x10, 'norm'/'ln':
 decay x0}, where the first matching key wins and 'head' sorts first): its `pos_embed` and query
-embeddings DO decay, and so do the norms inside the head. `release_rule=True` reproduces that.
+embeddings DO decay, and so do the norms inside the head. `release_rule=True` reproduces that;
+the paper recipe uses it (segvit.engine.recipe.Recipe.release_decay_rule).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch import nn
 from torch.optim import AdamW, Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
+from segvit.engine.distributed import unwrap
 from segvit.errors import SegvitError
 
 # References: SegViT release configs (AdamW 2e-5, betas (0.9, 0.999), head lr x10, norm decay 0,
@@ -57,7 +59,7 @@ def build_optimizer(
     `model.head` (parameters named "head.*") is the head. Frozen parameters are left out.
     Each group carries a "name" so logs can tell the backbone's lr from the head's.
     """
-    model = getattr(model, "module", model)  # a DDP wrapper names everything "module.*"
+    model = unwrap(model)  # a DDP wrapper names everything "module.*"
     if lr <= 0 or head_lr_mult <= 0 or weight_decay < 0:
         raise SegvitError(
             f"optimizer: expected lr > 0, head_lr_mult > 0, weight_decay >= 0; got lr={lr}, "

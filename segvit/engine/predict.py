@@ -9,26 +9,15 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry
 from matplotlib.patches import Patch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from segvit.data.classes import palette
+from segvit.data.imageio import read_rgb
 from segvit.data.info import DatasetSpec
-from segvit.data.transforms import NORM_MEAN, NORM_STD
-from segvit.errors import SegvitError
+from segvit.data.transforms import normalize_tensor
 from segvit.fileio import atomic_write
 from segvit.inference import MS_SCALES, infer
 from segvit.modeling.segmentor import Segmentor
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB, upright (EXIF orientation applied)."""
-    try:
-        with Image.open(path) as image:
-            return np.array(ImageOps.exif_transpose(image).convert("RGB"))  # writable copy
-    except FileNotFoundError:
-        raise SegvitError(f"{path}: no such image") from None
-    except (UnidentifiedImageError, OSError) as err:
-        raise SegvitError(f"{path}: not a readable image ({err})") from None
 
 
 def segment(
@@ -37,12 +26,10 @@ def segment(
     """The (H, W) class map of one RGB image, with the dataset's test settings."""
     device = next(model.parameters()).device
     image = torch.from_numpy(rgb).to(device).permute(2, 0, 1).float()
-    mean = torch.tensor(NORM_MEAN, device=device)[:, None, None]
-    std = torch.tensor(NORM_STD, device=device)[:, None, None]
     crop = model.meta.crop
     probs = infer(
         model.predict,
-        ((image - mean) / std)[None],
+        normalize_tensor(image)[None],
         num_classes=model.meta.num_classes,
         crop=crop,
         stride=dataset.stride_for(crop),

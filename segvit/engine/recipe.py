@@ -42,6 +42,8 @@ class Recipe:
     amp: bool = True  # mixed precision autocast on CUDA; a CPU always runs in float32
     amp_dtype: str = "bfloat16"  # "bfloat16", or "float16" (with a GradScaler) for old GPUs
     seed: int = 0  # seeds the weights, the data order and every augmentation
+    release_decay_rule: bool = True  # the release's weight decay: pos_embed, the queries and
+    # the head's norms decay too (mmcv custom_keys); False exempts them (timm/DETR practice).
     mask_loss_excludes_ignored: bool = False  # False: pixels labelled 255 are background in
     # every ATM mask target, as the release builds them (`label == class`); True leaves them
     # out of the focal and dice terms.

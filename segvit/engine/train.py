@@ -54,7 +54,7 @@ EvaluateFn = Callable[[nn.Module], Mapping[str, Any]]  # model (eval mode) -> {"
 # weights, and what the run trains (TrainConfig.record).
 _RECIPE_MUST_MATCH = (
     "iters", "batch", "lr", "head_lr_mult", "weight_decay", "warmup_iters", "warmup_ratio",
-    "power", "min_lr", "clip_grad", "amp", "amp_dtype", "seed", "mask_loss_excludes_ignored",
+    "power", "min_lr", "clip_grad", "amp", "amp_dtype", "seed", "mask_loss_excludes_ignored", "release_decay_rule",
 )  # fmt: skip
 
 
@@ -150,6 +150,7 @@ class _Run:
             self.net,
             lr=cfg.recipe.lr,
             weight_decay=cfg.recipe.weight_decay,
+            release_rule=cfg.recipe.release_decay_rule,
             head_lr_mult=cfg.recipe.head_lr_mult,
         )
         self.schedule = build_schedule(

@@ -18,6 +18,7 @@ def test_bench_reports_per_image_times(tmp_path):
     threads = torch.get_num_threads()
     result = bench.bench_pipeline(info, tmp_path, num_images=3)
     assert torch.get_num_threads() == threads  # restored after timing one worker
+    assert isinstance(result, bench.PipelineResult)
     assert result.crop == 512 and result.images == 3 and result.dataset == "ade20k"
     assert result.read_ms > 0 and result.transform_ms > 0
     assert abs(result.images_per_s - 1000 / (result.read_ms + result.transform_ms)) < 1e-9

@@ -41,10 +41,12 @@ def test_demo_has_the_ade20k_label_convention(tmp_path):
 
 def test_demo_is_read_by_the_ade20k_reader(tmp_path):
     demo.make_demo(tmp_path, num_train=3, num_val=2)
-    train = SegDataset(INFO, tmp_path, "train", transforms.TrainTransform(INFO, 128))
-    sample = train[0]
-    assert sample["image"].shape == (3, 128, 128)
-    assert set(sample["label"].unique().tolist()) <= set(range(8)) | {255}
+    sample = SegDataset(INFO, tmp_path, "train")[0]  # decoded arrays; the engine augments
+    image, label = transforms.TrainTransform(INFO, 128)(
+        sample["image"], sample["label"], transforms.sample_rng(0, 0, 0)
+    )
+    assert image.shape == (3, 128, 128)
+    assert set(label.unique().tolist()) <= set(range(8)) | {255}
     val = SegDataset(INFO, tmp_path, "val", transforms.TestTransform(INFO))
     label = val[1]["label"]
     assert label.dtype == torch.int64 and (label == 255).any()  # unlabelled boundary band
@@ -69,3 +71,8 @@ def test_preview_picture(tmp_path):
     out = demo.save_preview(INFO, tmp_path, tmp_path / "results" / "samples.png", count=3)
     picture = Image.open(out)
     assert picture.format == "PNG" and picture.width > 300
+    assert not list(out.parent.glob(".*tmp"))  # written atomically, nothing left behind
+    jpeg = demo.save_preview(INFO, tmp_path, tmp_path / "results" / "samples.jpg", count=1)
+    assert Image.open(jpeg).format == "JPEG"
+    with pytest.raises(SegvitError, match=r"samples.xyz: cannot save a picture as .xyz"):
+        demo.save_preview(INFO, tmp_path, tmp_path / "results" / "samples.xyz")

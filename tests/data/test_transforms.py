@@ -137,3 +137,23 @@ def test_test_transform_keeps_the_original_size_and_normalises():
     assert torch.equal(out, torch.from_numpy(label.astype(np.int64)))
     assert torch.allclose(pixels[0], (torch.from_numpy(image[..., 0]).float() - 127.5) / 127.5)
     assert transforms.NORM_MEAN == transforms.NORM_STD == (127.5, 127.5, 127.5)
+
+
+def test_normalize_tensor_matches_normalize_exactly():
+    image = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    image[0, 0] = (0, 255, 51)
+    expected = transforms.normalize(image)
+    assert expected[:, 0, 0].tolist() == pytest.approx([-1.0, 1.0, -0.6])
+    tensor = torch.from_numpy(image).permute(2, 0, 1).float()
+    assert torch.equal(transforms.normalize_tensor(tensor), expected)  # bit for bit
+    assert torch.equal(transforms.normalize_tensor(tensor[None])[0], expected)  # batched
+
+
+def test_sample_rng_is_the_engine_formula_keyed_by_seed_epoch_and_index():
+    draws = transforms.sample_rng(3, 2, 17).random(4)
+    assert np.array_equal(draws, np.random.default_rng([3, 1, 2, 17]).random(4))
+    assert np.array_equal(draws, transforms.sample_rng(3, 2, 17).random(4))
+    for other in ((4, 2, 17), (3, 3, 17), (3, 2, 18), (3, 17, 2)):
+        assert not np.array_equal(draws, transforms.sample_rng(*other).random(4))
+    shuffle = np.random.default_rng([3, 0, 2])  # the sampler's stream for epoch 2: apart
+    assert not np.array_equal(draws, shuffle.random(4))

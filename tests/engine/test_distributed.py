@@ -73,24 +73,6 @@ def test_samples_are_augmented_from_seed_epoch_and_index(tiny):
     assert torch.equal(plain["image"], torch.from_numpy(tiny.TinySet().images[3]))
 
 
-def test_a_self_augmenting_source_is_told_the_epoch_before_each_read(tiny):
-    class SelfAugmenting(tiny.TinySet):
-        epoch = 0
-
-        def set_epoch(self, epoch):
-            self.epoch = epoch
-
-        def __getitem__(self, index):
-            sample = super().__getitem__(index)
-            rng = np.random.default_rng((7, self.epoch, index))
-            return tiny.augment(sample["image"], sample["label"], rng)
-
-    data = SeededDataset(SelfAugmenting(), None, seed=7)
-    later = data[(3, 5)]["image"]
-    assert not torch.equal(data[(0, 5)]["image"], later)  # each epoch its own augmentation
-    assert torch.equal(data[(3, 5)]["image"], later)
-
-
 def test_bad_samples_are_clear_errors(tiny):
     hwc = SeededDataset(tiny.TinySet(), lambda im, lb, rng: (im[0], lb), seed=0)
     with pytest.raises(SegvitError, match=r"training sample 2: expected a float image \(C, H, W\)"):

@@ -1,0 +1,68 @@
+"""The experiment spec: names resolved once, seeds that seed, rows and CLI calls alike."""
+
+import pytest
+import torch
+
+from segvit.errors import SegvitError
+from segvit.experiments.spec import checkpoint_dataset, resolve
+from segvit.losses import ATMCriterion, PixelCECriterion
+
+
+def _weights(experiment):
+    return experiment.build_model().state_dict()
+
+
+def test_one_seed_gives_one_set_of_initial_weights():
+    torch.manual_seed(123)  # whatever ran before must not matter
+    a = _weights(resolve("segvit_b", recipe="smoke", crop=64, seed=3))
+    torch.randn(10)
+    b = _weights(resolve("segvit_b", recipe="smoke", crop=64, seed=3))
+    c = _weights(resolve("segvit_b", recipe="smoke", crop=64, seed=4))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_paper_rows_resolve_their_dataset_crop_and_schedule():
+    experiment = resolve("segvit_l", "ade20k")
+    assert (experiment.crop, experiment.dataset.num_classes) == (640, 150)
+    assert experiment.recipe.iters == 160_000 and experiment.recipe.pretrained == "hub"
+    assert experiment.eval.stride_for(experiment.dataset, experiment.crop) == 608
+    coco = resolve("segvit_shrunk_l", "coco-stuff-10k", crop=512)
+    assert (coco.recipe.iters, coco.recipe.power) == (80_000, 2.0)
+
+
+def test_smoke_binds_the_demo_set_and_takes_overrides():
+    experiment = resolve("setr_b", recipe="smoke", iters=7, lr=None)
+    assert experiment.dataset.name == "demo" and experiment.crop == 128
+    assert experiment.recipe.iters == 7 and experiment.recipe.tiny
+    assert experiment.recipe.lr == 5e-4  # None leaves the recipe's value
+    with pytest.raises(SegvitError, match="recipe smoke trains on demo, not ade20k"):
+        resolve("setr_b", "ade20k", recipe="smoke")
+
+
+def test_the_variant_holds_its_criterion():
+    assert isinstance(resolve("setr_b").criterion(), PixelCECriterion)
+    criterion = resolve("segvit_b").criterion()
+    assert criterion == ATMCriterion(150, exclude_ignored_pixels=False)
+    excluded = resolve("segvit_b", mask_loss_excludes_ignored=True).criterion()
+    assert excluded.exclude_ignored_pixels
+
+
+def test_record_says_what_the_run_is():
+    record = resolve("segvit_b", recipe="smoke").record()
+    assert record == {"variant": "segvit_b", "trained_on": "demo", "recipe": "smoke",
+                      "loss": "atm"}  # fmt: skip
+
+
+def test_checkpoint_dataset_comes_from_the_file_or_the_option():
+    assert checkpoint_dataset({"trained_on": "demo"}).name == "demo"
+    assert checkpoint_dataset({"dataset": "ade20k"}).name == "ade20k"  # files before 0.2
+    assert checkpoint_dataset({}, "pascal-context").num_classes == 60
+    with pytest.raises(SegvitError, match="does not say what it was trained on; pass --dataset"):
+        checkpoint_dataset({})
+
+
+@pytest.mark.parametrize("crop", [100, 0])
+def test_bad_crop_fails_before_a_model_is_built(crop):
+    with pytest.raises(SegvitError, match=f"--crop {crop}: expected a positive multiple of 16"):
+        resolve("segvit_l", "ade20k", crop=crop)

@@ -1,0 +1,41 @@
+"""Atomic writes: the old file or the whole new one, never half of one, nothing left behind."""
+
+import json
+
+import pytest
+
+from segvit.fileio import TMP_SUFFIX, atomic_write, write_json, write_text
+
+
+def test_text_and_json_round_trip(tmp_path):
+    write_text(tmp_path / "a.txt", "héllo\n")
+    write_json(tmp_path / "a.json", {"x": [1, 2]}, indent=1)
+    assert (tmp_path / "a.txt").read_text(encoding="utf-8") == "héllo\n"
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": [1, 2]}
+    assert (tmp_path / "a.json").read_text().endswith("\n")
+
+
+def test_a_failing_writer_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "table.md"
+    write_text(target, "old")
+
+    def half_then_fail(file):
+        file.write(b"new but incompl")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, half_then_fail)
+    assert target.read_text() == "old"
+    assert not list(tmp_path.glob(f"*{TMP_SUFFIX}"))
+
+
+def test_a_new_file_appears_only_when_complete(tmp_path):
+    target = tmp_path / "w.bin"
+    seen = []
+
+    def write(file):
+        file.write(b"abc")
+        seen.append(target.exists())  # not there yet while being written
+
+    atomic_write(target, write)
+    assert seen == [False] and target.read_bytes() == b"abc"
