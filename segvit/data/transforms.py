@@ -1,29 +1,32 @@
 """The paper's training and test transforms, applied jointly to an image and its label.
 
 Training (mmsegmentation's pipeline as the release configures it): resize to a random
-0.5-2.0 ratio of the base scale keeping aspect, random crop whose single largest class
-covers under 75% (up to 10 tries), horizontal flip, photometric distortion, normalisation,
-pad to the crop with image 0 and label 255. All randomness comes from the generator passed
-per call, so a sample is reproducible from (seed, epoch, index) whatever the worker count.
+0.5-2.0 ratio of the base scale keeping aspect, random crop holding more than one class and
+none covering 75% (10 checked draws, then an 11th unchecked), horizontal flip, photometric
+distortion, normalisation, pad to the crop with image 0 and label 255. All randomness comes
+from the generator passed per call, so a sample is reproducible from (seed, epoch, index)
+whatever the worker count.
 
-Speed: the crop is chosen on the label before any image pixel is resized, then only the
-crop's region is resampled (PIL's `resize(box=...)` gives the same pixels as resizing the
-whole image and cropping). Labels are only ever indexed (nearest), never interpolated.
+Resizing has OpenCV's semantics, as mmcv's cv2 backend: the image goes through cv2 itself
+(INTER_LINEAR, no antialiasing, cv2's fixed-point rounding of uint8), and the label is
+indexed with cv2's INTER_NEAREST rule (source index floor(i * src / dst)). Labels are only
+ever indexed, never interpolated; the crop is chosen on the label before the image is resized.
 """
 
 from __future__ import annotations
 
 from dataclasses import KW_ONLY, dataclass
 
+import cv2
 import numpy as np
 import torch
-from PIL import Image
 
 from segvit.data.datasets import IGNORE_INDEX
 from segvit.data.info import DatasetSpec
 
 # References: mmsegmentation 0.24 Resize(ratio_range), RandomCrop(cat_max_ratio),
-# RandomFlip, PhotoMetricDistortion, Normalize, Pad; the SegViT release's dataset configs.
+# RandomFlip, PhotoMetricDistortion, Normalize, Pad; mmcv's imresize (cv2 backend); the
+# SegViT release's dataset configs.
 
 NORM_MEAN = (127.5, 127.5, 127.5)  # AugReg (JAX) ViT weights, RGB
 NORM_STD = (127.5, 127.5, 127.5)
@@ -53,9 +56,11 @@ class TrainTransform:
         info: the dataset (its base scale for `crop` is the resize target).
         crop: the square training crop.
         ratio_range: random resize ratios of the base scale.
-        cat_max_ratio: a crop is redrawn while one class covers this share or more of its
-            labelled pixels (255 not counted); 1.0 turns the rule off.
-        crop_tries: crops drawn at most; the last is kept if none passes.
+        cat_max_ratio: a crop passes when its label holds more than one class (255 not
+            counted) and the largest covers less than this share of its labelled pixels;
+            1.0 turns the rule off.
+        crop_tries: crops checked at most; if none passes, one more is drawn and kept
+            unchecked (mmsegmentation's RandomCrop: 10 checked draws, then an 11th).
         flip_prob: probability of a horizontal flip.
         photometric: apply the photometric distortion.
     """
@@ -75,8 +80,8 @@ class TrainTransform:
         long_side, short_side = self.info.base_scale_for(self.crop)
         ratio = rng.uniform(*self.ratio_range)
         size = rescale_size(*label.shape, (int(long_side * ratio), int(short_side * ratio)))
-        box, crop_label = self.choose_crop(label, size, rng)  # label (ch, cw)
-        crop_image = resize_region(image, size, box)  # (ch, cw, 3) uint8
+        (y0, x0, crop_h, crop_w), crop_label = self.choose_crop(label, size, rng)
+        crop_image = resize_image(image, size)[y0 : y0 + crop_h, x0 : x0 + crop_w]  # uint8
         if rng.random() < self.flip_prob:
             crop_image, crop_label = crop_image[:, ::-1], crop_label[:, ::-1]
         photometric = Photometric.draw(rng) if self.photometric else None
@@ -93,44 +98,56 @@ class TrainTransform:
     ) -> tuple[tuple[int, int, int, int], np.ndarray]:
         """A crop box (y0, x0, h, w) in the resized frame and the label inside it.
 
-        The label of a candidate crop is read straight from the original label by nearest
-        indexing, so trying ten crops costs ten crop-sized lookups, not a full resize.
+        The label of a candidate crop is read straight from the original label with cv2's
+        nearest rule, so checking ten crops costs ten crop-sized lookups, not a full resize.
         """
         (height, width), (new_h, new_w) = label.shape, size
         crop_h, crop_w = min(self.crop, new_h), min(self.crop, new_w)
-        rows = _nearest(height, new_h)
-        cols = _nearest(width, new_w)
-        fixed = crop_h == new_h and crop_w == new_w  # one possible crop: nothing to retry
-        for _ in range(1 if fixed else self.crop_tries):
+        rows = nearest_index(height, new_h)
+        cols = nearest_index(width, new_w)
+
+        def draw() -> tuple[int, int, np.ndarray]:
             y0 = int(rng.integers(0, new_h - crop_h + 1))
             x0 = int(rng.integers(0, new_w - crop_w + 1))
-            crop_label = label[np.ix_(rows[y0 : y0 + crop_h], cols[x0 : x0 + crop_w])]
-            if self.cat_max_ratio >= 1.0 or _balanced(crop_label, self.cat_max_ratio):
-                break
+            return y0, x0, label[np.ix_(rows[y0 : y0 + crop_h], cols[x0 : x0 + crop_w])]
+
+        y0, x0, crop_label = draw()
+        fixed = crop_h == new_h and crop_w == new_w  # one possible crop: redrawing changes nothing
+        if self.cat_max_ratio < 1.0 and not fixed:
+            for _ in range(self.crop_tries):
+                if _balanced(crop_label, self.cat_max_ratio):
+                    break
+                y0, x0, crop_label = draw()  # after the last failed check: kept unchecked
         return (y0, x0, crop_h, crop_w), crop_label
 
 
-def _nearest(source: int, target: int) -> np.ndarray:
-    """Source index of each target pixel centre for a resize source -> target (nearest)."""
-    index = ((np.arange(target) + 0.5) * (source / target)).astype(np.int64)
+def nearest_index(source: int, target: int) -> np.ndarray:
+    """Source index of each target pixel for a resize source -> target, as cv2.INTER_NEAREST.
+
+    cv2 takes floor(i * (1 / (target / source))) in double precision (not pixel centres):
+    the same float64 operations here give the same indices.
+    """
+    scale = 1.0 / (target / source)
+    index = np.floor(np.arange(target, dtype=np.float64) * scale).astype(np.int64)
     return np.minimum(index, source - 1)
 
 
 def _balanced(label: np.ndarray, cat_max_ratio: float) -> bool:
-    """More than one class, and none covering `cat_max_ratio` or more of the labelled pixels."""
+    """More than one class, and the largest under `cat_max_ratio` of the labelled pixels."""
     counts = np.bincount(label.ravel(), minlength=256)[:IGNORE_INDEX]
     counts = counts[counts > 0]
-    return len(counts) > 1 and counts.max() < cat_max_ratio * counts.sum()
+    return len(counts) > 1 and counts.max() / counts.sum() < cat_max_ratio
 
 
-def resize_region(image: np.ndarray, size: tuple[int, int], box: tuple[int, int, int, int]):
-    """Bilinear resize of `image` to `size` = (h, w), computing only `box` = (y0, x0, h, w)."""
-    height, width = image.shape[:2]
-    (new_h, new_w), (y0, x0, crop_h, crop_w) = size, box
-    sy, sx = height / new_h, width / new_w
-    source_box = (x0 * sx, y0 * sy, (x0 + crop_w) * sx, (y0 + crop_h) * sy)
-    region = Image.fromarray(image).resize((crop_w, crop_h), Image.BILINEAR, box=source_box)
-    return np.asarray(region)
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of (H, W, C) `image` to `size` = (h, w) by cv2 itself (INTER_LINEAR).
+
+    cv2 does not antialias when shrinking and rounds uint8 results in fixed point; the whole
+    image is resized because a region of it would not give cv2's pixels (its exact 2x
+    shrink, for one, takes a separate area-averaging path).
+    """
+    height, width = size
+    return cv2.resize(np.ascontiguousarray(image), (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Plain ViT backbones from timm, and the Shrunk ViT with query down-sampling (QD) inside.
 
 Both return the token maps of the tapped layers as (B, C, h, w) tensors. The class token is
-not used (the release drops it before the encoder) and no final norm is applied.
+not used (the release drops it before the encoder) and no final norm is applied. Position
+embeddings are resized as mmsegmentation resizes them (`resize_pos_embed`), not as timm does.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from timm.models.vision_transformer import Block, VisionTransformer
 from torch import Tensor, nn
 
 # References: Dosovitskiy et al. 2021 (ViT); Steiner et al. 2021 (AugReg weights);
-# SegViT (Zhang et al., NeurIPS 2022) Sec. 3.3 for query down-sampling.
+# SegViT (Zhang et al., NeurIPS 2022) Sec. 3.3 for query down-sampling; mmsegmentation 0.24
+# VisionTransformer.resize_pos_embed (bicubic, align_corners False, no antialiasing).
 
 QDMode = Literal["q_nearest", "qkv_nearest", "q_conv"]
 
@@ -46,6 +48,37 @@ def tiny(spec: ViTSpec) -> ViTSpec:
     return replace(spec, dim=192, heads=3, pretrained_tag="", label=f"{spec.label} (tiny)")
 
 
+def resize_pos_embed(pos: Tensor, old_grid: tuple[int, int], new_grid: tuple[int, int]) -> Tensor:
+    """(1, h*w, C) position embeddings on `old_grid` -> (1, H*W, C) on `new_grid`.
+
+    Bicubic with align_corners False and NO antialiasing, as the release (mmseg's `resize`).
+    timm's `resample_abs_pos_embed` antialiases by default, which is another kernel (PIL's
+    cubic, a = -0.5) even when enlarging: a 24x24 -> 32x32 resize moves by ~9% of the range.
+    """
+    old_grid, new_grid = tuple(old_grid), tuple(new_grid)
+    if pos.shape[1] != old_grid[0] * old_grid[1]:
+        raise ValueError(f"{pos.shape[1]} position embeddings do not fill a {old_grid} grid")
+    if old_grid == new_grid:
+        return pos
+    grid = pos.reshape(1, *old_grid, -1).permute(0, 3, 1, 2).float()  # (1, C, h, w)
+    grid = F.interpolate(grid, size=new_grid, mode="bicubic", align_corners=False, antialias=False)
+    return grid.flatten(2).transpose(1, 2).to(pos.dtype)  # (1, H*W, C)
+
+
+class _VisionTransformer(VisionTransformer):
+    """timm's ViT with mmseg's position-embedding resize for inputs of other sizes.
+
+    timm has no option to turn the antialiasing of its dynamic-size resize off, so
+    `create_vit` gives the model this class; only `_pos_embed` differs. It assumes what
+    `create_vit` builds: no class or register tokens, patch embeddings as (B, h, w, C).
+    """
+
+    def _pos_embed(self, x: Tensor) -> Tensor:
+        B, h, w, C = x.shape
+        pos = resize_pos_embed(self.pos_embed, self.patch_embed.grid_size, (h, w))
+        return self.pos_drop(x.reshape(B, h * w, C) + pos)  # (B, h*w, C)
+
+
 def create_vit(spec: ViTSpec, img_size: int) -> VisionTransformer:
     """A timm ViT without class token, head or final norm, position embeddings at `img_size`."""
     vit = timm.create_model(
@@ -59,9 +92,10 @@ def create_vit(spec: ViTSpec, img_size: int) -> VisionTransformer:
         class_token=False,
         global_pool="",
         num_classes=0,
-        dynamic_img_size=True,  # whole-image inference on other sizes resamples pos_embed
+        dynamic_img_size=True,  # whole-image inference on other sizes resizes pos_embed
     )
     vit.norm = nn.Identity()  # the release applies no final norm to the tapped features
+    vit.__class__ = _VisionTransformer  # the same module; pos_embed resized without antialias
     return vit
 
 

@@ -1,20 +1,23 @@
 """Segmentation heads: the ATM head (cascade or single input), the QU head, SETR-naive.
 
 Every head takes the backbone's tapped feature maps [(B, C, h, w)] shallowest first and
-returns a SegOutput at feature resolution.
+returns a SegOutput at feature resolution. Each head initialises its own parameters as the
+release does (`_init_weights`, run at construction; the decoders initialise themselves).
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from segvit.modeling.decoder import Decoder, MaskLayers
+from segvit.modeling.decoder import Decoder, MaskLayers, init_release
 from segvit.modeling.output import MaskPrediction, SegOutput
 
 # References: SegViT (Zhang et al., NeurIPS 2022) Sec. 3.2 (ATM, cascade) and 3.3 (QU);
 # MaskFormer (Cheng et al. 2021) for the extra "no object" class; SETR (Zheng et al. 2021)
-# for the naive head.
+# for the naive head. Initialisation: the SegViT release's `init_weights` (ATM, TPN heads),
+# mmseg 0.24 BaseDecodeHead (classifier) and mmcv ConvModule (kaiming fan-out, BN 1 / 0).
 
 
 def _projection(in_dim: int, dim: int) -> nn.Module:
@@ -68,6 +71,12 @@ class ATMHead(nn.Module):
             Decoder(dim=dim, num_heads=num_heads, num_layers=num_layers) for _ in range(num_inputs)
         )
         self.class_embed = nn.Linear(dim, num_classes + 1)
+        self._init_weights()
+
+    @torch.no_grad()
+    def _init_weights(self) -> None:
+        nn.init.normal_(self.queries.weight)  # N(0, 1): nn.Embedding's default, kept
+        init_release([self.input_proj, self.class_embed])  # the decoders init themselves
 
     def forward(self, features: list[Tensor]) -> SegOutput:
         B = features[0].shape[0]
@@ -127,8 +136,9 @@ class QUHead(nn.Module):
         self.grid = grid
         self.queries = nn.Embedding(grid[0] * grid[1], dim)
         self.input_proj = nn.ModuleList(_projection(in_dim, dim) for _ in range(num_inputs))
-        self.decoders = nn.ModuleList(
-            Decoder(dim=dim, num_heads=num_heads, num_layers=num_layers) for _ in range(num_inputs)
+        self.decoders = nn.ModuleList(  # standard decoders: both attentions torch's packed MHA
+            Decoder(dim=dim, num_heads=num_heads, num_layers=num_layers, packed_cross_attn=True)
+            for _ in range(num_inputs)
         )
         self.atm = ATMHead(
             in_dim=dim,
@@ -141,6 +151,12 @@ class QUHead(nn.Module):
             mask_layers="every",
             cumulative=False,
         )
+        self._init_weights()
+
+    @torch.no_grad()
+    def _init_weights(self) -> None:
+        nn.init.normal_(self.queries.weight)  # N(0, 1): nn.Embedding's default, kept
+        init_release([self.input_proj])  # the decoders and the ATM init themselves
 
     def forward(self, features: list[Tensor]) -> SegOutput:
         B = features[0].shape[0]
@@ -166,6 +182,17 @@ class SETRNaiveHead(nn.Module):
         self.bn = nn.BatchNorm2d(channels)
         self.dropout = nn.Dropout2d(0.1)
         self.classifier = nn.Conv2d(channels, num_classes, kernel_size=1)
+        self._init_weights()
+
+    @torch.no_grad()
+    def _init_weights(self) -> None:
+        # mmcv's ConvModule (conv + BN + ReLU): kaiming normal over fan-out, BN 1 / 0;
+        # mmseg's BaseDecodeHead: the classifier normal std 0.01, bias 0.
+        nn.init.kaiming_normal_(self.conv.weight, mode="fan_out", nonlinearity="relu")
+        nn.init.ones_(self.bn.weight)
+        nn.init.zeros_(self.bn.bias)
+        nn.init.normal_(self.classifier.weight, std=0.01)
+        nn.init.zeros_(self.classifier.bias)
 
     def forward(self, features: list[Tensor]) -> SegOutput:
         x = F.relu(self.bn(self.conv(features[-1])))  # (B, 256, h, w)

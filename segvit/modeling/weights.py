@@ -2,7 +2,7 @@
 
 Whatever the source, the state dict is adapted the same way: the class token, classifier and
 final norm are dropped, blocks the model does not use are skipped, and the position
-embeddings are resized bicubically to the crop's token grid.
+embeddings are resized bicubically (without antialiasing, as the release) to the crop's grid.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from pathlib import Path
 
 import timm
 import torch
-from timm.layers import resample_abs_pos_embed
 from timm.models.vision_transformer import VisionTransformer
 
 from segvit.errors import SegvitError
-from segvit.modeling.backbone import ViTSpec
+from segvit.modeling.backbone import ViTSpec, resize_pos_embed
 
 WEIGHT_SUFFIXES = (".safetensors", ".npz", ".pth", ".pt", ".bin")
 
@@ -101,9 +100,10 @@ def _load_adapted(vit: VisionTransformer, state: dict[str, torch.Tensor], origin
         raise SegvitError(f"{origin}: no pos_embed; expected a timm ViT state dict")
     pos = state["pos_embed"]  # (1, prefix + g*g, C)
     prefix = 0 if math.isqrt(pos.shape[1]) ** 2 == pos.shape[1] else 1
-    grid = list(vit.patch_embed.grid_size)
-    pos = resample_abs_pos_embed(pos, new_size=grid, num_prefix_tokens=prefix)
-    state["pos_embed"] = pos[:, prefix:]
+    side = math.isqrt(pos.shape[1] - prefix)
+    if side * side != pos.shape[1] - prefix:
+        raise SegvitError(f"{origin}: pos_embed of {pos.shape[1]} tokens is no square grid")
+    state["pos_embed"] = resize_pos_embed(pos[:, prefix:], (side, side), vit.patch_embed.grid_size)
     try:
         missing, unexpected = vit.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shape mismatch: another ViT size

@@ -1,5 +1,6 @@
 import colorsys
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -87,12 +88,114 @@ def test_cat_max_ratio_redraws_crops_dominated_by_one_class():
     assert without < 0.4 and with_rule > 0.8  # ten tries: 1 - 0.77**10 = 0.93 expected
 
 
-def test_cat_max_ratio_ignores_255_and_keeps_the_last_try():
+class CountingRng:
+    """A seeded generator that counts crop draws (each draw asks for y0 then x0)."""
+
+    def __init__(self, seed):
+        self.rng, self.calls = np.random.default_rng(seed), 0
+
+    def integers(self, *args, **kwargs):
+        self.calls += 1
+        return self.rng.integers(*args, **kwargs)
+
+    @property
+    def draws(self):
+        return self.calls // 2
+
+
+def _replayed_boxes(seed, new_h, new_w, crop, count=11):
+    rng = np.random.default_rng(seed)
+    return [
+        (int(rng.integers(0, new_h - crop + 1)), int(rng.integers(0, new_w - crop + 1)))
+        for _ in range(count)
+    ]
+
+
+def test_balanced_needs_two_classes_and_the_largest_under_the_ratio():
+    def label(**counts):
+        return np.concatenate([np.full(n, int(k[1:]), np.uint8) for k, n in counts.items()])
+
+    assert transforms._balanced(label(c1=2, c2=1, c255=50), 0.75)  # 67% of labelled pixels
+    assert not transforms._balanced(label(c1=3, c2=1), 0.75)  # exactly 75%: not under it
+    assert not transforms._balanced(label(c1=5, c255=5), 0.75)  # one class
+    assert not transforms._balanced(label(c255=9), 0.75)  # nothing labelled
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_cat_max_ratio_keeps_an_eleventh_unchecked_draw_when_ten_fail(seed):
     label = np.full((64, 200), 255, np.uint8)
-    label[:, :2] = 4  # only one class anywhere: no crop can pass, the last one is kept
-    transform = transforms.TrainTransform(DEMO, 64)
-    box, crop = transform.choose_crop(label, (64, 200), np.random.default_rng(0))
-    assert crop.shape == (64, 64) and box[2:] == (64, 64)
+    label[:, :2] = 4  # one class anywhere: every checked crop fails
+    rng = CountingRng(seed)
+    box, crop = transforms.TrainTransform(DEMO, 64).choose_crop(label, (64, 200), rng)
+    assert rng.draws == 11  # mmsegmentation: ten checked draws, then one more kept
+    assert box == (*_replayed_boxes(seed, 64, 200, 64)[10], 64, 64)
+    assert crop.shape == (64, 64)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_cat_max_ratio_stops_at_the_first_passing_draw(seed):
+    # Class 1 left of column 100, class 2 right of it: a 64-wide crop at x0 holds
+    # 100 - x0 columns of class 1; it passes while both classes have more than 25%.
+    label = np.ones((64, 200), np.uint8)
+    label[:, 100:] = 2
+    rng = CountingRng(seed)
+    box, crop = transforms.TrainTransform(DEMO, 64).choose_crop(label, (64, 200), rng)
+    boxes = _replayed_boxes(seed, 64, 200, 64)
+    passing = [i for i, (_, x0) in enumerate(boxes[:10]) if 16 < 100 - x0 < 48]
+    expected = passing[0] if passing else 10
+    assert rng.draws == expected + 1
+    assert box == (*boxes[expected], 64, 64)
+    assert np.array_equal(crop, label[:, box[1] : box[1] + 64])
+
+
+SIZES = [(37, 53), (101, 77), (64, 90)]
+RATIOS = [0.5, 0.37, 1.7, 2.0, 1.23]
+
+
+@pytest.mark.parametrize("ratio", RATIOS)
+@pytest.mark.parametrize("shape", SIZES)
+def test_label_indexing_is_cv2_inter_nearest(shape, ratio):
+    height, width = shape
+    label = np.random.default_rng(0).integers(0, 151, shape, dtype=np.uint8)
+    new_h, new_w = int(height * ratio + 0.5), int(width * ratio + 0.5)
+    expected = cv2.resize(label, (new_w, new_h), interpolation=cv2.INTER_NEAREST)
+    rows, cols = transforms.nearest_index(height, new_h), transforms.nearest_index(width, new_w)
+    assert np.array_equal(label[np.ix_(rows, cols)], expected)
+
+
+@pytest.mark.parametrize("factor", [0.5, 0.37, 1.7])
+@pytest.mark.parametrize("shape", SIZES)
+def test_train_sample_equals_cv2_resize_then_crop(shape, factor):
+    """mmseg's order with mmcv's cv2 backend: resize the whole image (INTER_LINEAR, uint8)
+    and label (INTER_NEAREST), then crop; no flip or distortion, so pixels are exact."""
+    height, width = shape
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    label = rng.integers(0, 151, shape, dtype=np.uint8)
+    crop, (long_side, short_side) = 40, DEMO.base_scale_for(40)  # (512, 128)
+    ratio = factor * min(shape) / short_side  # the image's own scale factor is about `factor`
+    transform = transforms.TrainTransform(
+        DEMO, crop, ratio_range=(ratio, ratio), cat_max_ratio=1.0, flip_prob=0.0,
+        photometric=False,
+    )  # fmt: skip
+    pixels, out = transform(image, label, np.random.default_rng(7))
+
+    new_h, new_w = transforms.rescale_size(
+        height, width, (int(long_side * ratio), int(short_side * ratio))
+    )
+    draw = np.random.default_rng(7)
+    draw.uniform(ratio, ratio)  # the resize ratio
+    crop_h, crop_w = min(crop, new_h), min(crop, new_w)
+    y0, x0 = int(draw.integers(0, new_h - crop_h + 1)), int(draw.integers(0, new_w - crop_w + 1))
+    big_image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    big_label = cv2.resize(label, (new_w, new_h), interpolation=cv2.INTER_NEAREST)
+    want_image = big_image[y0 : y0 + crop_h, x0 : x0 + crop_w].transpose(2, 0, 1)
+    want_label = big_label[y0 : y0 + crop_h, x0 : x0 + crop_w]
+    got_image = torch.round(pixels[:, :crop_h, :crop_w] * 127.5 + 127.5).to(torch.uint8)
+    assert abs(new_h / height - factor) < 0.03
+    assert np.array_equal(got_image.numpy(), want_image)
+    assert np.array_equal(out[:crop_h, :crop_w].numpy(), want_label)
+    assert (out[crop_h:] == 255).all() and (out[:, crop_w:] == 255).all()
 
 
 def test_same_seed_same_sample_other_seed_other_sample():

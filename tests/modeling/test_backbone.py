@@ -1,10 +1,21 @@
-"""Plain and Shrunk ViT backbones: taps, token counts, the QD block against a hand version."""
+"""Plain and Shrunk ViT backbones: taps, token counts, the QD block against a hand version,
+position embeddings resized as mmsegmentation resizes them (no antialiasing)."""
+
+import copy
 
 import pytest
 import torch
 import torch.nn.functional as F
+from timm.layers import resample_abs_pos_embed
+from timm.models.vision_transformer import VisionTransformer
 
-from segvit.modeling.backbone import VIT_B, ShrunkViTBackbone, ViTBackbone, tiny
+from segvit.modeling.backbone import (
+    VIT_B,
+    ShrunkViTBackbone,
+    ViTBackbone,
+    resize_pos_embed,
+    tiny,
+)
 
 SPEC = tiny(VIT_B)
 
@@ -56,3 +67,54 @@ def test_qd_block_matches_a_hand_computation():
 def test_qd_index_must_be_tapped_or_before():
     with pytest.raises(ValueError, match="qd_index 9"):
         ShrunkViTBackbone(spec=SPEC, img_size=64, out_indices=(5,), qd_index=9)
+
+
+def _bicubic(pos, old, new, *, antialias):
+    grid = pos.reshape(1, *old, -1).permute(0, 3, 1, 2)
+    out = F.interpolate(grid, size=new, mode="bicubic", align_corners=False, antialias=antialias)
+    return out.flatten(2).transpose(1, 2)
+
+
+def test_resize_pos_embed_is_bicubic_without_antialiasing():
+    torch.manual_seed(0)
+    pos = torch.randn(1, 24 * 24, 32)
+    got = resize_pos_embed(pos, (24, 24), (32, 32))
+    assert got.shape == (1, 32 * 32, 32)
+    torch.testing.assert_close(got, _bicubic(pos, (24, 24), (32, 32), antialias=False))
+    # timm's default (antialiased) is another kernel even when enlarging.
+    timm_default = resample_abs_pos_embed(pos, new_size=[32, 32], num_prefix_tokens=0)
+    torch.testing.assert_close(timm_default, _bicubic(pos, (24, 24), (32, 32), antialias=True))
+    assert (got - timm_default).abs().max() > 0.05 * pos.abs().max()
+    assert resize_pos_embed(pos, (24, 24), (24, 24)) is pos
+
+
+def test_resize_pos_embed_refuses_a_wrong_grid():
+    with pytest.raises(ValueError, match="do not fill a"):
+        resize_pos_embed(torch.zeros(1, 10, 4), (3, 3), (4, 4))
+
+
+@pytest.mark.parametrize("shrunk", [False, True])
+def test_other_input_sizes_get_unantialiased_position_embeddings(shrunk):
+    """A 64 px model (4x4 grid) fed 96 px (6x6): the embeddings are resized as mmseg does."""
+    torch.manual_seed(0)
+    kwargs = {"spec": SPEC, "img_size": 64, "out_indices": (5, 11)}
+    backbone = ShrunkViTBackbone(**kwargs, qd_index=6) if shrunk else ViTBackbone(**kwargs)
+    vit = backbone.eval().vit
+    with torch.no_grad():
+        vit.pos_embed.normal_()  # unit scale, as the tolerances below
+    tokens = vit.patch_embed(torch.randn(1, 3, 96, 96))  # (1, 6, 6, C)
+    pos = vit.pos_embed.detach()
+    expected = tokens.flatten(1, 2) + _bicubic(pos, (4, 4), (6, 6), antialias=False)
+    torch.testing.assert_close(vit._pos_embed(tokens), expected)
+    timm_default = VisionTransformer._pos_embed(vit, tokens)  # antialiased
+    assert (timm_default - expected).abs().max() > 0.1
+    assert [f.shape[-1] for f in backbone(torch.randn(1, 3, 96, 96))] == (
+        [6, 3] if shrunk else [6, 6]
+    )
+
+
+def test_the_resize_survives_copies():
+    backbone = ViTBackbone(spec=SPEC, img_size=64, out_indices=(0,))
+    clone = copy.deepcopy(backbone)
+    assert type(clone.vit)._pos_embed is type(backbone.vit)._pos_embed
+    assert type(backbone.vit)._pos_embed is not VisionTransformer._pos_embed

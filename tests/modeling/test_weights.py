@@ -36,12 +36,19 @@ def test_loads_a_checkpoint_file(tmp_path, suffix):
     vit = model.backbone.vit
     torch.testing.assert_close(vit.blocks[3].attn.qkv.weight, state["blocks.3.attn.qkv.weight"])
     torch.testing.assert_close(vit.patch_embed.proj.weight, state["patch_embed.proj.weight"])
-    # Position embeddings: class token dropped, 6x6 grid resized bicubically to 4x4.
+    # Position embeddings: class token dropped, 6x6 grid resized bicubically to 4x4 without
+    # antialiasing (mmseg's resize), not as timm's resample_abs_pos_embed does by default.
     grid = state["pos_embed"][:, 1:].reshape(1, 6, 6, 192).permute(0, 3, 1, 2)
-    resized = torch.nn.functional.interpolate(
-        grid, size=(4, 4), mode="bicubic", antialias=True, align_corners=False
-    )
-    torch.testing.assert_close(vit.pos_embed, resized.flatten(2).transpose(1, 2))
+    resized = {
+        antialias: torch.nn.functional.interpolate(
+            grid, size=(4, 4), mode="bicubic", antialias=antialias, align_corners=False
+        )
+        .flatten(2)
+        .transpose(1, 2)
+        for antialias in (False, True)
+    }
+    torch.testing.assert_close(vit.pos_embed, resized[False])
+    assert (vit.pos_embed - resized[True]).abs().max() > 0.1 * resized[False].abs().max()
 
 
 def test_missing_file_names_it_and_the_download(tmp_path):
@@ -98,3 +105,12 @@ def test_hub_uses_the_cache_folder_first(tmp_path, monkeypatch):
     origin = weights.load_pretrained(vit, "hub", VIT_B)
     assert origin == tmp_path / f"{VIT_B.hub_name}.pth"
     torch.testing.assert_close(vit.blocks[0].mlp.fc1.weight, state["blocks.0.mlp.fc1.weight"])
+
+
+def test_a_non_square_pos_embed_is_a_clear_error(tmp_path):
+    state = _reference_vit().state_dict()
+    state["pos_embed"] = state["pos_embed"][:, :30]  # class token + 29: no grid
+    path = tmp_path / "odd.pth"
+    torch.save(state, path)
+    with pytest.raises(SegvitError, match="odd.pth: pos_embed of 30 tokens is no square grid"):
+        build_model(ModelConfig("segvit_b", "demo", crop=64, tiny=True, pretrained=str(path)))
