@@ -115,10 +115,6 @@ class ViTBackbone(nn.Module):
         self.vit = create_vit(spec, img_size)
         self.vit.prune_intermediate_layers(list(self.out_indices), prune_norm=True)
 
-    @property
-    def out_dim(self) -> int:
-        return self.spec.dim
-
     def forward(self, images: Tensor) -> list[Tensor]:
         return self.vit.forward_intermediates(  # [(B, C, H/16, W/16)] per tap
             images,

@@ -41,8 +41,9 @@ class ATMHead(nn.Module):
         project: per-stage Linear(in_dim -> D) + LayerNorm on the tokens (False: in_dim == D).
         mask_layers: "last": each stage's last layer gives a mask (the cascade head);
             "every": every layer gives one (the single-input heads).
-        cumulative: a mask is the sum of its own map and all earlier ones (cascade, single
-            head); False keeps them apart (the ATM inside the QU head).
+        cumulative: a mask is the sum of its own map and all earlier ones (the cascade);
+            False keeps them apart (the single-input heads and the ATM inside QU, as the
+            release's ATMSingleHead does).
     """
 
     def __init__(
