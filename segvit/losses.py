@@ -3,20 +3,16 @@
 Plain functions over a head's `SegOutput` and a (B, H, W) int64 label map, each returning a dict
 whose "loss" entry is what the optimiser steps on; the other entries are for logging. Every
 prediction of the output (auxiliary stages first, main last) is supervised the same way and the
-terms are summed over them, as the release does. A variant holds its criterion (one of the
-small dataclasses at the end), built once with the class count and handed to the engine.
+terms are summed over them, as the release does. A variant holds its criterion
+(segvit.criteria), which calls these with the settings it was built with.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from segvit.engine.distributed import reduce_count
 from segvit.errors import SegvitError
 from segvit.modeling.output import MaskPrediction, SegOutput, semantic_inference
 
@@ -241,56 +237,3 @@ def semantic_ce_loss(
         for p in output.predictions
     )
     return {"loss": total}
-
-
-class Criterion(Protocol):
-    """A training loss: (output, labels) -> {"loss": ..., other terms for the log}."""
-
-    name: str
-
-    def __call__(self, output: SegOutput, labels: Tensor) -> dict[str, Tensor]: ...
-
-
-@dataclass(frozen=True)
-class ATMCriterion:
-    """`atm_loss` with the mask count averaged over processes, as Mask2Former normalises it.
-
-    exclude_ignored_pixels: False (the release): pixels labelled 255 are background of every
-    mask target; True leaves them out of the focal and dice terms.
-    """
-
-    num_classes: int
-    exclude_ignored_pixels: bool = False
-    name: str = "atm"
-
-    def __call__(self, output: SegOutput, labels: Tensor) -> dict[str, Tensor]:
-        count = count_target_masks(labels, num_classes=self.num_classes)
-        return atm_loss(
-            output,
-            labels,
-            num_classes=self.num_classes,
-            num_masks=reduce_count(count),
-            exclude_ignored_pixels=self.exclude_ignored_pixels,
-        )
-
-
-@dataclass(frozen=True)
-class PixelCECriterion:
-    """Per-pixel cross-entropy of a pixel head (SETR), summed over its predictions."""
-
-    num_classes: int
-    name: str = "pixel_ce"
-
-    def __call__(self, output: SegOutput, labels: Tensor) -> dict[str, Tensor]:
-        return pixel_head_loss(output, labels)
-
-
-@dataclass(frozen=True)
-class SemanticCECriterion:
-    """Table 4 row 2: pixel cross-entropy on an ATM head's semantic output."""
-
-    num_classes: int
-    name: str = "semantic_ce"
-
-    def __call__(self, output: SegOutput, labels: Tensor) -> dict[str, Tensor]:
-        return semantic_ce_loss(output, labels)

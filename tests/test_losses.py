@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from segvit.criteria import ATMCriterion
 from segvit.errors import SegvitError
 from segvit.losses import (
-    ATMCriterion,
     atm_loss,
     count_target_masks,
     dice_loss,

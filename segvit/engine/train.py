@@ -54,7 +54,8 @@ EvaluateFn = Callable[[nn.Module], Mapping[str, Any]]  # model (eval mode) -> {"
 # weights, and what the run trains (TrainConfig.record).
 _RECIPE_MUST_MATCH = (
     "iters", "batch", "lr", "head_lr_mult", "weight_decay", "warmup_iters", "warmup_ratio",
-    "power", "min_lr", "clip_grad", "amp", "amp_dtype", "seed", "mask_loss_excludes_ignored", "release_decay_rule",
+    "power", "min_lr", "clip_grad", "amp", "amp_dtype", "seed", "mask_loss_excludes_ignored",
+    "release_decay_rule",
 )  # fmt: skip
 
 

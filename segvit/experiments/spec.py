@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from segvit.criteria import Criterion
 from segvit.data.datasets import SegDataset
 from segvit.data.info import DatasetSpec, get_dataset
 from segvit.data.transforms import TrainTransform
@@ -24,7 +25,6 @@ from segvit.engine.evaluate import EvalSettings, evaluate, trained_on
 from segvit.engine.recipe import Recipe, get_recipe
 from segvit.engine.train import TrainConfig, TrainResult, train
 from segvit.errors import SegvitError
-from segvit.losses import Criterion
 from segvit.modeling.segmentor import Segmentor
 from segvit.modeling.variants import Variant, build_model, check_crop, get_variant
 

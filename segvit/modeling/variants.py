@@ -10,32 +10,30 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
-from torch import nn
-
+from segvit.criteria import ATMCriterion, Criterion, PixelCECriterion, SemanticCECriterion
 from segvit.errors import SegvitError
-from segvit.losses import ATMCriterion, Criterion, PixelCECriterion, SemanticCECriterion
-from segvit.modeling.backbone import (
-    VIT_B,
-    VIT_L,
-    QDMode,
-    ShrunkViTBackbone,
-    ViTBackbone,
-    ViTSpec,
-)
-from segvit.modeling.backbone import tiny as tiny_spec
-from segvit.modeling.heads import ATMHead, QUHead, SETRNaiveHead
-from segvit.modeling.segmentor import ModelMeta, Segmentor
-from segvit.modeling.weights import load_pretrained
+from segvit.modeling.specs import VIT_B, VIT_L, QDMode, ViTSpec
+from segvit.modeling.specs import tiny as tiny_spec
+
+if TYPE_CHECKING:
+    from segvit.modeling.segmentor import Segmentor
+
+# The builders import the modules that pull in torch when they run: `segvit variants` reads
+# this table and must answer without importing torch (~3 s here).
 
 # References: SegViT release configs for taps, QD positions and head widths
 # (../shared/paper/architecture.md gathers them).
 
-Parts = tuple[nn.Module, nn.Module]  # (backbone, head)
+Parts = "tuple[nn.Module, nn.Module]"  # (backbone, head)
 
 
 def cascade(spec: ViTSpec, num_classes: int, crop: int, *, taps: tuple[int, ...]) -> Parts:
     """SegViT: ATM decoders on several layers, deepest first, masks summed (Table 1)."""
+    from segvit.modeling.backbone import ViTBackbone
+    from segvit.modeling.heads import ATMHead
+
     backbone = ViTBackbone(spec=spec, img_size=crop, out_indices=taps)
     head = ATMHead(
         in_dim=spec.dim,
@@ -52,6 +50,9 @@ def single(
 ) -> Parts:
     """One ATM decoder on one layer, every layer's map a mask of its own (the release's
     ATMSingleHead does not sum them); with QD: naive Shrunk."""
+    from segvit.modeling.backbone import ShrunkViTBackbone, ViTBackbone
+    from segvit.modeling.heads import ATMHead
+
     if qd_index is None:
         backbone = ViTBackbone(spec=spec, img_size=crop, out_indices=(tap,))
     else:
@@ -80,6 +81,9 @@ def shrunk(
     qd_mode: QDMode = "q_nearest",
 ) -> Parts:
     """SegViT Shrunk: QD inside the ViT, QU beside it, ATM on QU's 1/16 queries."""
+    from segvit.modeling.backbone import ShrunkViTBackbone
+    from segvit.modeling.heads import QUHead
+
     backbone = ShrunkViTBackbone(
         spec=spec, img_size=crop, out_indices=taps, qd_index=qd_index, qd_mode=qd_mode
     )
@@ -96,6 +100,9 @@ def shrunk(
 
 def setr_naive(spec: ViTSpec, num_classes: int, crop: int, *, tap: int) -> Parts:
     """The SETR-naive baseline on the last layer."""
+    from segvit.modeling.backbone import ViTBackbone
+    from segvit.modeling.heads import SETRNaiveHead
+
     backbone = ViTBackbone(spec=spec, img_size=crop, out_indices=(tap,))
     return backbone, SETRNaiveHead(in_dim=spec.dim, num_classes=num_classes)
 
@@ -194,6 +201,9 @@ def build_model(
 ) -> Segmentor:
     """The model `variant` for `num_classes` classes at `crop`; pretrained backbone weights
     ("hub" or a file) when `pretrained` is set. `tiny`: width-192 ViT of the same depth."""
+    from segvit.modeling.segmentor import ModelMeta, Segmentor
+    from segvit.modeling.weights import load_pretrained
+
     chosen = get_variant(variant)
     check_crop(crop)
     if num_classes < 1:

@@ -17,7 +17,8 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 
 from segvit.errors import SegvitError
-from segvit.modeling.backbone import ViTSpec, resize_pos_embed
+from segvit.modeling.backbone import resize_pos_embed
+from segvit.modeling.specs import ViTSpec
 
 WEIGHT_SUFFIXES = (".safetensors", ".npz", ".pth", ".pt", ".bin")
 

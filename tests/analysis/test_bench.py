@@ -13,9 +13,9 @@ from segvit.analysis.bench import (
     synthetic_batch,
     train_step,
 )
+from segvit.criteria import PixelCECriterion
 from segvit.engine.optim import build_optimizer
 from segvit.errors import SegvitError
-from segvit.losses import PixelCECriterion
 from segvit.modeling.variants import build_model, get_variant
 
 

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from segvit.criteria import ATMCriterion, PixelCECriterion
 from segvit.errors import SegvitError
 from segvit.experiments.spec import checkpoint_dataset, resolve
-from segvit.losses import ATMCriterion, PixelCECriterion
 
 
 def _weights(experiment):

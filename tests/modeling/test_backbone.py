@@ -9,13 +9,8 @@ import torch.nn.functional as F
 from timm.layers import resample_abs_pos_embed
 from timm.models.vision_transformer import VisionTransformer
 
-from segvit.modeling.backbone import (
-    VIT_B,
-    ShrunkViTBackbone,
-    ViTBackbone,
-    resize_pos_embed,
-    tiny,
-)
+from segvit.modeling.backbone import ShrunkViTBackbone, ViTBackbone, resize_pos_embed
+from segvit.modeling.specs import VIT_B, tiny
 
 SPEC = tiny(VIT_B)
 

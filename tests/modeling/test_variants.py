@@ -4,10 +4,10 @@ import pytest
 import torch
 from timm.layers import DropPath
 
+from segvit.criteria import PixelCECriterion
 from segvit.data.info import get_dataset
 from segvit.errors import SegvitError
 from segvit.experiments.spec import resolve
-from segvit.losses import PixelCECriterion
 from segvit.modeling.output import SegOutput
 from segvit.modeling.variants import VARIANTS, build_model
 

@@ -7,7 +7,7 @@ from safetensors.torch import save_file
 
 from segvit.errors import SegvitError
 from segvit.modeling import weights
-from segvit.modeling.backbone import VIT_B, tiny
+from segvit.modeling.specs import VIT_B, tiny
 from segvit.modeling.variants import build_model
 
 SPEC = tiny(VIT_B)
@@ -113,4 +113,4 @@ def test_a_non_square_pos_embed_is_a_clear_error(tmp_path):
     path = tmp_path / "odd.pth"
     torch.save(state, path)
     with pytest.raises(SegvitError, match="odd.pth: pos_embed of 30 tokens is no square grid"):
-        build_model(ModelConfig("segvit_b", "demo", crop=64, tiny=True, pretrained=str(path)))
+        build_model("segvit_b", num_classes=8, crop=64, tiny=True, pretrained=str(path))
