@@ -77,7 +77,7 @@ def prepare_dataset(name: str, *, src: Path | None = None, root: Path = Path("da
                 archives.install(built, final)
                 _verify_or_undo(info, final, route, progress)
             else:
-                _verify_built(info, built, route, inputs.main, progress)
+                _verify_built(info, built, final, route, inputs.main, progress)
                 archives.install(built, final)
             (final / PARTIAL).unlink(missing_ok=True)
             _mark(info, final, route)
@@ -136,14 +136,18 @@ def _verify_tree(
                 pass
 
 
-def _verify_built(info: DatasetSpec, built: Path, route: str, source: Source, progress) -> None:
-    """Verify a tree in the scratch folder, naming files as the source holds them."""
+def _verify_built(
+    info: DatasetSpec, built: Path, final: Path, route: str, source: Source, progress: bool
+) -> None:
+    """Verify a tree in the scratch folder, naming files as the source holds them and the
+    tree by the folder it was being built for (the scratch folder is deleted on failure)."""
     try:
         _verify_tree(
             info, built, expected_counts(info, {"route": route}), deep=True, progress=progress
         )
     except SegvitError as err:
-        raise SegvitError(f"in {source.path}: {str(err).replace(f'{built}/', '')}") from None
+        message = str(err).replace(f"{built}/", "").replace(str(built), str(final))
+        raise SegvitError(f"in {source.path}: {message}") from None
 
 
 def _verify_or_undo(info: DatasetSpec, final: Path, route: str, progress: bool) -> None:

@@ -184,7 +184,12 @@ LAB = "ADEChallengeData2016/annotations/training/ADE_train_00000002.png"
         (LAB, None, r"in .*bad.zip: image images/training/ADE_train_00000002.jpg has no label"),
         (IMG, None, r"label annotations/training/ADE_train_00000002.png has no image"),
         ("ADEChallengeData2016/images/training/ADE_train_00000009.jpg", b"x", "has no label"),
-        ("extra-pair", None, "4 training image/label pairs, expected 3"),
+        (
+            "extra-pair",
+            None,
+            r"data/ade/ADEChallengeData2016: 4 training image/label pairs, "
+            "expected 3",
+        ),
         (LAB, "small", r"ADE_train_00000002.jpg is 32x24 but its label .* is 4x4"),
         (IMG, "cut", r"ADE_train_00000002.jpg: not a readable image"),
         (LAB, "200", r"ADE_train_00000002.png: label ids 200 are outside 0..150"),
