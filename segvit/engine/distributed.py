@@ -122,8 +122,9 @@ def wrap_model(model: nn.Module, ctx: DistContext) -> nn.Module:
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """The model inside a DDP wrapper (or the model itself)."""
-    return model.module if isinstance(model, DistributedDataParallel) else model
+    """The model inside a DDP (or DataParallel-style) wrapper, or the model itself."""
+    inner = getattr(model, "module", None)
+    return inner if isinstance(inner, nn.Module) else model
 
 
 def _active() -> bool:

@@ -73,6 +73,14 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def for_dataset(self, dataset: str | None) -> Recipe:
+        """The paper's recipe takes the paper's schedule of `dataset` (iterations, weight decay,
+        poly power); any other recipe, or an unknown dataset, is returned as it is."""
+        if self.name != "paper" or dataset not in PAPER_SCHEDULES:
+            return self
+        iters, weight_decay, power = PAPER_SCHEDULES[dataset]
+        return replace(self, iters=iters, weight_decay=weight_decay, power=power)
+
     def override(self, **changes: Any) -> Recipe:
         """A copy with `changes` (None values are left out); unknown names fail in one line."""
         known = {f.name for f in fields(self)}
@@ -111,8 +119,4 @@ def get_recipe(name: str, dataset: str | None = None) -> Recipe:
         raise SegvitError(f"--preset {name}: expected one of {', '.join(RECIPES)}") from None
     if recipe.dataset and dataset and dataset != recipe.dataset:
         raise SegvitError(f"recipe {name} trains on {recipe.dataset}, not {dataset}")
-    dataset = recipe.dataset or dataset
-    if name == "paper" and dataset in PAPER_SCHEDULES:
-        iters, weight_decay, power = PAPER_SCHEDULES[dataset]
-        recipe = replace(recipe, iters=iters, weight_decay=weight_decay, power=power)
-    return recipe
+    return recipe.for_dataset(recipe.dataset or dataset)

@@ -91,6 +91,7 @@ def resolve(
     elif recipe.dataset and dataset and dataset != recipe.dataset:
         raise SegvitError(f"recipe {recipe.name} trains on {recipe.dataset}, not {dataset}")
     spec = get_dataset(recipe.dataset or dataset or "ade20k")
+    recipe = recipe.for_dataset(spec.name)  # a table's paper recipe meets each row's dataset
     crop = check_crop(crop if crop is not None else spec.crop_for(chosen.large))
     recipe = recipe.override(**overrides)
     settings = eval or EvalSettings(max_images=recipe.eval_max_images)

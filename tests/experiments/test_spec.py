@@ -66,3 +66,13 @@ def test_checkpoint_dataset_comes_from_the_file_or_the_option():
 def test_bad_crop_fails_before_a_model_is_built(crop):
     with pytest.raises(SegvitError, match=f"--crop {crop}: expected a positive multiple of 16"):
         resolve("segvit_l", "ade20k", crop=crop)
+
+
+def test_a_recipe_object_takes_each_rows_paper_schedule():
+    from segvit.engine.recipe import get_recipe
+
+    paper = get_recipe("paper")  # as `segvit reproduce` holds it, for every row
+    assert resolve("segvit_l", "coco-stuff-10k", recipe=paper).recipe.iters == 80_000
+    pc = resolve("segvit_l", "pascal-context", recipe=paper).recipe
+    assert (pc.iters, pc.weight_decay, pc.power) == (80_000, 0.03, 1.0)
+    assert resolve("segvit_b", "ade20k", recipe=paper).recipe.iters == 160_000
