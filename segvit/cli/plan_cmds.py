@@ -37,6 +37,8 @@ def show_plan(
     if as_json:
         print(json.dumps(plan.to_dict(), indent=1))
         return
+    if not console.is_terminal:  # a log or a pipe: rich's 80 columns would wrap every cell
+        console = Console(width=200)
     sources: list[str] = []  # footnotes: each step-time figure once
     for name in plan.tables:
         console.print(_table(name, [r for r in plan.rows if r.table == name], sources))
