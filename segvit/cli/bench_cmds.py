@@ -83,7 +83,7 @@ def bench_train(
     table.add_row("model FLOPs utilisation (MFU)", _mfu(result))
     console.print(table)
     if saved is not None:
-        console.print(f"saved {saved}", highlight=False)
+        console.print(f"saved {saved}", highlight=False, soft_wrap=True)
 
 
 def _mfu(result) -> str:
