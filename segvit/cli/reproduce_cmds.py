@@ -28,11 +28,9 @@ def reproduce(
     data_root: Annotated[Path, typer.Option(help="prepared datasets")] = Path("data"),
     experiments: Annotated[Path | None, typer.Option(help=EXPERIMENTS_HELP)] = None,
     nnodes: Annotated[int, typer.Option(help="nodes per training run (--only train)")] = 1,
-    node_rank: Annotated[
-        int | None, typer.Option(help="this node's rank; default: assigned at rendezvous")
-    ] = None,
+    node_rank: Annotated[int | None, typer.Option(help="this node's rank (nnodes > 1)")] = None,
     rdzv_endpoint: Annotated[
-        str | None, typer.Option(help="HOST:PORT all nodes reach (nnodes > 1)")
+        str | None, typer.Option(help="HOST:PORT on node 0, reached by every node (nnodes > 1)")
     ] = None,
     rdzv_id: Annotated[str, typer.Option(help="one id per job, the same on every node")] = "segvit",
     plan: Annotated[bool, typer.Option("--plan", help="print what would run; run nothing")] = False,

@@ -154,6 +154,7 @@ def make_plan(
     for stage in stages:
         if stage not in STAGES:
             raise SegvitError(f"--only {stage}: expected one of {', '.join(STAGES)}")
+    launch.check_stages(stages)  # the run would refuse it: so does its plan
     tables = list(TABLES) if "all" in names else list(dict.fromkeys(names))
     configs = [load_table(experiment_file(name, experiments)) for name in tables]
     every = [load_table(path) for path in sorted(Path(experiments).glob("table*.yaml"))]

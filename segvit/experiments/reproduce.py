@@ -86,9 +86,9 @@ def _torchrun(experiment: Experiment, work_dir: Path, data_root: Path, launch: L
         "--preset", experiment.recipe.name, "--crop", str(experiment.crop),
         "--work-dir", str(work_dir), "--data-root", str(data_root), "--resume",
     ]  # fmt: skip
-    command = torchrun_command(launch, train_args, work_dir)
-    if subprocess.run(command, check=False).returncode:
+    if subprocess.run(torchrun_command(launch, train_args), check=False).returncode:
         raise SegvitError(f"training {experiment.variant} failed; see {work_dir / 'log.jsonl'}")
+    launch.settle(work_dir)
 
 
 def eval_row(

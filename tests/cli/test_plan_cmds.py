@@ -52,4 +52,4 @@ def test_plan_as_tables(cli, places):
 def test_several_nodes_need_an_endpoint(cli):
     code, _, err = cli("reproduce", "table8", "--plan", "--nnodes", "2")
     assert code == 1
-    assert err.strip() == "error: --nnodes 2: also pass --rdzv-endpoint HOST:PORT"
+    assert err.strip() == "error: --nnodes 2: also pass --node-rank and --rdzv-endpoint HOST:PORT"

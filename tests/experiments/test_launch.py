@@ -14,41 +14,49 @@ from segvit.engine.recipe import get_recipe
 from segvit.errors import SegvitError
 from segvit.experiments import reproduce as sweep
 from segvit.experiments.config import RowConfig
-from segvit.experiments.launch import Launch, run_name, torchrun_command
+from segvit.experiments.launch import Launch, torchrun_command
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 ROW = RowConfig("Shrunk / ATM", "segvit_shrunk_b", "ade20k")
 
 
 def test_one_node_is_standalone():
-    assert Launch(gpus=8).torchrun_args("x") == ["--standalone", "--nproc_per_node=8"]
+    assert Launch(gpus=8).torchrun_args() == ["--standalone", "--nproc_per_node=8"]
     assert not Launch().distributed and Launch(gpus=2).distributed
 
 
-def test_several_nodes_meet_at_the_endpoint():
-    c10d = Launch(gpus=4, nnodes=2, rdzv_endpoint="node001:29500", rdzv_id="job42")
-    assert c10d.world_size == 8
-    assert c10d.torchrun_args("runs-table8-paper-shrunk-atm-train") == [
-        "--nnodes=2", "--nproc_per_node=4", "--rdzv_backend=c10d",
-        "--rdzv_id=job42-runs-table8-paper-shrunk-atm-train", "--rdzv_endpoint=node001:29500",
+def test_several_nodes_meet_at_node_0():
+    launch = Launch(gpus=4, nnodes=2, node_rank=1, rdzv_endpoint="node001:29500")
+    assert launch.world_size == 8
+    assert launch.torchrun_args() == [
+        "--nnodes=2", "--nproc_per_node=4", "--node_rank=1", "--rdzv_backend=static",
+        "--rdzv_endpoint=node001:29500",
     ]  # fmt: skip
-    static = Launch(gpus=4, nnodes=2, node_rank=1, rdzv_endpoint="10.0.0.1:29500")
-    assert static.torchrun_args("ignored") == [
-        "--nnodes=2", "--nproc_per_node=4", "--rdzv_backend=static", "--node_rank=1",
-        "--rdzv_endpoint=10.0.0.1:29500",
-    ]  # fmt: skip
-    assert (
-        run_name(Path("runs/table8/paper/shrunk-atm/train")) == "runs-table8-paper-shrunk-atm-train"
-    )
+
+
+def test_node_0_marks_a_run_the_others_wait_for(tmp_path):
+    def node(rank):
+        return Launch(gpus=8, nnodes=2, node_rank=rank, rdzv_endpoint="n:1", rdzv_id="job7")
+
+    with pytest.raises(SegvitError, match=r"node 1: node 0 did not mark .* trained within 0 s"):
+        node(1).settle(tmp_path, timeout_s=0.0, poll_s=0.0)
+    node(0).settle(tmp_path)
+    assert (tmp_path / ".trained-job7").is_file()
+    node(1).settle(tmp_path, timeout_s=0.0)  # the mark is there: returns at once
+    Launch(gpus=8).settle(tmp_path / "nowhere")  # one node: nothing to wait for
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"gpus": 0}, "--gpus 0: expected at least 1"),
-        ({"nnodes": 2}, "--nnodes 2: also pass --rdzv-endpoint HOST:PORT"),
+        ({"nnodes": 2, "rdzv_endpoint": "h:1"}, "--nnodes 2: also pass --node-rank and"),
+        ({"nnodes": 2, "node_rank": 0}, "--nnodes 2: also pass --node-rank and --rdzv-endpoint"),
         ({"nnodes": 2, "node_rank": 2, "rdzv_endpoint": "h:1"}, "--node-rank 2: expected 0 to 1"),
-        ({"nnodes": 2, "rdzv_endpoint": "node001"}, "--rdzv-endpoint node001: expected HOST:PORT"),
+        (
+            {"nnodes": 2, "node_rank": 0, "rdzv_endpoint": "node001"},
+            "--rdzv-endpoint node001: expected HOST:PORT",
+        ),
     ],
 )
 def test_bad_launches_are_one_line(kwargs, message):
@@ -57,7 +65,7 @@ def test_bad_launches_are_one_line(kwargs, message):
 
 
 def test_several_nodes_only_train():
-    launch = Launch(gpus=8, nnodes=2, rdzv_endpoint="node001:29500")
+    launch = Launch(gpus=8, nnodes=2, node_rank=0, rdzv_endpoint="node001:29500")
     launch.check_stages(["train"])
     with pytest.raises(SegvitError, match=r"--nnodes 2: run `--only train` on every node"):
         sweep.reproduce_tables(["table8"], recipe=get_recipe("paper"), launch=launch)
@@ -67,20 +75,22 @@ def test_several_nodes_only_train():
 @pytest.mark.parametrize("nnodes", [1, 2])
 def test_train_row_runs_this_exact_command(tmp_path, monkeypatch, nnodes):
     calls = []
-    monkeypatch.setattr(
-        sweep.subprocess,
-        "run",
-        lambda cmd, check: calls.append(cmd) or subprocess.CompletedProcess(cmd, 0),
-    )
-    launch = Launch(gpus=4, nnodes=nnodes, rdzv_endpoint="node001:29500" if nnodes > 1 else None)
+
+    def run(cmd, check):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(sweep.subprocess, "run", run)
+    several = {"node_rank": 0, "rdzv_endpoint": "node001:29500"} if nnodes > 1 else {}
+    launch = Launch(gpus=4, nnodes=nnodes, rdzv_id="job7", **several)
     run_dir = tmp_path / "table8" / "paper" / "shrunk-atm"
     sweep.train_row(ROW, get_recipe("paper"), run_dir, data_root=Path("/data"), launch=launch)
     work = run_dir / "train"
     nodes = (
         ["--standalone", "--nproc_per_node=4"]
         if nnodes == 1
-        else ["--nnodes=2", "--nproc_per_node=4", "--rdzv_backend=c10d",
-              f"--rdzv_id=segvit-{run_name(work)}", "--rdzv_endpoint=node001:29500"]
+        else ["--nnodes=2", "--nproc_per_node=4", "--node_rank=0", "--rdzv_backend=static",
+              "--rdzv_endpoint=node001:29500"]
     )  # fmt: skip
     assert calls == [
         TORCHRUN + nodes + [
@@ -89,6 +99,7 @@ def test_train_row_runs_this_exact_command(tmp_path, monkeypatch, nnodes):
             "--data-root", "/data", "--resume",
         ]
     ]  # fmt: skip
+    assert (work / ".trained-job7").is_file() == (nnodes > 1)  # node 0 marked the run
 
 
 def test_a_failed_run_names_its_log(tmp_path, monkeypatch):
@@ -132,7 +143,7 @@ def test_two_gloo_processes_through_the_launch_options(tmp_path):
 
 
 def test_torchrun_command_runs_the_segvit_module():
-    command = torchrun_command(Launch(gpus=2), ["train", "setr_b"], Path("w"))
+    command = torchrun_command(Launch(gpus=2), ["train", "setr_b"])
     assert command == TORCHRUN + [
         "--standalone",
         "--nproc_per_node=2",
