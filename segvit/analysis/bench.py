@@ -10,15 +10,26 @@ Memory is read where each device can report it honestly: on CUDA the peak of
 AdamW moments and activations); on a CPU the process's peak resident set size, a high-water
 mark that cannot be reset and so also holds the interpreter, torch and anything run earlier
 in the same process (`baseline_memory_mb` is the same mark read before the model was built).
+
+Model FLOPs utilisation (`mfu`): the training FLOPs the step achieved (3x the forward pass
+fvcore counts at this crop, x2 for a multiply-add, times images per second) over the GPU's
+dense bf16 peak (segvit.analysis.hardware); None where the peak is unknown (CPUs, other GPUs).
+`write_record` saves a result with the date and host it was measured on, for
+`segvit reproduce --plan` to estimate GPU-hours from.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import platform
+import re
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,12 +37,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from segvit.analysis.flops import count_flops
+from segvit.analysis.hardware import peak_for, training_tflops
 from segvit.engine.distributed import describe_device, resolve_device
 from segvit.engine.logging import memory_mb
 from segvit.engine.optim import build_optimizer
 from segvit.engine.train import LossFn, autocast_dtype, forward_backward, optimizer_step
 from segvit.errors import SegvitError
 from segvit.experiments.spec import resolve
+from segvit.fileio import write_json
 from segvit.modeling.variants import build_model
 
 # References: SegViT release configs (batch 16 in total, 2 per GPU on 8 GPUs for ViT-B; AdamW,
@@ -60,6 +74,7 @@ class BenchConfig:
     threads: int | None = None  # torch CPU threads during the run; None: torch's default. On a
     # busy machine 1 thread can be many times faster than several that wait on each other.
     seed: int = 0  # weights and the synthetic batch
+    flops: bool = True  # count the forward GFLOPs (fvcore, seconds on a CPU) for the MFU
 
     def __post_init__(self) -> None:
         checks = (
@@ -92,6 +107,11 @@ class BenchResult:
     final_loss: float  # the last step's loss, a sanity check that the step trains
     schedule_hours: float  # the dataset's schedule (e.g. 160k its x 16 images) at this speed
     # on this one device, accumulating gradients to the paper's batch: a linear estimate
+    model_gflops: float | None = None  # fvcore's forward count of one crop (None: not counted)
+    train_tflops: float | None = None  # training FLOP/s achieved, in TFLOP/s (see module doc)
+    peak_tflops: float | None = None  # the device's dense bf16 peak; None: not known
+    peak_label: str | None = None  # which datasheet card the peak is for
+    mfu: float | None = None  # train_tflops / peak_tflops; None without both
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -176,6 +196,7 @@ def _bench(cfg: BenchConfig) -> BenchResult:
     model = build_model(
         cfg.variant, num_classes=dataset.num_classes, crop=crop, tiny=cfg.tiny
     )  # random weights: the step costs the same
+    gflops = count_flops(model).gflops if cfg.flops else None  # on the CPU, before it moves
     model = model.to(device).train()
     optimizer = build_optimizer(
         model, lr=recipe.lr, weight_decay=recipe.weight_decay, head_lr_mult=recipe.head_lr_mult,
@@ -205,6 +226,9 @@ def _bench(cfg: BenchConfig) -> BenchResult:
         raise SegvitError(f"{cfg.variant}: the loss is {final_loss} after {len(times)} steps")
 
     seconds = statistics.median(times)
+    tflops = None if gflops is None else training_tflops(gflops, batch / seconds)
+    mixed = device.type == "cuda" and amp_dtype is not None  # peaks are for bf16 tensor cores
+    peak = peak_for(torch.cuda.get_device_name(device)) if mixed else None
     return BenchResult(
         variant=cfg.variant,
         dataset=cfg.dataset,
@@ -222,4 +246,88 @@ def _bench(cfg: BenchConfig) -> BenchResult:
         params_m=sum(p.numel() for p in model.parameters()) / 1e6,
         final_loss=final_loss,
         schedule_hours=seconds * (recipe.batch / batch) * recipe.iters / 3600,
+        model_gflops=gflops,
+        train_tflops=tflops,
+        peak_tflops=peak.bf16_tflops if peak else None,
+        peak_label=peak.label if peak else None,
+        mfu=tflops / peak.bf16_tflops if peak and tflops is not None else None,
+    )
+
+
+def record_name(result: BenchResult) -> str:
+    """One file per (variant, size, dataset, crop, batch, precision, device)."""
+    device = result.device if result.device.startswith("cuda") else "cpu"  # not thread counts
+    parts = [result.variant, "tiny" if result.tiny else "", result.dataset, str(result.crop),
+             f"b{result.batch}", "fp32" if result.dtype == "float32" else "", device]  # fmt: skip
+    return re.sub(r"[^a-z0-9_.]+", "-", "-".join(p for p in parts if p).lower()).strip("-")
+
+
+def write_record(result: BenchResult, folder: Path) -> Path:
+    """`folder`/NAME.json: the result with when (UTC) and where (host, torch) it was measured."""
+    path = Path(folder) / f"{record_name(result)}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = result.to_dict() | {
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "torch": torch.__version__,
+    }
+    write_json(path, record)
+    return path
+
+
+@dataclass(frozen=True)
+class BenchRecord:
+    """A `segvit bench train --save` file."""
+
+    path: Path
+    variant: str
+    dataset: str
+    crop: int
+    batch: int
+    tiny: bool
+    device: str  # "cuda (NVIDIA H100 80GB HBM3)", "cpu (...)"
+    dtype: str  # "bfloat16 autocast" or "float32"
+    seconds_per_iter: float
+    measured_at: str  # ISO 8601, UTC
+    host: str
+
+    @property
+    def seconds_per_image(self) -> float:
+        return self.seconds_per_iter / self.batch
+
+
+def read_record(path: Path) -> BenchRecord:
+    """A file `write_record` wrote; a one-line error for anything else."""
+    try:
+        data = json.loads(Path(path).read_text())
+        return BenchRecord(
+            path=Path(path), variant=str(data["variant"]), dataset=str(data["dataset"]),
+            crop=int(data["crop"]), batch=int(data["batch"]), tiny=bool(data["tiny"]),
+            device=str(data["device"]), dtype=str(data["dtype"]),
+            seconds_per_iter=float(data["seconds_per_iter"]),
+            measured_at=str(data["measured_at"]), host=str(data.get("host", "unknown host")),
+        )  # fmt: skip
+    except FileNotFoundError:
+        raise SegvitError(f"--bench-file {path}: no such file") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise SegvitError(
+            f"{path}: not a `segvit bench train --save` record ({type(err).__name__}: {err})"
+        ) from None
+
+
+def pick_record(
+    records: Sequence[BenchRecord], variant: str, crop: int, *, tiny: bool, dataset: str
+) -> BenchRecord | None:
+    """The measurement of this model at this crop to plan with: a GPU's over a CPU's, then
+    the same dataset, then mixed precision (as training runs on a GPU), then the newest."""
+    fits = [r for r in records if (r.variant, r.crop, r.tiny) == (variant, crop, tiny)]
+    return max(
+        fits,
+        key=lambda r: (
+            r.device.startswith("cuda"),
+            r.dataset == dataset,
+            r.dtype != "float32",
+            r.measured_at,
+        ),  # fmt: skip
+        default=None,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -27,10 +28,17 @@ def bench_train(
     threads: Annotated[
         int | None, typer.Option(help="torch CPU threads; default: torch's own choice")
     ] = None,
+    flops: Annotated[
+        bool, typer.Option(help="count GFLOPs (fvcore, on the CPU) for the MFU figure")
+    ] = True,
+    save: Annotated[
+        bool, typer.Option(help="also write RUNS/bench/NAME.json for `reproduce --plan`")
+    ] = False,
+    runs: Annotated[Path, typer.Option(help="the runs folder --save writes into")] = Path("runs"),
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Time training steps (forward, loss, backward, clip, AdamW) on a synthetic batch."""
-    from segvit.analysis.bench import BenchConfig
+    from segvit.analysis.bench import BenchConfig, write_record
     from segvit.analysis.bench import bench_train as run_bench
 
     cfg = BenchConfig(
@@ -44,9 +52,11 @@ def bench_train(
         device=device,
         amp=amp,
         threads=threads,
+        flops=flops,
     )
     with Console(stderr=True).status(f"timing {warmup} + {steps} steps of {variant}"):
         result = run_bench(cfg)
+    saved = write_record(result, runs / "bench") if save else None
     if as_json:
         print(json.dumps(result.to_dict()))
         return
@@ -67,4 +77,22 @@ def bench_train(
     table.add_row("parameters (M)", f"{result.params_m:.1f}")
     table.add_row("last loss", f"{result.final_loss:.3f}")
     table.add_row("paper schedule on this device (hours)", f"{result.schedule_hours:.1f}")
+    if result.model_gflops is not None and result.train_tflops is not None:
+        table.add_row("forward GFLOPs per image (fvcore)", f"{result.model_gflops:.4g}")
+        table.add_row("training TFLOP/s (6 x GFLOPs x images/s)", f"{result.train_tflops:.3g}")
+    table.add_row("model FLOPs utilisation (MFU)", _mfu(result))
     console.print(table)
+    if saved is not None:
+        console.print(f"saved {saved}", highlight=False, soft_wrap=True)
+
+
+def _mfu(result) -> str:
+    if result.mfu is not None:
+        return f"{result.mfu:.1%} of {result.peak_label} {result.peak_tflops:.0f} bf16 TFLOP/s"
+    if result.model_gflops is None:
+        return "unknown (--no-flops)"
+    if result.device.startswith("cpu"):
+        return "unknown (no peak for CPUs)"
+    if result.dtype == "float32":
+        return "unknown (peaks are for bf16: float32 run)"
+    return "unknown (no peak known for this device)"

@@ -27,10 +27,33 @@ def reproduce(
     runs: Annotated[Path, typer.Option(help="checkpoints and per-row state")] = Path("runs"),
     data_root: Annotated[Path, typer.Option(help="prepared datasets")] = Path("data"),
     experiments: Annotated[Path | None, typer.Option(help=EXPERIMENTS_HELP)] = None,
+    nnodes: Annotated[int, typer.Option(help="nodes per training run (--only train)")] = 1,
+    node_rank: Annotated[int | None, typer.Option(help="this node's rank (nnodes > 1)")] = None,
+    rdzv_endpoint: Annotated[
+        str | None, typer.Option(help="HOST:PORT on node 0, reached by every node (nnodes > 1)")
+    ] = None,
+    rdzv_id: Annotated[str, typer.Option(help="one id per job, the same on every node")] = "segvit",
+    plan: Annotated[bool, typer.Option("--plan", help="print what would run; run nothing")] = False,
+    bench_file: Annotated[
+        list[Path] | None, typer.Option(help="--plan: step times; default: RUNS/bench/*.json")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="--plan as one JSON object")] = False,
 ) -> None:
     """Train, evaluate and count every row of a table: paper beside measured, resumable."""
     from segvit.engine.recipe import get_recipe
     from segvit.experiments import reproduce as sweep
+    from segvit.experiments.launch import Launch
+
+    launch = Launch(gpus=gpus, nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint,
+                    rdzv_id=rdzv_id)  # fmt: skip
+    if plan:
+        from segvit.cli.plan_cmds import show_plan
+
+        return show_plan(
+            tables, preset=preset, stages=only or sweep.STAGES, rows=rows, runs=runs,
+            data_root=data_root, experiments=experiments, launch=launch,
+            bench_files=bench_file, as_json=as_json, console=console,
+        )  # fmt: skip
 
     def show(config, markdown: Path) -> None:
         import pandas as pd
@@ -41,7 +64,8 @@ def reproduce(
     sweep.reproduce_tables(
         tables, recipe=get_recipe(preset), stages=only or sweep.STAGES, rows=rows,
         results=results, runs_dir=runs, data_root=data_root,
-        experiments=experiments or sweep.EXPERIMENTS, gpus=gpus, console=console, on_table=show,
+        experiments=experiments or sweep.EXPERIMENTS, launch=launch, console=console,
+        on_table=show,
     )  # fmt: skip
 
 

@@ -12,7 +12,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -27,6 +26,7 @@ from segvit.engine.evaluate import EvalSettings, evaluate, load_checkpoint
 from segvit.engine.recipe import Recipe
 from segvit.errors import SegvitError
 from segvit.experiments.config import RowConfig, TableConfig, load_figure, load_table
+from segvit.experiments.launch import Launch, torchrun_command
 from segvit.experiments.plot import plot_figure
 from segvit.experiments.spec import Experiment, resolve, train_experiment
 from segvit.experiments.tables import (
@@ -67,29 +67,28 @@ def flops_experiment(row: RowConfig) -> Experiment:
 
 
 def train_row(
-    row: RowConfig, recipe: Recipe, run_dir: Path, *, data_root: Path, gpus: int = 1
+    row: RowConfig, recipe: Recipe, run_dir: Path, *, data_root: Path, launch: Launch = Launch()
 ) -> Path:
     """Train one row (resuming a run left unfinished); returns its best or last weights."""
     work_dir = run_dir / "train"
     experiment = row_experiment(row, recipe)
-    if gpus > 1:
-        _torchrun(experiment, work_dir, data_root, gpus)
+    if launch.distributed:
+        _torchrun(experiment, work_dir, data_root, launch)
     else:
         train_experiment(experiment, work_dir=work_dir, data_root=data_root, resume=True)
     best, last = work_dir / "best.pt", work_dir / "last.pt"
     return best if best.is_file() else last
 
 
-def _torchrun(experiment: Experiment, work_dir: Path, data_root: Path, gpus: int) -> None:
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc_per_node={gpus}", "-m", "segvit.cli", "train", experiment.variant,
-        "--dataset", experiment.dataset.name, "--preset", experiment.recipe.name,
-        "--crop", str(experiment.crop), "--work-dir", str(work_dir),
-        "--data-root", str(data_root), "--resume",
+def _torchrun(experiment: Experiment, work_dir: Path, data_root: Path, launch: Launch) -> None:
+    train_args = [
+        "train", experiment.variant, "--dataset", experiment.dataset.name,
+        "--preset", experiment.recipe.name, "--crop", str(experiment.crop),
+        "--work-dir", str(work_dir), "--data-root", str(data_root), "--resume",
     ]  # fmt: skip
-    if subprocess.run(command, check=False).returncode:
+    if subprocess.run(torchrun_command(launch, train_args), check=False).returncode:
         raise SegvitError(f"training {experiment.variant} failed; see {work_dir / 'log.jsonl'}")
+    launch.settle(work_dir)
 
 
 def eval_row(
@@ -141,7 +140,7 @@ def reproduce(
     results_dir: Path = Path("results"),
     runs_dir: Path = Path("runs"),
     data_root: Path = Path("data"),
-    gpus: int = 1,
+    launch: Launch = Launch(),
     train_fn: TrainRow | None = None,
     eval_fn: EvalRow | None = None,
     console: Console | None = None,
@@ -151,7 +150,7 @@ def reproduce(
     `train_fn` and `eval_fn` replace the real runners (tests use small stand-ins).
     """
     console = console or Console()
-    train_fn = train_fn or partial(train_row, data_root=data_root, gpus=gpus)
+    train_fn = train_fn or partial(train_row, data_root=data_root, launch=launch)
     eval_fn = eval_fn or partial(eval_row, data_root=data_root)
     chosen = select_rows(table, rows)
     results = [RowResult(NOT_RUN) for _ in table.rows]
@@ -268,7 +267,7 @@ def reproduce_tables(
     runs_dir: Path = Path("runs"),
     data_root: Path = Path("data"),
     experiments: Path = EXPERIMENTS,
-    gpus: int = 1,
+    launch: Launch = Launch(),
     console: Console | None = None,
     on_table: Callable[[TableConfig, Path], None] | None = None,
 ) -> list[Path]:
@@ -277,6 +276,7 @@ def reproduce_tables(
     for stage in stages:
         if stage not in STAGES:
             raise SegvitError(f"--only {stage}: expected one of {', '.join(STAGES)}")
+    launch.check_stages(stages)
     everything = "all" in names
     tables = list(TABLES) if everything else list(dict.fromkeys(names))
     configs = [load_table(experiment_file(name, experiments)) for name in tables]  # fail early
@@ -285,7 +285,7 @@ def reproduce_tables(
     for config in configs:
         md = reproduce(
             config, recipe=recipe, stages=stages, rows=rows, results_dir=out_dir,
-            runs_dir=runs_dir, data_root=data_root, console=console, gpus=gpus,
+            runs_dir=runs_dir, data_root=data_root, console=console, launch=launch,
         )  # fmt: skip
         written.append(md)
         if on_table is not None:

@@ -1,6 +1,7 @@
 """The training-step benchmark: sane figures, a step that trains, loud bad input."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -121,3 +122,41 @@ def test_cuda_without_cuda_is_an_error():
     assert resolve_device("auto") == torch.device("cpu")
     with pytest.raises(SegvitError, match="--device cuda: CUDA is not available"):
         resolve_device("cuda")
+
+
+def test_flops_figures_and_a_saved_record(tmp_path):
+    from segvit.analysis.bench import pick_record, read_record, record_name, write_record
+    from segvit.analysis.flops import count_flops
+
+    cfg = BenchConfig("setr_b", crop=32, steps=1, warmup=0, tiny=True, device="cpu", threads=1)
+    result = bench_train(cfg)
+    torch.manual_seed(0)
+    counted = count_flops(build_model("setr_b", num_classes=150, crop=32, tiny=True)).gflops
+    assert result.model_gflops == pytest.approx(counted)
+    # fvcore counts a multiply-add once: x2 for FLOPs, x3 for forward and backward.
+    assert result.train_tflops == pytest.approx(6 * counted * result.images_per_second / 1e3)
+    assert (result.peak_tflops, result.mfu) == (None, None)  # no peak for a CPU
+
+    path = write_record(result, tmp_path)
+    assert (
+        path
+        == tmp_path / "setr_b-tiny-ade20k-32-b2-fp32-cpu.json"
+        == tmp_path / (record_name(result) + ".json")
+    )
+    record = read_record(path)
+    assert (record.variant, record.crop, record.batch, record.tiny) == ("setr_b", 32, 2, True)
+    assert record.seconds_per_image == pytest.approx(result.seconds_per_iter / 2)
+    assert record.measured_at.endswith("+00:00") and record.device == result.device
+
+    gpu = replace(record, device="cuda (NVIDIA H100 80GB HBM3)", dtype="bfloat16 autocast")
+    old = replace(gpu, measured_at="2000-01-01T00:00:00+00:00")
+    fp32 = replace(gpu, dtype="float32", measured_at="2100-01-01T00:00:00+00:00")
+    chosen = pick_record([record, old, fp32, gpu], "setr_b", 32, tiny=True, dataset="ade20k")
+    assert chosen is gpu  # a GPU's, mixed precision, the newest; the CPU's last
+    assert pick_record([record], "setr_b", 64, tiny=True, dataset="ade20k") is None
+
+
+def test_no_flops_leaves_mfu_empty():
+    cfg = BenchConfig("setr_b", crop=32, steps=1, warmup=0, tiny=True, device="cpu", flops=False)
+    result = bench_train(cfg)
+    assert (result.model_gflops, result.train_tflops, result.mfu) == (None, None, None)

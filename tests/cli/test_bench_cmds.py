@@ -48,3 +48,16 @@ def test_bad_input_is_one_line(cli, args, message):
     assert code == 1
     assert err.strip().startswith(message)
     assert len(err.strip().splitlines()) == 1
+
+
+def test_save_writes_a_record_the_plan_reads(cli, tmp_path):
+    code, out, _ = cli("bench", "train", "setr_b", "--dataset", "demo", *TINY, "--save",
+                       "--runs", tmp_path)  # fmt: skip
+    assert code == 0
+    (path,) = (tmp_path / "bench").glob("*.json")
+    assert f"saved {path}" in out.replace("\n", "")
+    record = json.loads(path.read_text())
+    assert (record["variant"], record["crop"], record["batch"]) == ("setr_b", 64, 2)
+    assert {"measured_at", "host", "torch", "model_gflops", "mfu"} <= record.keys()
+    for label in ("forward GFLOPs per image", "training TFLOP/s", "MFU", "no peak for CPUs"):
+        assert label in out
