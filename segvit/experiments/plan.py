@@ -44,7 +44,7 @@ from segvit.experiments.reproduce import (
     select_rows,
 )
 from segvit.experiments.spec import Experiment
-from segvit.modeling.backbone import ViTSpec
+from segvit.modeling.specs import ViTSpec
 from segvit.modeling.variants import build_model
 from segvit.modeling.weights import WEIGHT_SUFFIXES, hub_url, weights_dir
 

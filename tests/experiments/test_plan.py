@@ -16,7 +16,7 @@ from segvit.experiments.config import load_table
 from segvit.experiments.launch import Launch
 from segvit.experiments.plan import CHECKPOINT_BYTES_PER_PARAM, _param_count, make_plan
 from segvit.experiments.reproduce import experiment_file, reproduce
-from segvit.modeling.backbone import VIT_B
+from segvit.modeling.specs import VIT_B
 from segvit.modeling.variants import build_model
 from segvit.modeling.weights import hub_url
 
