@@ -7,11 +7,15 @@ disk, renamed over it, and the rename itself synced.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from segvit.errors import SegvitError
 
 TMP_SUFFIX = ".tmp"  # temporaries are ".NAME.PID.tmp" beside their target
 
@@ -44,3 +48,29 @@ def write_text(path: Path, text: str) -> None:
 def write_json(path: Path, content: Any, *, indent: int = 2) -> None:
     """Indented JSON, atomically."""
     write_text(path, json.dumps(content, indent=indent) + "\n")
+
+
+@contextmanager
+def exclusive_lock(path: Path, what: str) -> Iterator[None]:
+    """Hold `path` as a lock file while the block runs; a second holder fails at once with one
+    line naming the process that has it. The lock dies with its process (flock), so a killed
+    run never leaves a stale lock behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise SegvitError(
+                f"{path}: {what} is already running ({holder}); wait for it or stop it"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

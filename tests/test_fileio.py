@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from segvit.fileio import TMP_SUFFIX, atomic_write, write_json, write_text
+from segvit.errors import SegvitError
+from segvit.fileio import TMP_SUFFIX, atomic_write, exclusive_lock, write_json, write_text
 
 
 def test_text_and_json_round_trip(tmp_path):
@@ -39,3 +40,35 @@ def test_a_new_file_appears_only_when_complete(tmp_path):
 
     atomic_write(target, write)
     assert seen == [False] and target.read_bytes() == b"abc"
+
+
+def test_a_second_holder_of_a_lock_fails_at_once_naming_the_first(tmp_path):
+    lock = tmp_path / "runs" / ".reproduce.lock"
+    with exclusive_lock(lock, "`segvit reproduce table8`"):
+        second = exclusive_lock(lock, "`segvit reproduce table8`")
+        with pytest.raises(SegvitError, match=r"already running \(pid \d+\); wait for it"), second:
+            pass
+    with exclusive_lock(lock, "`segvit reproduce table8`"):  # released: free again
+        pass
+
+
+def test_two_processes_cannot_hold_one_lock(tmp_path):
+    import subprocess
+    import sys
+
+    lock = tmp_path / ".lock"
+    code = (
+        "import sys, time; from segvit.fileio import exclusive_lock\n"
+        f"with exclusive_lock({str(lock)!r}, 'x'):\n"
+        "    print('held', flush=True); time.sleep(30)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(SegvitError, match=f"pid {holder.pid}"), exclusive_lock(lock, "x"):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with exclusive_lock(lock, "x"):  # a killed holder leaves no stale lock
+        pass

@@ -62,5 +62,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="segvit")
     except SegvitError as err:
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+        _fail(str(err))
+    except OSError as err:  # a full disk, a read-only folder: one line, never a traceback
+        _fail(f"{err.filename}: {err.strerror}" if err.filename and err.strerror else str(err))
+
+
+def _fail(message: str) -> None:
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.exit(1)

@@ -38,7 +38,7 @@ from segvit.experiments.tables import (
     machine_label,
     write_table,
 )
-from segvit.fileio import atomic_write, write_json
+from segvit.fileio import atomic_write, exclusive_lock, write_json
 
 Stage = Literal["flops", "train", "eval"]
 STAGES: tuple[Stage, ...] = ("flops", "train", "eval")
@@ -154,7 +154,13 @@ def reproduce(
     eval_fn = eval_fn or partial(eval_row, data_root=data_root)
     chosen = select_rows(table, rows)
     results = [RowResult(NOT_RUN) for _ in table.rows]
-    with Progress(console=console, transient=True) as progress:
+    # Two sweeps of one table and recipe would train the same rows into the same folders.
+    node = f"-node{launch.node_rank}" if launch.nnodes > 1 else ""
+    lock = runs_dir / table.table / recipe.name / f".reproduce{node}.lock"
+    with (
+        exclusive_lock(lock, f"`segvit reproduce {table.table}`"),
+        Progress(console=console, transient=True) as progress,
+    ):
         task = progress.add_task(f"{table.table} ({recipe.name})", total=len(chosen))
         for index, row in enumerate(table.rows):
             state_path = runs_dir / table.table / recipe.name / row_slug(row) / "row.json"

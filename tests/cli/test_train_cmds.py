@@ -32,6 +32,18 @@ def test_train_eval_predict(tmp_path, cli):
     code, _, err = cli("eval", work / "last.pt", "--dataset", "ade20k")
     assert code == 1 and "predicts 8 classes" in err
 
+    # Bad places and bad files end in one line, never a traceback.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, _, err = cli("predict", work / "last.pt", image, "--out", blocker / "sub")
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "a-file" in err, err
+    image.write_bytes(image.read_bytes()[:200])  # a corrupt image in the middle of the split
+    code, _, err = cli("eval", work / "last.pt", "--data-root", data, "--out", tmp_path / "e2")
+    last = err.strip().splitlines()[-1]  # after the progress bar
+    assert code == 1 and last.startswith("error:") and image.name in last, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "e2").exists()  # nothing half-written
+
 
 def test_train_without_data_says_how_to_prepare(tmp_path, cli):
     code, _, err = cli("train", "segvit_b", "--preset", "smoke", "--iters", "1",
