@@ -53,25 +53,32 @@ class ATMCriterion:
 
 @dataclass(frozen=True)
 class PixelCECriterion:
-    """Per-pixel cross-entropy of a pixel head (SETR), summed over its predictions."""
+    """Per-pixel cross-entropy of a pixel head (SETR), summed over its predictions.
+
+    avg_non_ignore: False (mmsegmentation 0.24's CrossEntropyLoss default, so the release's):
+    the mean runs over every pixel, ignored ones adding 0; True averages over labelled pixels.
+    """
 
     num_classes: int
+    avg_non_ignore: bool = False
     name: str = "pixel_ce"
 
     def __call__(self, output: SegOutput, labels: Tensor) -> dict[str, Tensor]:
         from segvit.losses import pixel_head_loss
 
-        return pixel_head_loss(output, labels)
+        return pixel_head_loss(output, labels, avg_non_ignore=self.avg_non_ignore)
 
 
 @dataclass(frozen=True)
 class SemanticCECriterion:
-    """Table 4 row 2: pixel cross-entropy on an ATM head's semantic output."""
+    """Table 4 row 2: pixel cross-entropy on an ATM head's semantic output (averaged as
+    PixelCECriterion is)."""
 
     num_classes: int
+    avg_non_ignore: bool = False
     name: str = "semantic_ce"
 
     def __call__(self, output: SegOutput, labels: Tensor) -> dict[str, Tensor]:
         from segvit.losses import semantic_ce_loss
 
-        return semantic_ce_loss(output, labels)
+        return semantic_ce_loss(output, labels, avg_non_ignore=self.avg_non_ignore)

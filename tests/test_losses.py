@@ -212,3 +212,14 @@ def test_semantic_ce_uses_the_semantic_scores_as_logits():
     torch.testing.assert_close(out["loss"], F.cross_entropy(scores, labels))
     out["loss"].backward()
     assert cls.grad.abs().sum() > 0 and masks.grad.abs().sum() > 0
+
+
+def test_pixel_criteria_average_over_every_pixel_as_mmseg_0_24():
+    from segvit.criteria import PixelCECriterion
+
+    logits = torch.zeros(1, 2, 1, 2)  # uniform: each labelled pixel costs log 2
+    labels = torch.tensor([[[0, IGN]]])
+    out = SegOutput(None, logits)
+    assert PixelCECriterion(2)(out, labels)["loss"].item() == pytest.approx(math.log(2) / 2)
+    labelled = PixelCECriterion(2, avg_non_ignore=True)(out, labels)["loss"].item()
+    assert labelled == pytest.approx(math.log(2))

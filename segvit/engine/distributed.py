@@ -114,9 +114,16 @@ def cleanup(ctx: DistContext) -> None:
 
 
 def wrap_model(model: nn.Module, ctx: DistContext) -> nn.Module:
-    """DDP across the processes (the model must already be on ctx.device); alone: unchanged."""
+    """DDP across the processes (the model must already be on ctx.device); alone: unchanged.
+
+    On GPUs, BatchNorm layers (the SETR heads') become SyncBatchNorm, as the release's configs
+    ask (norm_cfg SyncBN): with 2 images per GPU, per-GPU statistics would be another model.
+    The parameters stay the same objects, so an optimizer built before keeps them.
+    """
     if ctx.world_size == 1:
         return model
+    if ctx.device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=device_ids)
 
