@@ -27,6 +27,9 @@ def reproduce(
     runs: Annotated[Path, typer.Option(help="checkpoints and per-row state")] = Path("runs"),
     data_root: Annotated[Path, typer.Option(help="prepared datasets")] = Path("data"),
     experiments: Annotated[Path | None, typer.Option(help=EXPERIMENTS_HELP)] = None,
+    weights: Annotated[
+        str, typer.Option(help="train, or release: evaluate the authors' released models")
+    ] = "train",
 ) -> None:
     """Train, evaluate and count every row of a table: paper beside measured, resumable."""
     from segvit.engine.recipe import get_recipe
@@ -42,6 +45,7 @@ def reproduce(
         tables, recipe=get_recipe(preset), stages=only or sweep.STAGES, rows=rows,
         results=results, runs_dir=runs, data_root=data_root,
         experiments=experiments or sweep.EXPERIMENTS, gpus=gpus, console=console, on_table=show,
+        weights=weights,
     )  # fmt: skip
 
 
