@@ -16,8 +16,9 @@ from segvit.experiments.spec import resolve
 from segvit.modeling.release import ReleasedModel, get_release, release_for
 
 RELEASE_NOTE = (
-    "Rows marked 'released' were evaluated with the authors' checkpoints "
-    "(huggingface.co/Akide/SegViTv1, converted by segvit), not trained here."
+    "Accuracy of rows with a released model (status 'done (released NAME)') comes from the "
+    "authors' checkpoints (huggingface.co/Akide/SegViTv1, converted by segvit), not from "
+    "training here; `segvit weights fetch all` gets them."
 )
 
 

@@ -70,8 +70,9 @@ _BACKBONE_RULES: list[tuple[str, str, Take]] = [
 # ATMHead reverses its inputs and feeds stage 1 the deepest tap, as segvit's ATMHead does
 # (zip(reversed(features), input_proj, decoders)); the release's QU head does not reverse,
 # stage 1 reads the 1/16 tap, and neither does segvit's QUHead. So release stage k is
-# segvit index k-1 in both heads. Packed nn.MultiheadAttention projections (the ATM
-# self-attention; both attentions of QU's standard decoders) split into segvit's q/k/v.
+# segvit index k-1 in both heads (tests/modeling/test_release.py compares predictions with
+# a forward pass of the release's architecture). Packed nn.MultiheadAttention projections
+# (the ATM self-attention; both attentions of QU's standard decoders) split into q/k/v.
 _LAYER = r"decoder_(?P<stage>\d+)\.layers\.(?P<j>\d+)\."
 _OURS = "decoders.{stage}.layers.{j}."
 _HEAD_RULES: list[tuple[str, str, Take | None]] = [

@@ -321,3 +321,20 @@ def test_fetch_offline_says_which_url_and_where(tmp_path, monkeypatch):
 def test_the_cache_is_the_weights_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("SEGVIT_WEIGHTS", str(tmp_path))
     assert release_module.release_dir() == tmp_path / "release"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(RELEASES))
+def test_full_size_files_predict_as_the_release_does(fakes, tmp_path, name):
+    """Each manifest at its real width, heads and crop (minutes and ~4 GB per ViT-L file)."""
+    manifest = fakes.read_manifest(name)
+    release_state = fakes.fake_state(manifest)
+    state, meta = convert_release(fakes.write_release(tmp_path / f"{name}.pth", release_state))
+    with torch.device("meta"):
+        model = build_model(meta["variant"], num_classes=meta["num_classes"], crop=meta["crop"])
+    model.load_state_dict(state, assign=True)
+    images = torch.rand(1, 3, manifest.crop, manifest.crop) * 2 - 1
+    with torch.no_grad():
+        ours = model.eval().predict(images)
+        theirs = fakes.reference_predict(release_state, images, manifest)
+    torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-3)
