@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format flops-tables gpu-check all-tables clean
+.PHONY: install demo test lint format flops-tables gpu-check all-tables release-table clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -49,6 +49,12 @@ DATA ?= data
 RUNS ?= runs
 all-tables: $(STAMP)
 	$(BIN)/segvit reproduce all --preset paper --gpus $(GPUS) --data-root $(DATA) --runs $(RUNS)
+
+# The authors' seven released checkpoints: fetch them (about 8.7 GB), then evaluate each ss
+# and ms on its prepared dataset (one GPU, hours) into results/release.{csv,md}.
+release-table: $(STAMP)
+	$(BIN)/segvit weights fetch all
+	$(BIN)/segvit reproduce release
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -18,6 +18,7 @@ from segvit.cli import (
     model_cmds,
     reproduce_cmds,
     train_cmds,
+    weights_cmds,
 )
 from segvit.errors import SegvitError
 
@@ -30,6 +31,8 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+weights_app = typer.Typer(help="The authors' released checkpoints.", no_args_is_help=True)
+app.add_typer(weights_app, name="weights")
 
 # Data (segvit.data)
 app.command("prepare")(data_cmds.prepare)
@@ -39,6 +42,11 @@ bench_app.command("train")(bench_cmds.bench_train)
 # Models and FLOPs (segvit.modeling, segvit.analysis.flops)
 app.command("variants")(model_cmds.variants)
 app.command("flops")(model_cmds.flops)
+
+# The authors' released checkpoints (segvit.modeling.release, segvit.modeling.convert)
+weights_app.command("list")(weights_cmds.list_weights)
+weights_app.command("fetch")(weights_cmds.fetch_weights)
+app.command("convert")(weights_cmds.convert)
 
 # Training, evaluation, predictions (segvit.experiments.spec, segvit.engine)
 app.command("train")(train_cmds.train)

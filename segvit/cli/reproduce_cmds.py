@@ -38,6 +38,9 @@ def reproduce(
         list[Path] | None, typer.Option(help="--plan: step times; default: RUNS/bench/*.json")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="--plan as one JSON object")] = False,
+    weights: Annotated[
+        str, typer.Option(help="train, or release: evaluate the authors' released models")
+    ] = "train",
 ) -> None:
     """Train, evaluate and count every row of a table: paper beside measured, resumable."""
     from segvit.engine.recipe import get_recipe
@@ -65,7 +68,7 @@ def reproduce(
         tables, recipe=get_recipe(preset), stages=only or sweep.STAGES, rows=rows,
         results=results, runs_dir=runs, data_root=data_root,
         experiments=experiments or sweep.EXPERIMENTS, launch=launch, console=console,
-        on_table=show,
+        on_table=show, weights=weights,
     )  # fmt: skip
 
 

@@ -66,8 +66,11 @@ def train(
     )
 
 
+CHECKPOINT_HELP = "a weights file from `segvit train`, release:NAME or a release .pth file"
+
+
 def eval_command(
-    checkpoint: Annotated[Path, typer.Argument(help="a weights file from `segvit train`")],
+    checkpoint: Annotated[str, typer.Argument(help=CHECKPOINT_HELP)],
     dataset: Annotated[str | None, typer.Option(help="default: the one it was trained on")] = None,
     ms: Annotated[bool, typer.Option("--ms", help="multi-scale 0.5-1.75 with flip")] = False,
     mode: Annotated[str, typer.Option(help="slide (the paper) or whole")] = "slide",
@@ -92,8 +95,16 @@ def eval_command(
     results = evaluate(model, spec, settings, data_root=data_root)
     scales = "ms" if ms else "ss"
     _print_results(results, title=f"{checkpoint} on {spec.name} ({scales})")
-    path = write_results(results, out or checkpoint.parent, f"eval_{spec.name}_{scales}")
+    path = write_results(results, out or _beside(checkpoint), f"eval_{spec.name}_{scales}")
     console.print(f"wrote {path}")
+
+
+def _beside(checkpoint: str) -> Path:
+    """Where a checkpoint's results go by default: beside it; release:NAME has no folder of
+    its own, so runs/release/NAME."""
+    if checkpoint.startswith("release:"):
+        return Path("runs") / "release" / checkpoint.removeprefix("release:")
+    return Path(checkpoint).parent
 
 
 def _print_results(results: dict, *, title: str) -> None:
@@ -112,7 +123,7 @@ def _print_results(results: dict, *, title: str) -> None:
 
 
 def predict(
-    checkpoint: Annotated[Path, typer.Argument(help="a weights file from `segvit train`")],
+    checkpoint: Annotated[str, typer.Argument(help=CHECKPOINT_HELP)],
     images: Annotated[list[Path], typer.Argument(help="image files")],
     dataset: Annotated[
         str | None, typer.Option(help="class names and test scales; default: as trained")

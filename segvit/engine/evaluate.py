@@ -27,6 +27,7 @@ from segvit.errors import SegvitError
 from segvit.fileio import write_json
 from segvit.inference import MS_SCALES, infer
 from segvit.metrics import SegMetric
+from segvit.modeling.convert import convert_release, is_release_checkpoint
 from segvit.modeling.segmentor import Segmentor
 from segvit.modeling.variants import build_model
 
@@ -63,11 +64,15 @@ class EvalSettings:
 
 
 def load_checkpoint(
-    path: Path, *, device: torch.device | str = "cpu"
+    path: Path | str, *, device: torch.device | str = "cpu"
 ) -> tuple[Segmentor, dict[str, Any]]:
     """Rebuild the model a weights file was trained as, load its weights (eval mode); the
-    model and the file's metadata (see `trained_on`)."""
-    state, meta = load_weights(Path(path))
+    model and the file's metadata (see `trained_on`). `release:NAME` or an mmseg file of the
+    authors' release is converted on the fly (segvit.modeling.convert)."""
+    if is_release_checkpoint(path):
+        state, meta = convert_release(path)
+    else:
+        state, meta = load_weights(Path(path))
     try:
         variant, crop = str(meta["variant"]), int(meta["crop"])
         num_classes, tiny = int(meta["num_classes"]), bool(meta.get("tiny", False))

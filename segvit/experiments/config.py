@@ -32,6 +32,7 @@ class RowConfig:
     crop: int | None = None  # None: the dataset's crop for the variant's ViT size
     labels: dict[str, Any] = field(default_factory=dict)  # the paper's descriptive columns
     paper: dict[str, PaperValue] = field(default_factory=dict)  # metric -> paper's number
+    release: str | None = None  # a released file (`segvit weights list`), not trained
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from rich.console import Console
 from rich.progress import Progress
 
 from segvit.analysis.flops import count_flops
+from segvit.data.datasets import dataset_root, prepare_name
+from segvit.data.info import get_dataset
 from segvit.engine.distributed import resolve_device
 from segvit.engine.evaluate import EvalSettings, evaluate, load_checkpoint
 from segvit.engine.recipe import Recipe
@@ -28,6 +30,7 @@ from segvit.errors import SegvitError
 from segvit.experiments.config import RowConfig, TableConfig, load_figure, load_table
 from segvit.experiments.launch import Launch, torchrun_command
 from segvit.experiments.plot import plot_figure
+from segvit.experiments.released import RELEASE_NOTE, eval_release, row_release
 from segvit.experiments.spec import Experiment, resolve, train_experiment
 from segvit.experiments.tables import (
     NOT_IMPLEMENTED,
@@ -39,9 +42,12 @@ from segvit.experiments.tables import (
     write_table,
 )
 from segvit.fileio import atomic_write, exclusive_lock, write_json
+from segvit.modeling.release import ReleasedModel, cached_path
 
 Stage = Literal["flops", "train", "eval"]
 STAGES: tuple[Stage, ...] = ("flops", "train", "eval")
+Weights = Literal["train", "release"]  # where a row's weights come from (see _run_release_row)
+WEIGHTS: tuple[Weights, ...] = ("train", "release")
 EXPERIMENTS = Path(__file__).resolve().parent / "configs"  # the YAML, shipped as package data
 TABLES = tuple(f"table{i}" for i in range(1, 10))
 
@@ -49,6 +55,7 @@ TABLES = tuple(f"table{i}" for i in range(1, 10))
 # A row runner trains (returns the final weights file) or evaluates (returns metrics).
 TrainRow = Callable[[RowConfig, Recipe, Path], Path]
 EvalRow = Callable[[RowConfig, Recipe, Path, Sequence[str]], dict[str, float]]
+EvalRelease = Callable[[ReleasedModel, Recipe, Sequence[str]], dict[str, float]]
 
 
 def row_experiment(row: RowConfig, recipe: Recipe) -> Experiment:
@@ -144,36 +151,50 @@ def reproduce(
     train_fn: TrainRow | None = None,
     eval_fn: EvalRow | None = None,
     console: Console | None = None,
+    weights: Weights = "train",
+    release_eval_fn: EvalRelease | None = None,
 ) -> Path:
     """Run the asked stages for the chosen rows and write results/TABLE.{csv,md}.
 
-    `train_fn` and `eval_fn` replace the real runners (tests use small stand-ins).
+    `weights="release"`: rows the authors released a model for are evaluated from it, the
+    others are not trained. `train_fn`, `eval_fn` and `release_eval_fn` replace the real
+    runners (tests use small stand-ins).
     """
     console = console or Console()
     train_fn = train_fn or partial(train_row, data_root=data_root, launch=launch)
     eval_fn = eval_fn or partial(eval_row, data_root=data_root)
+    release_eval_fn = release_eval_fn or partial(eval_release, data_root=data_root)
+    state_dir = recipe.name if weights == "train" else "release-weights"
     chosen = select_rows(table, rows)
     results = [RowResult(NOT_RUN) for _ in table.rows]
     # Two sweeps of one table and recipe would train the same rows into the same folders.
     node = f"-node{launch.node_rank}" if launch.nnodes > 1 else ""
-    lock = runs_dir / table.table / recipe.name / f".reproduce{node}.lock"
+    lock = runs_dir / table.table / state_dir / f".reproduce{node}.lock"
     with (
         exclusive_lock(lock, f"`segvit reproduce {table.table}`"),
         Progress(console=console, transient=True) as progress,
     ):
         task = progress.add_task(f"{table.table} ({recipe.name})", total=len(chosen))
         for index, row in enumerate(table.rows):
-            state_path = runs_dir / table.table / recipe.name / row_slug(row) / "row.json"
+            state_path = runs_dir / table.table / state_dir / row_slug(row) / "row.json"
             results[index] = _load_state(state_path)
             if index not in chosen:
                 continue
             progress.update(task, description=f"{table.table}: {row.name}")
-            results[index] = _run_row(
-                table, row, recipe, stages, state_path, train_fn, eval_fn, console
-            )
+            if row.variant is not None and (row.release or weights == "release"):
+                results[index] = _run_release_row(
+                    table, row, recipe, stages, state_path, release_eval_fn, console,
+                    data_root=data_root,
+                )  # fmt: skip
+            else:
+                results[index] = _run_row(
+                    table, row, recipe, stages, state_path, train_fn, eval_fn, console
+                )
             progress.advance(task)
     frame = build_frame(table, results, preset=recipe.name, machine=machine_label())
     note = _note(recipe, stages)
+    if weights == "release" or any(row.release for row in table.rows):
+        note += f" {RELEASE_NOTE}"
     return write_table(table, frame, results_dir, note=note)
 
 
@@ -276,6 +297,7 @@ def reproduce_tables(
     launch: Launch = Launch(),
     console: Console | None = None,
     on_table: Callable[[TableConfig, Path], None] | None = None,
+    weights: Weights = "train",
 ) -> list[Path]:
     """Reproduce each named table ("all": Tables 1-9, then Figure 4 and results/README.md);
     `on_table(config, markdown_path)` after each. Returns the markdown files written."""
@@ -283,6 +305,8 @@ def reproduce_tables(
         if stage not in STAGES:
             raise SegvitError(f"--only {stage}: expected one of {', '.join(STAGES)}")
     launch.check_stages(stages)
+    if weights not in WEIGHTS:
+        raise SegvitError(f"--weights {weights}: expected one of {', '.join(WEIGHTS)}")
     everything = "all" in names
     tables = list(TABLES) if everything else list(dict.fromkeys(names))
     configs = [load_table(experiment_file(name, experiments)) for name in tables]  # fail early
@@ -292,6 +316,7 @@ def reproduce_tables(
         md = reproduce(
             config, recipe=recipe, stages=stages, rows=rows, results_dir=out_dir,
             runs_dir=runs_dir, data_root=data_root, console=console, launch=launch,
+            weights=weights,
         )  # fmt: skip
         written.append(md)
         if on_table is not None:
@@ -314,3 +339,50 @@ def draw_figure(name: str, *, results: Path, experiments: Path = EXPERIMENTS) ->
             f"(`--only flops` gives the GFLOPs axis in minutes)"
         )
     return plot_figure(config, pd.read_csv(source), results / f"{config.figure}.png")
+
+
+# ---------------------------------------------------------------------------- released weights
+
+
+def _run_release_row(
+    table: TableConfig,
+    row: RowConfig,
+    recipe: Recipe,
+    stages: Sequence[Stage],
+    state_path: Path,
+    eval_fn: EvalRelease,
+    console: Console,
+    *,
+    data_root: Path,
+) -> RowResult:
+    """GFLOPs as for any row; accuracy from the released file instead of a training run.
+    Without the file or the data the row says which command gets it; the table goes on."""
+    counted = [stage for stage in stages if stage == "flops"]
+    result = _run_row(table, row, recipe, counted, state_path, _never, _never, console)
+    release = row_release(row)
+    needed = [m for m in table.metrics if m != "gflops" and m not in result.measured]
+    why = []
+    if release is None:
+        why.append("no released model (train it: drop --weights release)")
+    elif "eval" in stages and needed:
+        dataset = get_dataset(release.dataset)
+        if not cached_path(release).is_file():
+            why.append(f"no weights: segvit weights fetch {release.name}")
+        if not dataset_root(dataset, data_root).is_dir():
+            why.append(f"no data: segvit prepare {prepare_name(dataset)}")
+        if not why:
+            console.print(f"[bold]eval[/] {table.table} / {row.name} (released {release.name})")
+            result.measured.update(eval_fn(release, recipe, table.inference))
+    missing = [m for m in table.metrics if m not in result.measured]
+    if why:
+        result.status = "; ".join(why)
+    elif missing:
+        result.status = f"missing {', '.join(missing)}"
+    else:
+        result.status = f"done (released {release.name})" if release else "done"
+    _save_state(state_path, result)
+    return result
+
+
+def _never(*args: object) -> object:
+    raise AssertionError("a released row is never trained or evaluated as a trained one")

@@ -8,7 +8,6 @@ embeddings are resized bicubically (without antialiasing, as the release) to the
 from __future__ import annotations
 
 import math
-import os
 import socket
 from pathlib import Path
 
@@ -18,14 +17,10 @@ from timm.models.vision_transformer import VisionTransformer
 
 from segvit.errors import SegvitError
 from segvit.modeling.backbone import resize_pos_embed
+from segvit.modeling.cache import weights_dir
 from segvit.modeling.specs import ViTSpec
 
 WEIGHT_SUFFIXES = (".safetensors", ".npz", ".pth", ".pt", ".bin")
-
-
-def weights_dir() -> Path:
-    """Where `--pretrained hub` looks before downloading: $SEGVIT_WEIGHTS or ~/.cache/segvit."""
-    return Path(os.environ.get("SEGVIT_WEIGHTS", Path.home() / ".cache" / "segvit" / "weights"))
 
 
 def hub_url(spec: ViTSpec) -> str:
