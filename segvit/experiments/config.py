@@ -33,6 +33,13 @@ class RowConfig:
     labels: dict[str, Any] = field(default_factory=dict)  # the paper's descriptive columns
     paper: dict[str, PaperValue] = field(default_factory=dict)  # metric -> paper's number
     release: str | None = None  # a released file (`segvit weights list`), not trained
+    cited: str | None = None  # a result the paper cites from another work on another
+    # backbone (its reference number, e.g. "[34]"): reported, never built here
+
+    @property
+    def unbuilt_status(self) -> str:
+        """What a row without a variant says: cited with its source, or not implemented."""
+        return f"cited {self.cited}" if self.cited else "not implemented"
 
 
 @dataclass(frozen=True)

@@ -191,7 +191,7 @@ def _plan_row(
     evaluates (its data and weights are needed)."""
     base = {"table": table.table, "row": row.name, "variant": row.variant, "dataset": row.dataset}
     if row.variant is None:
-        return RowPlan(**base, status="not implemented"), None
+        return RowPlan(**base, status=row.unbuilt_status), None
     if not selected:
         return RowPlan(**base, status="not selected"), None
     experiment = row_experiment(row, recipe)

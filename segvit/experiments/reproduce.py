@@ -33,7 +33,6 @@ from segvit.experiments.plot import plot_figure
 from segvit.experiments.released import RELEASE_NOTE, eval_release, row_release
 from segvit.experiments.spec import Experiment, resolve, train_experiment
 from segvit.experiments.tables import (
-    NOT_IMPLEMENTED,
     NOT_RUN,
     RowResult,
     build_frame,
@@ -209,7 +208,7 @@ def _run_row(
     console: Console,
 ) -> RowResult:
     if row.variant is None:
-        return RowResult(NOT_IMPLEMENTED)
+        return RowResult(row.unbuilt_status)
     result = _load_state(state_path)
     wanted = set(table.metrics)
     if "flops" in stages and "gflops" in wanted and "gflops" not in result.measured:

@@ -27,7 +27,7 @@ NOT_RUN = "not run"
 class RowResult:
     """What a run measured for one row (metric -> value) and how it went."""
 
-    status: str  # "done", "partial", NOT_RUN or NOT_IMPLEMENTED, or an error message
+    status: str  # "done", "partial", NOT_RUN, NOT_IMPLEMENTED, "cited [N]", or an error
     measured: dict[str, float] = field(default_factory=dict)
 
 
