@@ -22,9 +22,9 @@ import torch
 from torch import Tensor
 
 from segvit.errors import SegvitError
-from segvit.modeling.specs import tiny as tiny_spec
 from segvit.modeling.release import RELEASES, get_release, is_release_name, resolve_cached
 from segvit.modeling.segmentor import ModelMeta
+from segvit.modeling.specs import tiny as tiny_spec
 from segvit.modeling.variants import build_model, get_variant
 
 # References: the SegViT release (zbwxp/SegVit: atm_head.py, tpn_atm_head.py, vit_shrink.py)
