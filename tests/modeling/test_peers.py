@@ -14,6 +14,7 @@ from segvit.modeling.backbone import VIT_B, tiny
 from segvit.modeling.output import SegOutput
 from segvit.modeling.peers import PEER_VARIANTS
 from segvit.modeling.peers.layers import ClassTokenViTBackbone
+from segvit.modeling.peers.mask2former import MSDeformAttn
 from segvit.modeling.peers.maskformer import sine_positions
 
 CROP, K = 32, 5  # ViT: 2x2 tokens at 1/16
@@ -27,6 +28,8 @@ STRIDE = {
     "segmenter": 16,  # patch tokens
     "dpt": 2,  # four fusion blocks up from 1/32
     "upernet": 4,  # the finest MLN level
+    "maskformer_swin": 4,  # FPN down to the 1/4 stage
+    "mask2former_swin": 4,
     "maskformer": 16,  # FPN over same-resolution ViT layers
     "segvit_dot": 16,
     "segvit_swin": 4,  # the shallowest Swin stage comes last in the cascade
@@ -66,7 +69,13 @@ def _batch(crop: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 # DETR starts its queries from zero content, so the first self-attention's values are its bias
 # alone and the value weight gets no gradient, in MaskFormer as here.
-NO_GRADIENT = {"maskformer_b": {"head.layers.0.self_attn.v.weight"}}
+# Deformable attention starts with zero offset and weight projections (Deformable DETR), so
+# the positions added to its queries (the level embeddings) get gradients from the second step.
+NO_GRADIENT = {
+    "maskformer_b": {"head.layers.0.self_attn.v.weight"},
+    "maskformer_swin_t": {"head.layers.0.self_attn.v.weight"},
+    "mask2former_swin_t": {"head.pixel_decoder.level_embed"},
+}
 
 
 def _no_drop_path(model: nn.Module) -> None:
@@ -231,3 +240,33 @@ def test_segvit_dot_masks_are_summed_dot_products(build_peer):
     assert len(out.predictions) == 3
     for n, pred in enumerate(out.predictions, start=1):  # stage n: the sum of stages 1..n
         torch.testing.assert_close(pred.mask_logits, sum(dots[:n]))
+
+
+def test_deformable_attention_without_offsets_reads_the_reference_pixel():
+    """One level, one point, zero offsets, references at pixel centres: bilinear sampling
+    returns each pixel's own value, so the output is the two projections of the input."""
+    attn = MSDeformAttn(dim=16, num_heads=2, num_levels=1, num_points=1)
+    nn.init.zeros_(attn.sampling_offsets.bias)
+    H, W = 3, 5
+    value = torch.randn(2, H * W, 16)
+    y, x = torch.meshgrid((torch.arange(H) + 0.5) / H, (torch.arange(W) + 0.5) / W, indexing="ij")
+    reference = torch.stack([x.flatten(), y.flatten()], -1).expand(2, -1, -1)
+    out = attn(torch.randn(2, H * W, 16), reference, value, [(H, W)])
+    torch.testing.assert_close(out, attn.output_proj(attn.value_proj(value)))
+
+
+def test_mask2former_queries_see_only_their_mask_or_everything(build_peer):
+    head = build_peer("mask2former_swin_t", num_classes=K, crop=CROP_SWIN, tiny=True).head
+    last = head.mask_embed[-1]
+    nn.init.zeros_(last.weight)
+    pixels = torch.ones(1, 256, 4, 4)
+    pixels[..., 2:] = -1  # channel d is +1 on the left half, -1 on the right half
+    with torch.no_grad():
+        last.bias.copy_(torch.eye(256)[0] * 5)  # every query: mask = 5 * channel 0
+        _, visible = head._predict(torch.zeros(1, K, 256), pixels, (4, 4))
+        assert visible.shape == (1, 1, K, 16)
+        left = torch.tensor([True, True, False, False]).repeat(4)  # row by row
+        assert (visible[0, 0] == left).all()
+        last.bias.copy_(torch.eye(256)[0] * -50)  # masks cover no pixel: attend to all
+        _, visible = head._predict(torch.zeros(1, K, 256), torch.ones(1, 256, 4, 4), (4, 4))
+        assert visible.all()

@@ -80,12 +80,17 @@ class Attention(nn.Module):
         self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, query: Tensor, key: Tensor, value: Tensor) -> Tensor:
+    def forward(
+        self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None
+    ) -> Tensor:
+        """mask: optional bool (B, 1, N, L), True where a query may attend (Mask2Former)."""
+
         def heads(x: Tensor) -> Tensor:  # (B, N, D) -> (B, h, N, D/h)
             return x.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
 
         q, k, v = heads(self.q(query)), heads(self.k(key)), heads(self.v(value))
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout * self.training)
+        dropout = self.dropout * self.training
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         return self.proj(out.transpose(1, 2).flatten(2))
 
 

@@ -16,6 +16,7 @@ from torch import nn
 from segvit.modeling.backbone import VIT_B, VIT_L, ViTBackbone, ViTSpec
 from segvit.modeling.peers.dpt import DPTHead
 from segvit.modeling.peers.layers import ClassTokenViTBackbone
+from segvit.modeling.peers.mask2former import Mask2FormerHead
 from segvit.modeling.peers.maskformer import MaskFormerHead
 from segvit.modeling.peers.segmenter import SegmenterMaskHead
 from segvit.modeling.peers.segvit_variants import DotProductATMHead, StagewiseATMHead
@@ -81,6 +82,39 @@ def build_maskformer(spec: ViTSpec, num_classes: int, crop: int, *, taps: tuple[
     backbone = ViTBackbone(spec=spec, img_size=crop, out_indices=taps)
     head = MaskFormerHead(
         in_dims=(spec.dim,) * len(taps), num_classes=num_classes, num_queries=num_classes
+    )
+    return backbone, head
+
+
+def build_maskformer_swin(
+    spec: SwinSpec, num_classes: int, crop: int, *, num_queries: int | None = None
+) -> Parts:
+    """MaskFormer on Swin (Table 6): FPN over the four stages, masks at 1/4.
+
+    num_queries: None gives one query per class, so the ATM loss trains it; MaskFormer itself
+    uses 100 queries with bipartite matching (a loss this project does not have).
+    """
+    backbone = SwinBackbone(spec=spec, img_size=crop)
+    head = MaskFormerHead(
+        in_dims=backbone.out_dims,
+        num_classes=num_classes,
+        num_queries=num_queries or num_classes,
+    )
+    return backbone, head
+
+
+def build_mask2former_swin(
+    spec: SwinSpec, num_classes: int, crop: int, *, num_queries: int | None = None
+) -> Parts:
+    """Mask2Former on Swin (Table 6): deformable pixel decoder, masked-attention decoder.
+
+    num_queries: None gives one query per class (the ATM loss trains it); Mask2Former uses 100.
+    """
+    backbone = SwinBackbone(spec=spec, img_size=crop)
+    head = Mask2FormerHead(
+        in_dims=backbone.out_dims,
+        num_classes=num_classes,
+        num_queries=num_queries or num_classes,
     )
     return backbone, head
 
@@ -160,7 +194,16 @@ PEER_VARIANTS: dict[str, tuple[str, ViTSpec | SwinSpec, Builder, PeerLoss]] = {
         "SegViT variant 2, ViT-B, ATM token merge over layers 6/8/12, dot-product masks (Table 9)",
         VIT_B, partial(build_segvit_dot, taps=TAPS_SEGVIT_B), "atm",
     ),
-    # Table 6: SegViT on a hierarchical backbone.
+    # Table 6: a hierarchical backbone.
+    "maskformer_swin_t": (
+        "MaskFormer, Swin-T, FPN over the four stages, one query per class, mask loss (Table 6)",
+        SWIN_T, build_maskformer_swin, "atm",
+    ),
+    "mask2former_swin_t": (
+        "Mask2Former, Swin-T, deformable pixel decoder, masked attention, one query per class,"
+        " mask loss (Table 6)",
+        SWIN_T, build_mask2former_swin, "atm",
+    ),
     "segvit_swin_t": (
         "SegViT, Swin-T, ATM cascade over the four stages, width 256 (Table 6)",
         SWIN_T, partial(build_segvit_swin, stages=(0, 1, 2, 3), dim=256, num_heads=8), "atm",
