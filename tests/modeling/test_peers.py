@@ -196,6 +196,15 @@ def test_dpt_reads_the_class_token_and_reassembles_four_strides(build_peer):
     assert not torch.allclose(head([*maps, *tokens]).mask_logits, changed)
 
 
+def test_dpt_predicts_odd_token_grids(build_peer):
+    """A 5x5 grid gives a 3x3 level at 1/32 whose 2x upsampling (6x6) overshoots the 5x5
+    level; the skip is resized to fit, as mmsegmentation does."""
+    model = build_peer("dpt_b", num_classes=K, crop=CROP, tiny=True).eval()
+    with torch.no_grad():
+        scores = model.predict(torch.randn(1, 3, 80, 80))
+    assert scores.shape == (1, K, 80, 80)
+
+
 def test_upernet_neck_makes_strides_4_to_32(build_peer):
     neck = build_peer("upernet_b", num_classes=K, crop=CROP, tiny=True).head.neck
     levels = neck([torch.randn(1, 192, 4, 4) for _ in range(4)])

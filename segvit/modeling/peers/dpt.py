@@ -81,6 +81,8 @@ class FusionBlock(nn.Module):
 
     def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
         if self.skip_unit is not None and skip is not None:
+            if skip.shape[-2:] != x.shape[-2:]:  # odd grids: the 1/32 level rounded up
+                skip = F.interpolate(skip, size=x.shape[-2:], mode="bilinear", align_corners=False)
             x = x + self.skip_unit(skip)
         x = self.unit(x)
         x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
