@@ -68,6 +68,7 @@ def test_maskformer_swin_t_with_its_100_queries_counts_its_papers_55(build_peer)
     assert report.gflops == pytest.approx(54.9, rel=0.005)
 
 
+@pytest.mark.slow  # about 20 s on two cores
 def test_mask2former_swin_t_with_its_100_queries_matches_the_paper(build_peer):
     """Mask2Former as published (100 queries) counts 73.9 (paper 73.7, its own paper 74); the
     registered row, one query per class so the ATM loss trains it, counts 79.2."""
