@@ -21,7 +21,7 @@ from segvit.modeling.peers.variants import (
 PAPER_ROWS = [
     ("setr_mla_b", 150, 512, 113.5),
     ("segmenter_b", 150, 512, 129.6),
-    ("dpt_b", 150, 512, 219.8),
+    pytest.param("dpt_b", 150, 512, 219.8, marks=pytest.mark.slow),  # about 21 s here
     ("segvit_swin_t", 150, 512, 48.0),
     ("maskformer_swin_t", 150, 512, 57.3),  # one query per class; 100 queries: see below
     pytest.param("setr_mla_l", 150, 512, 368.6, marks=pytest.mark.slow),
