@@ -5,11 +5,9 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from segvit.modeling import swin
-from segvit.modeling.backbone import ViTSpec
-from segvit.modeling.backbone import tiny as tiny_vit
 from segvit.modeling.peers import PEER_VARIANTS
 from segvit.modeling.segmentor import ModelMeta, Segmentor
+from segvit.modeling.specs import tiny as tiny_spec
 
 
 def _build_peer(
@@ -19,10 +17,10 @@ def _build_peer(
     _, spec, row_build, _ = PEER_VARIANTS[name]
     build = build or row_build
     if tiny:
-        spec = tiny_vit(spec) if isinstance(spec, ViTSpec) else swin.tiny(spec)
+        spec = tiny_spec(spec)
     torch.manual_seed(0)
     backbone, head = build(spec, num_classes, crop)
-    meta = ModelMeta(name, "test", num_classes, crop, tiny)
+    meta = ModelMeta(name, num_classes, crop, tiny)
     return Segmentor(backbone=backbone, head=head, meta=meta)
 
 

@@ -6,47 +6,13 @@ LayerNorm; window attention pads maps whose size is not a multiple of the window
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 import timm
 from torch import Tensor, nn
 
+from segvit.modeling.specs import SwinSpec
+
 # References: Swin Transformer (Liu et al., ICCV 2021); the Swin semantic-segmentation release
 # and MaskFormer's D2SwinTransformer for the per-output LayerNorms and drop path 0.3.
-
-
-@dataclass(frozen=True)
-class SwinSpec:
-    """A Swin size: the timm architecture, its widths and its pretrained weights."""
-
-    timm_name: str  # timm architecture; also names the pretrained weights on the hub
-    pretrained_tag: str  # timm pretrained tag ("" for none)
-    embed_dim: int  # stage-1 width; stage i has embed_dim * 2**i channels
-    depths: tuple[int, int, int, int]  # blocks per stage
-    heads: tuple[int, int, int, int]  # attention heads per stage
-    window: int  # window size in tokens
-    drop_path: float  # stochastic depth rate of the last block (linear from 0)
-    label: str  # short human name
-
-    @property
-    def hub_name(self) -> str:
-        return f"{self.timm_name}.{self.pretrained_tag}"
-
-    @property
-    def dims(self) -> tuple[int, int, int, int]:
-        return tuple(self.embed_dim * 2**i for i in range(4))  # type: ignore[return-value]
-
-
-SWIN_T = SwinSpec(
-    "swin_tiny_patch4_window7_224", "ms_in1k", 96, (2, 2, 6, 2), (3, 6, 12, 24), 7, 0.3, "Swin-T"
-)
-
-
-def tiny(spec: SwinSpec) -> SwinSpec:
-    """Width 48 and two blocks a stage (one plain, one shifted window): tests, smoke."""
-    return replace(
-        spec, embed_dim=48, depths=(2, 2, 2, 2), pretrained_tag="", label=f"{spec.label} (tiny)"
-    )
 
 
 class SwinBackbone(nn.Module):

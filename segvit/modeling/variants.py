@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from segvit.criteria import ATMCriterion, Criterion, PixelCECriterion, SemanticCECriterion
 from segvit.errors import SegvitError
-from segvit.modeling.specs import VIT_B, VIT_L, QDMode, ViTSpec
+from segvit.modeling.peers.variants import PEER_VARIANTS
+from segvit.modeling.specs import VIT_B, VIT_L, BackboneSpec, QDMode, ViTSpec
 from segvit.modeling.specs import tiny as tiny_spec
 
 if TYPE_CHECKING:
@@ -110,8 +111,8 @@ def setr_naive(spec: ViTSpec, num_classes: int, crop: int, *, tap: int) -> Parts
 @dataclass(frozen=True)
 class Variant:
     description: str
-    spec: ViTSpec
-    build: Callable[[ViTSpec, int, int], Parts]  # (spec, num_classes, crop) -> parts
+    spec: BackboneSpec
+    build: Callable[[BackboneSpec, int, int], Parts]  # (spec, num_classes, crop) -> parts
     criterion: Callable[[int], Criterion] = ATMCriterion  # num_classes -> its training loss
 
     @property
@@ -176,6 +177,11 @@ VARIANTS: dict[str, Variant] = {
 }  # fmt: skip
 
 
+# The comparison rows of Tables 1, 3, 6 and 9 (segvit.modeling.peers): other methods' heads,
+# built, trained and counted exactly as the SegViT rows are.
+VARIANTS.update((name, Variant(*row)) for name, row in PEER_VARIANTS.items())
+
+
 def get_variant(name: str) -> Variant:
     try:
         return VARIANTS[name]
@@ -214,5 +220,11 @@ def build_model(
         backbone=backbone, head=head, meta=ModelMeta(variant, num_classes, crop, tiny)
     )
     if pretrained:
+        if type(backbone).__name__ not in ("ViTBackbone", "ShrunkViTBackbone"):
+            raise SegvitError(
+                f"{variant}: loading pretrained weights into its {type(backbone).__name__} is not "
+                "supported yet (the AugReg loader drops the class token); train it with "
+                "--pretrained none, or count it with `segvit flops`"
+            )
         load_pretrained(backbone.vit, pretrained, spec)
     return model

@@ -2,7 +2,8 @@
 
 import torch
 
-from segvit.modeling.swin import SWIN_T, SwinBackbone, tiny
+from segvit.modeling.specs import SWIN_T, tiny
+from segvit.modeling.swin import SwinBackbone
 
 SPEC = tiny(SWIN_T)
 

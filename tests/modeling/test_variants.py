@@ -9,9 +9,11 @@ from segvit.data.info import get_dataset
 from segvit.errors import SegvitError
 from segvit.experiments.spec import resolve
 from segvit.modeling.output import SegOutput
+from segvit.modeling.peers import PEER_VARIANTS
 from segvit.modeling.variants import VARIANTS, build_model
 
 CROP = 64  # 4x4 tokens at 1/16, 2x2 at 1/32
+SEGVIT = sorted(set(VARIANTS) - set(PEER_VARIANTS))  # the peers have tests/modeling/test_peers.py
 
 
 def tiny_model(variant: str, dataset: str = "demo"):
@@ -23,7 +25,7 @@ def _expected_mask_grid(variant: str) -> int:
     return 2 if variant == "naive_shrunk_b" else 4  # naive Shrunk masks stay at 1/32
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("variant", SEGVIT)
 def test_output_shapes(variant):
     model = tiny_model(variant)
     K = model.meta.num_classes
@@ -56,7 +58,7 @@ def test_predictions_per_stage(variant, num_predictions):
     assert len(out.predictions) == num_predictions
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("variant", SEGVIT)
 def test_every_parameter_gets_a_gradient(variant):
     model = tiny_model(variant)
     model.train()
@@ -123,3 +125,18 @@ def test_unknown_dataset_is_named():
 def test_crop_must_be_a_multiple_of_16(crop):
     with pytest.raises(SegvitError, match=f"--crop {crop}: expected a positive multiple of 16"):
         build_model("segvit_b", num_classes=8, crop=crop, tiny=True)
+
+
+def test_every_peer_row_is_a_variant_with_its_criterion():
+    for name, (description, spec, _, criterion) in PEER_VARIANTS.items():
+        variant = VARIANTS[name]
+        assert (variant.description, variant.spec, variant.criterion) == (
+            description,
+            spec,
+            criterion,
+        )
+
+
+def test_class_token_and_swin_backbones_refuse_augreg_weights_in_one_line():
+    with pytest.raises(SegvitError, match="segmenter_b: loading pretrained weights into its"):
+        build_model("segmenter_b", num_classes=8, crop=64, tiny=True, pretrained="hub")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import timm
 from torch import Tensor, nn
 
-from segvit.modeling.backbone import ViTSpec
+from segvit.modeling.specs import ViTSpec
 
 # References: mmcv ConvModule (conv -> norm -> act, no conv bias under a norm); mmsegmentation
 # VisionTransformer (`with_cls_token`, `output_cls_token`, `final_norm`) for the peers' backbones.
