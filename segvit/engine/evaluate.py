@@ -24,7 +24,7 @@ from segvit.data.transforms import TestTransform
 from segvit.engine.checkpoint import load_weights
 from segvit.errors import SegvitError
 from segvit.fileio import write_json
-from segvit.inference import MS_SCALES, infer
+from segvit.inference import MS_SCALES, infer_labels
 from segvit.metrics import SegMetric
 from segvit.modeling.segmentor import Segmentor
 from segvit.modeling.variants import ModelConfig, build_model
@@ -99,7 +99,7 @@ def evaluate(model: nn.Module, cfg: EvalConfig, *, progress: bool = True) -> dic
         for index in tqdm(range(rank, count, world), desc=f"eval {cfg.dataset}", disable=not shown):
             sample = dataset[index]
             image = sample["image"][None].to(device)  # (1, 3, H, W) at original size
-            probs = infer(
+            labels = infer_labels(
                 segmentor.predict,
                 image,
                 num_classes=info.num_classes,
@@ -111,7 +111,7 @@ def evaluate(model: nn.Module, cfg: EvalConfig, *, progress: bool = True) -> dic
                 flip=cfg.multi_scale,
                 batch_size=cfg.window_batch,
             )
-            metric.update(probs.argmax(dim=1)[0], sample["label"].to(device))
+            metric.update(labels[0], sample["label"].to(device))
     finally:
         segmentor.train(was_training)
     metric.all_reduce()

@@ -18,7 +18,7 @@ from segvit.data.info import dataset_info  # noqa: E402
 from segvit.data.transforms import NORM_MEAN, NORM_STD  # noqa: E402
 from segvit.errors import SegvitError  # noqa: E402
 from segvit.fileio import atomic_write  # noqa: E402
-from segvit.inference import MS_SCALES, infer  # noqa: E402
+from segvit.inference import MS_SCALES, infer_labels  # noqa: E402
 from segvit.modeling.segmentor import Segmentor  # noqa: E402
 
 
@@ -41,7 +41,7 @@ def segment(model: Segmentor, rgb: np.ndarray, *, multi_scale: bool = False) -> 
     mean = torch.tensor(NORM_MEAN, device=device)[:, None, None]
     std = torch.tensor(NORM_STD, device=device)[:, None, None]
     crop = model.meta.crop
-    probs = infer(
+    labels = infer_labels(
         model.predict,
         ((image - mean) / std)[None],
         num_classes=model.meta.num_classes,
@@ -51,7 +51,7 @@ def segment(model: Segmentor, rgb: np.ndarray, *, multi_scale: bool = False) -> 
         scales=MS_SCALES if multi_scale else (1.0,),
         flip=multi_scale,
     )
-    return probs.argmax(dim=1)[0].cpu().numpy()
+    return labels[0].cpu().numpy()
 
 
 def save_prediction(
