@@ -34,8 +34,9 @@ MS_SCALES: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # with flip=Tr
 MAX_PIXELS = 100_000_000
 
 # infer_labels finishes this many bytes of one pass's K-channel float32 rows at a time; the
-# band's other temporaries (float64 products, the running sum) take a few times as much.
-BAND_BYTES = 32 * 2**20
+# band's other buffers (float64 products, softmax, the running sum) take about 7 times as
+# much. Below glibc's 32 MiB mmap ceiling, so the per-band softmax output reuses heap pages.
+BAND_BYTES = 24 * 2**20
 
 
 def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
@@ -282,8 +283,13 @@ def infer_labels(
     B, _, H, W = image.shape
     if band_rows is not None and band_rows < 1:
         raise SegvitError(f"inference band_rows: expected None or >= 1, got {band_rows}")
-    passes = list(
-        _pass_scores(
+    # Largest scale first: its scoring (the model's peak) then runs while little is kept.
+    # The kept list stays in infer's order, which the sums below must follow.
+    per_scale = 2 if flip else 1
+    passes: list[Tensor] = [image.new_empty(0)] * (len(scales) * per_scale)
+    for i in sorted(range(len(scales)), key=lambda i: -scales[i]):
+        at = i * per_scale
+        for scores in _pass_scores(
             score_fn,
             image,
             num_classes=num_classes,
@@ -291,11 +297,12 @@ def infer_labels(
             crop=crop,
             stride=stride,
             base_scale=base_scale,
-            scales=scales,
+            scales=(scales[i],),
             flip=flip,
             batch_size=batch_size,
-        )
-    )
+        ):
+            passes[at] = scores
+            at += 1
     if band_rows is None:
         band_rows = max(1, BAND_BYTES // (4 * B * num_classes * W))
     if band_rows >= H or not bands_match_full(image.device, (H, W), num_classes):
@@ -304,8 +311,10 @@ def infer_labels(
     workspace = Workspace()
     for start in range(0, H, band_rows):
         stop = min(start + band_rows, H)
-        shape = (B, num_classes, stop - start, W)
-        total = workspace.take("total", shape, torch.float32, image.device)
+        # Classes first, like the bands rowwise makes: the sum and the argmax run contiguous.
+        total = workspace.take(
+            "total", (num_classes, B, stop - start, W), torch.float32, image.device
+        )
         for index, scores in enumerate(passes):
             if band_rows == H:
                 probs = _probs(scores, (H, W))
@@ -313,9 +322,9 @@ def infer_labels(
                 band = resize_rows(scores, (H, W), start, stop, workspace=workspace)
                 probs = softmax_rows(band, height=H, start=start, workspace=workspace)
             if index:
-                total.add_(probs)
+                total.add_(probs.transpose(0, 1))
             else:  # infer adds to zeros; 0 + p == p for probabilities: a copy is the same
-                total.copy_(probs)
+                total.copy_(probs.transpose(0, 1))
             del probs
-        labels[:, start:stop] = total.div_(len(passes)).argmax(dim=1)
+        labels[:, start:stop] = total.div_(len(passes)).argmax(dim=0)
     return labels

@@ -87,7 +87,7 @@ def axis_taps(n_in: int, n_out: int, *, fused: bool = True) -> tuple[Tensor, ...
 
 class Workspace:
     """Named buffers reused band after band: fresh large tensors would each be page-faulted in
-    again (most of the time a band's operations would otherwise spend)."""
+    again (otherwise much of what a band's operations cost)."""
 
     def __init__(self) -> None:
         self._buffers: dict[str, Tensor] = {}
@@ -98,6 +98,17 @@ class Workspace:
             self._buffers.pop(name, None)  # free the old one before making its successor
             buf = self._buffers[name] = torch.empty(shape, dtype=dtype, device=device)
         return buf
+
+    def classes_first(self, shape: tuple[int, int, int, int], device) -> tuple[Tensor, Tensor]:
+        """For a band of `shape` (B, K, R, W): a zero-padded (1, K, n) float32 buffer, which
+        `softmax_rows` hands to aten's softmax as it is, and its (K, B, R, W) view."""
+        B, K, R, W = shape
+        n = B * R * W
+        # Whole SIMD groups in each thread's share of the buffer: see softmax_rows.
+        pad = -n % (_simd_width() * torch.get_num_threads())
+        flat = self.take("flat", (1, K, n + pad), torch.float32, device)
+        flat[:, :, n:].zero_()
+        return flat, flat[0, :, :n].view(K, B, R, W)
 
 
 def _round_sum(p: Tensor, q: Tensor) -> Tensor:
@@ -111,15 +122,16 @@ def _round_sum(p: Tensor, q: Tensor) -> Tensor:
     return torch.where((err != 0) & even, torch.nextafter(s, away), s).float()
 
 
-def _midpoints(acc: Tensor, out: Tensor, scratch: Tensor) -> Tensor | None:
-    """Where float64 `acc` rounded to float32 `out` may be off (None: nowhere): `acc` on a
-    float32 midpoint (a double rounding), or a result that is subnormal in float32 (other
-    midpoints). Overwrites `acc` (spent once `out` is made) and `scratch` (float32, out's
-    shape). Exact ties are flagged too; redoing them changes nothing."""
-    hazard = acc.view(torch.int64).bitwise_and_(_LOW29) == _HALF29
-    if torch.abs(out, out=scratch).amin() < _TINY:
-        hazard |= scratch < _TINY
-    return hazard if hazard.any() else None
+def _midpoints(acc: Tensor) -> tuple[Tensor, ...]:
+    """Indices where float64 `acc` rounded to float32 may be off: `acc` on a float32 midpoint
+    (a double rounding), or a result that is subnormal in float32 (other midpoints). Exact
+    ties are found too; redoing them changes nothing. Overwrites `acc` (spent by then)."""
+    magnitude = acc.abs_()  # the midpoint test is blind to the sign
+    tiny = magnitude < _TINY if magnitude.amin() < _TINY else None  # rarely needed
+    hazard = magnitude.view(torch.int64).bitwise_and_(_LOW29) == _HALF29
+    if tiny is not None:
+        hazard |= tiny
+    return hazard.nonzero(as_tuple=True)
 
 
 def fma32(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
@@ -130,46 +142,42 @@ def fma32(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
     """
     acc = a.double().mul_(b.double()).add_(c)
     out = acc.float()
-    hazard = _midpoints(acc, out, torch.empty_like(out))
-    if hazard is not None:
-        at = hazard.nonzero(as_tuple=True)
-        p = a.expand_as(out)[at].double() * b.expand_as(out)[at].double()
-        out[at] = _round_sum(p, c.expand_as(out)[at].double())
+    at = _midpoints(acc)
+    p = a.expand_as(out)[at].double() * b.expand_as(out)[at].double()
+    out[at] = _round_sum(p, c.expand_as(out)[at].double())
     return out
 
 
-def _combine_rows(rows: Tensor, taps: tuple[Tensor, ...], how: str, ws: Workspace) -> Tensor:
-    """Interpolate source rows (n, B, K, W) along H at the taps -> (R, B, K, W) float32, in a
-    workspace buffer; `how` is the kernel's recipe (see Recipe)."""
-    i0, i1, w0, w1 = taps
+def _combine_rows(
+    rows: Tensor, taps: tuple[Tensor, ...], how: str, out: Tensor, ws: Workspace
+) -> None:
+    """Interpolate source rows (n, K, B, W) along H at the taps into `out` (K, B, R, W)
+    float32; `how` is the kernel's recipe (see Recipe)."""
+    i0, i1, w0, w1 = (t.to(rows.device) for t in taps)
     if how == "fma1":  # the same fused form with the two taps' roles swapped
         i0, i1, w0, w1 = i1, i0, w1, w0
-    device, shape = rows.device, (len(i0), *rows.shape[1:])
-    column = (-1, 1, 1, 1)
-    out = ws.take("out", shape, torch.float32, device)
-    second = ws.take("second", shape, torch.float32, device)
+    R = len(i0)
+    row = (1, 1, R, 1)
     if how == "plain":
-        for r in range(len(i0)):  # gathers: a tap's row is one contiguous block
-            out[r].copy_(rows[i0[r]])
-            second[r].copy_(rows[i1[r]])
-        return out.mul_(w0.to(device).view(column)).add_(second.mul_(w1.to(device).view(column)))
-    acc = ws.take("acc", shape, torch.float64, device)
-    wide = ws.take("wide", shape, torch.float64, device)
-    for r in range(len(i0)):  # gathers (a tap's row is one contiguous block), to float64
-        acc[r].copy_(rows[i0[r]])
-        second[r].copy_(rows[i1[r]])
-    second.mul_(w1.to(device).view(column))  # the float32 product the kernel rounds
-    acc.mul_(w0.to(device, torch.float64).view(column))  # exact: 24 x 24 bits < 53
-    acc.add_(wide.copy_(second))  # the one rounding, in float64
-    out.copy_(acc)
-    hazard = _midpoints(acc, out, second)
-    if hazard is not None:
-        r, b, k, x = hazard.nonzero(as_tuple=True)
-        first, other = i0.to(device)[r], i1.to(device)[r]
-        p = rows[first, b, k, x].double() * w0.to(device, torch.float64)[r]
-        q = rows[other, b, k, x] * w1.to(device)[r]  # the same float32 product as above
-        out[r, b, k, x] = _round_sum(p, q.double())
-    return out
+        second = ws.take("second", out.shape, torch.float32, rows.device)
+        for r in range(R):  # gathers: a tap's row is one contiguous block
+            out[:, :, r].copy_(rows[i0[r]])
+            torch.mul(rows[i1[r]], w1[r], out=second[:, :, r])
+        out.mul_(w0.view(row)).add_(second)
+        return
+    acc = ws.take("acc", out.shape, torch.float64, rows.device)
+    second = ws.take("second", out.shape, torch.float64, rows.device)
+    for r in range(R):  # gathers (a tap's row is one contiguous block), widened to float64
+        acc[:, :, r].copy_(rows[i0[r]])
+        # float32 inputs: multiplied in float32 (the product the kernel rounds), then widened
+        torch.mul(rows[i1[r]], w1[r], out=second[:, :, r])
+    acc.mul_(w0.double().view(row))  # exact: 24 x 24 bits < 53
+    out.copy_(acc.add_(second))  # the one rounding in float64, then to float32
+    k, b, r, x = _midpoints(acc)
+    if len(r):
+        p = rows[i0[r], k, b, x].double() * w0.double()[r]
+        q = rows[i1[r], k, b, x] * w1[r]  # the same float32 product as above
+        out[k, b, r, x] = _round_sum(p, q.double())
 
 
 def _resize_rows(
@@ -194,10 +202,11 @@ def _resize_rows(
         rows = rows[:, :, :n]  # (B, K, n, W)
     if h == H:
         return rows
-    rows = rows.permute(2, 0, 1, 3).contiguous()  # (n, B, K, W): a tap's row is one block
-    taps = (i0 - lo, i1 - lo, w0, w1)
-    band = _combine_rows(rows, taps, recipe.combine, workspace or Workspace())
-    return band.permute(1, 2, 0, 3)  # (B, K, R, W)
+    ws = workspace or Workspace()
+    _, out = ws.classes_first((B, K, stop - start, W), scores.device)
+    rows = rows.permute(2, 1, 0, 3).contiguous()  # (n, K, B, W): a tap's row is one block
+    _combine_rows(rows, (i0 - lo, i1 - lo, w0, w1), recipe.combine, out, ws)
+    return out.transpose(0, 1)  # (B, K, R, W)
 
 
 @functools.cache
@@ -286,23 +295,24 @@ def softmax_rows(
 ) -> Tensor:
     """softmax(dim=1) of `band` (B, K, R, W): rows start:start+R of a contiguous
     (B, K, height, W) tensor, as the very floats aten's softmax of that whole tensor writes
-    there (see the module doc)."""
+    there (see the module doc). With a `workspace`, a band that `resize_rows` left there is
+    used in place."""
     if band.device.type != "cpu":
         return band.softmax(dim=1)
     B, K, R, W = band.shape
+    flat, dest = (workspace or Workspace()).classes_first((B, K, R, W), band.device)
+    if band.transpose(0, 1).data_ptr() != dest.data_ptr():
+        dest.copy_(band.transpose(0, 1))
+    # In the padded buffer every pixel takes aten's SIMD loop; then the pixels that the full
+    # tensor's softmax ran through its scalar loop are redone that way.
+    probs = flat.softmax(dim=1)[0, :, : B * R * W].view(K, B, R, W)
     width, threads = _simd_width(), torch.get_num_threads()
-    n = B * R * W
-    # Zero-padded so each thread's share is whole SIMD groups: every pixel takes the SIMD loop.
-    ws = workspace or Workspace()
-    flat = ws.take("flat", (1, K, n + -n % (width * threads)), torch.float32, band.device)
-    flat[:, :, n:].zero_()
-    flat[0, :, :n].view(K, B, R, W).copy_(band.transpose(0, 1))
-    probs = flat.softmax(dim=1)[0, :, :n].view(K, B, R, W).transpose(0, 1)
     flat_ids = torch.tensor(scalar_pixels(B, height * W, width=width, threads=threads))
     b, pixel = flat_ids // (height * W), flat_ids % (height * W)
     row, col = pixel // W - start, pixel % W
     keep = (row >= 0) & (row < R)
     b, row, col = b[keep], row[keep], col[keep]
     if b.numel():  # (m, K, 1): one pixel per image, so aten's scalar loop does each
-        probs[b, :, row, col] = band[b, :, row, col][:, :, None].softmax(dim=1)[:, :, 0]
-    return probs
+        scalar = band[b, :, row, col][:, :, None].softmax(dim=1)[:, :, 0]  # (m, K)
+        probs[:, b, row, col] = scalar.T
+    return probs.transpose(0, 1)
