@@ -4,6 +4,10 @@ Pure functions over a score function `score_fn(images (B, 3, h, w)) -> (B, K, h,
 returns pre-softmax per-class scores at its input size (a model's `semantic_inference`).
 Scores are averaged within a scale (overlapping windows); probabilities (softmax over K at
 the original size) are averaged across scales and flips, as mmsegmentation's aug_test does.
+
+`infer` returns those probabilities: K float32 maps at the original size. `infer_labels`
+returns only their argmax and never holds such maps (memory follows the base scale, not the
+photo), with labels identical to `infer(...).argmax(1)`; evaluation and prediction use it.
 """
 
 from __future__ import annotations

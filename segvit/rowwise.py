@@ -156,21 +156,22 @@ def _combine_rows(
     i0, i1, w0, w1 = (t.to(rows.device) for t in taps)
     if how == "fma1":  # the same fused form with the two taps' roles swapped
         i0, i1, w0, w1 = i1, i0, w1, w0
-    R = len(i0)
+    first, other = i0.tolist(), i1.tolist()  # plain ints: rows[j] is then a view, not a copy
+    R = len(first)
     row = (1, 1, R, 1)
     if how == "plain":
         second = ws.take("second", out.shape, torch.float32, rows.device)
         for r in range(R):  # gathers: a tap's row is one contiguous block
-            out[:, :, r].copy_(rows[i0[r]])
-            torch.mul(rows[i1[r]], w1[r], out=second[:, :, r])
+            out[:, :, r].copy_(rows[first[r]])
+            torch.mul(rows[other[r]], w1[r], out=second[:, :, r])
         out.mul_(w0.view(row)).add_(second)
         return
     acc = ws.take("acc", out.shape, torch.float64, rows.device)
     second = ws.take("second", out.shape, torch.float64, rows.device)
     for r in range(R):  # gathers (a tap's row is one contiguous block), widened to float64
-        acc[:, :, r].copy_(rows[i0[r]])
+        acc[:, :, r].copy_(rows[first[r]])
         # float32 inputs: multiplied in float32 (the product the kernel rounds), then widened
-        torch.mul(rows[i1[r]], w1[r], out=second[:, :, r])
+        torch.mul(rows[other[r]], w1[r], out=second[:, :, r])
     acc.mul_(w0.double().view(row))  # exact: 24 x 24 bits < 53
     out.copy_(acc.add_(second))  # the one rounding in float64, then to float32
     k, b, r, x = _midpoints(acc)
