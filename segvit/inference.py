@@ -4,11 +4,15 @@ Pure functions over a score function `score_fn(images (B, 3, h, w)) -> (B, K, h,
 returns pre-softmax per-class scores at its input size (a model's `semantic_inference`).
 Scores are averaged within a scale (overlapping windows); probabilities (softmax over K at
 the original size) are averaged across scales and flips, as mmsegmentation's aug_test does.
+
+`infer` returns those probabilities: K float32 maps at the original size. `infer_labels`
+returns only their argmax and never holds such maps (memory follows the base scale, not the
+photo), with labels identical to `infer(...).argmax(1)`; evaluation and prediction use it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
 import torch
@@ -17,6 +21,7 @@ from torch import Tensor
 
 from segvit.data.transforms import rescale_size  # the training resize's rule, shared
 from segvit.errors import SegvitError
+from segvit.rowwise import Workspace, bands_match_full, resize_rows, softmax_rows
 
 # References: mmsegmentation 0.24 EncoderDecoder.slide_inference / aug_test (window grid,
 # count normalisation, probability averaging), mmseg MultiScaleFlipAug + Resize(keep_ratio)
@@ -26,6 +31,16 @@ ScoreFn = Callable[[Tensor], Tensor]
 Mode = Literal["slide", "whole"]
 
 MS_SCALES: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # with flip=True
+
+# The largest image `check_image_size` lets through. A 4032x3024 phone photo is 12 MP; at
+# 100 MP the image alone is 1.2 GB as float32 and the int64 label map 0.8 GB, so anything
+# larger is taken for a mistake or a decompression bomb (Pillow only warns past ~89 MP).
+MAX_PIXELS = 100_000_000
+
+# infer_labels finishes this many bytes of one pass's K-channel float32 rows at a time; the
+# band's other buffers (float64 products, softmax, the running sum) take about 7 times as
+# much. Below glibc's 32 MiB mmap ceiling, so the per-band softmax output reuses heap pages.
+BAND_BYTES = 24 * 2**20
 
 
 def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
@@ -119,6 +134,73 @@ def slide_inference(
     return scores / count
 
 
+def check_image_size(height: int, width: int, source: str) -> None:
+    """Refuse an image larger than MAX_PIXELS (or empty) with one line naming `source`."""
+    if height < 1 or width < 1:
+        raise SegvitError(f"{source}: image is {width}x{height} pixels, expected a non-empty image")
+    if height * width > MAX_PIXELS:
+        raise SegvitError(
+            f"{source}: image is {width}x{height} ({height * width / 1e6:.1f} megapixels), "
+            f"above the limit of {MAX_PIXELS / 1e6:.0f} megapixels"
+        )
+
+
+def _check_options(image: Tensor, mode: str, scales: Sequence[float]) -> None:
+    _check_image(image)
+    if mode not in ("slide", "whole"):
+        raise SegvitError(f"inference mode: expected 'slide' or 'whole', got {mode!r}")
+    if not scales or min(scales) <= 0:
+        raise SegvitError(f"inference scales: expected positive ratios, got {tuple(scales)}")
+
+
+def _pass_scores(
+    score_fn: ScoreFn,
+    image: Tensor,
+    *,
+    num_classes: int,
+    mode: Mode,
+    crop: int | tuple[int, int],
+    stride: int | tuple[int, int],
+    base_scale: tuple[int, int],
+    scales: Sequence[float],
+    flip: bool,
+    batch_size: int,
+) -> Iterator[Tensor]:
+    """Scores (B, K, h, w) of each scale/flip pass at its own size, flips mirrored back,
+    contiguous, in the order their probabilities are summed."""
+    _, _, H, W = image.shape
+    long, short = base_scale
+    for ratio in scales:
+        # mmseg scales the (long, short) target by the ratio and truncates it to ints.
+        size = rescale_size(H, W, (int(long * ratio), int(short * ratio)))
+        resized = image
+        if size != (H, W):
+            resized = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
+        for flipped in (False, True) if flip else (False,):
+            view = resized.flip(-1) if flipped else resized
+            if mode == "whole":
+                scores = _scores(score_fn, view, num_classes)
+            else:
+                scores = slide_inference(
+                    score_fn,
+                    view,
+                    num_classes=num_classes,
+                    crop=crop,
+                    stride=stride,
+                    batch_size=batch_size,
+                )
+            yield (scores.flip(-1) if flipped else scores).contiguous()
+            del scores
+        del resized
+
+
+def _probs(scores: Tensor, size: tuple[int, int]) -> Tensor:
+    """Probabilities (B, K, *size) of one pass: bilinear resize, then softmax over K."""
+    if scores.shape[-2:] != size:
+        scores = F.interpolate(scores, size=size, mode="bilinear", align_corners=False)
+    return scores.softmax(dim=1)
+
+
 @torch.no_grad()
 def infer(
     score_fn: ScoreFn,
@@ -147,45 +229,106 @@ def infer(
 
     Per pass: resize (bilinear) to the scale's size, score, resize the scores (bilinear) to
     `out_size`, softmax over K, add to a running sum; only one pass's tensors live at once.
+    The result holds K floats per output pixel: for labels use `infer_labels`, which never
+    makes a full-resolution K-channel tensor.
     """
-    _check_image(image)
-    if mode not in ("slide", "whole"):
-        raise SegvitError(f"inference mode: expected 'slide' or 'whole', got {mode!r}")
-    if not scales or min(scales) <= 0:
-        raise SegvitError(f"inference scales: expected positive ratios, got {tuple(scales)}")
+    _check_options(image, mode, scales)
     B, _, H, W = image.shape
     out_size = (H, W) if out_size is None else tuple(out_size)
-    long, short = base_scale
-
-    def run(resized: Tensor) -> Tensor:
-        if mode == "whole":
-            return _scores(score_fn, resized, num_classes)
-        return slide_inference(
-            score_fn,
-            resized,
-            num_classes=num_classes,
-            crop=crop,
-            stride=stride,
-            batch_size=batch_size,
-        )
-
     total = image.new_zeros((B, num_classes, *out_size), dtype=torch.float32)
     passes = 0
-    for ratio in scales:
-        # mmseg scales the (long, short) target by the ratio and truncates it to ints.
-        size = rescale_size(H, W, (int(long * ratio), int(short * ratio)))
-        resized = image
-        if size != (H, W):
-            resized = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
-        for flipped in (False, True) if flip else (False,):
-            view = resized.flip(-1) if flipped else resized
-            scores = run(view)
-            if flipped:
-                scores = scores.flip(-1)
-            if scores.shape[-2:] != out_size:
-                scores = F.interpolate(scores, size=out_size, mode="bilinear", align_corners=False)
-            total += scores.softmax(dim=1)
-            passes += 1
-            del scores
-        del resized
+    for scores in _pass_scores(
+        score_fn,
+        image,
+        num_classes=num_classes,
+        mode=mode,
+        crop=crop,
+        stride=stride,
+        base_scale=base_scale,
+        scales=scales,
+        flip=flip,
+        batch_size=batch_size,
+    ):
+        total += _probs(scores, out_size)
+        passes += 1
     return total / passes
+
+
+@torch.no_grad()
+def infer_labels(
+    score_fn: ScoreFn,
+    image: Tensor,
+    *,
+    num_classes: int,
+    mode: Mode = "slide",
+    crop: int | tuple[int, int] = 512,
+    stride: int | tuple[int, int] = 341,
+    base_scale: tuple[int, int] = (2048, 512),
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
+    batch_size: int = 4,
+    band_rows: int | None = None,
+) -> Tensor:
+    """Class labels (B, H, W) int64 at the original size, equal to `infer(...).argmax(1)`.
+
+    Arguments as `infer`, and:
+        band_rows: output rows finished at a time; None: as many as keep one K-channel band
+            near BAND_BYTES.
+
+    Every pass is scored first and kept at its own (small) size, so memory follows the base
+    scale and the number of passes, not the photo. Then, band by band, each pass's scores
+    are resized to the band's rows, turned into probabilities and summed in `infer`'s order,
+    and the argmax is written into the label map. segvit.rowwise makes each band's floats
+    the very ones the full-image resize and softmax would give, so the labels are identical
+    bit for bit; where aten's kernels leave no way to do that (see `bands_match_full`: tiny
+    outputs, or 3 classes on one CPU thread) the image is done as one band.
+    """
+    _check_options(image, mode, scales)
+    B, _, H, W = image.shape
+    if band_rows is not None and band_rows < 1:
+        raise SegvitError(f"inference band_rows: expected None or >= 1, got {band_rows}")
+    # Largest scale first: its scoring (the model's peak) then runs while little is kept.
+    # The kept list stays in infer's order, which the sums below must follow.
+    per_scale = 2 if flip else 1
+    passes: list[Tensor] = [image.new_empty(0)] * (len(scales) * per_scale)
+    for i in sorted(range(len(scales)), key=lambda i: -scales[i]):
+        at = i * per_scale
+        for scores in _pass_scores(
+            score_fn,
+            image,
+            num_classes=num_classes,
+            mode=mode,
+            crop=crop,
+            stride=stride,
+            base_scale=base_scale,
+            scales=(scales[i],),
+            flip=flip,
+            batch_size=batch_size,
+        ):
+            passes[at] = scores
+            at += 1
+    if band_rows is None:
+        band_rows = max(1, BAND_BYTES // (4 * B * num_classes * W))
+    if band_rows >= H or not bands_match_full(image.device, (H, W), num_classes):
+        band_rows = H
+    labels = torch.empty((B, H, W), dtype=torch.int64, device=image.device)
+    workspace = Workspace()
+    for start in range(0, H, band_rows):
+        stop = min(start + band_rows, H)
+        # Classes first, like the bands rowwise makes: the sum and the argmax run contiguous.
+        total = workspace.take(
+            "total", (num_classes, B, stop - start, W), torch.float32, image.device
+        )
+        for index, scores in enumerate(passes):
+            if band_rows == H:
+                probs = _probs(scores, (H, W))
+            else:
+                band = resize_rows(scores, (H, W), start, stop, workspace=workspace)
+                probs = softmax_rows(band, height=H, start=start, workspace=workspace)
+            if index:
+                total.add_(probs.transpose(0, 1))
+            else:  # infer adds to zeros; 0 + p == p for probabilities: a copy is the same
+                total.copy_(probs.transpose(0, 1))
+            del probs
+        labels[:, start:stop] = total.div_(len(passes)).argmax(dim=0)
+    return labels

@@ -3,11 +3,15 @@
 import pytest
 import torch
 from torch import nn
+from torch.profiler import ProfilerActivity, profile
 
 from segvit.errors import SegvitError
 from segvit.inference import (
+    MAX_PIXELS,
     MS_SCALES,
+    check_image_size,
     infer,
+    infer_labels,
     rescale_size,
     slide_inference,
     whole_inference,
@@ -211,3 +215,100 @@ def test_infer_rejects_bad_options():
 
 def test_ms_scales_are_the_papers():
     assert MS_SCALES == (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+
+
+class _NearTie(nn.Module):
+    """Classes that nearly tie everywhere: the argmax turns on the last bits of the averaged
+    probabilities, so any rounding difference between two paths would change labels."""
+
+    def __init__(self, num_classes: int = K) -> None:
+        super().__init__()
+        torch.manual_seed(2)
+        self.common = nn.Conv2d(3, 1, 3, padding=1)
+        self.detail = nn.Conv2d(3, num_classes, 3, padding=1)
+
+    def forward(self, x):
+        return 4 * self.common(x).tanh() + 2e-7 * self.detail(x).tanh()
+
+
+SETTINGS = {
+    "slide-ss": dict(mode="slide", crop=16, stride=11, base_scale=(48, 32)),
+    "whole-ms-flip": dict(mode="whole", base_scale=(40, 24), scales=MS_SCALES, flip=True),
+    "slide-ms-flip": dict(
+        mode="slide", crop=16, stride=11, base_scale=(40, 24), scales=MS_SCALES, flip=True
+    ),
+}
+
+
+def test_near_tie_labels_change_with_one_ulp():
+    # The check below has teeth: one ulp on some classes' probabilities moves many labels.
+    fn = _NearTie().eval()
+    probs = infer(fn, torch.randn(1, 3, 67, 90), num_classes=K, **SETTINGS["slide-ss"])
+    bumped = probs.clone()
+    bumped[:, ::2] = torch.nextafter(probs[:, ::2], torch.tensor(1.0))
+    assert (bumped.argmax(1) != probs.argmax(1)).float().mean() > 0.05
+
+
+@pytest.mark.parametrize("size", [(67, 90), (131, 57)], ids=["67x90", "131x57"])
+@pytest.mark.parametrize("setting", SETTINGS)
+@pytest.mark.parametrize("band_rows", [7, None])
+def test_infer_labels_equal_infer_argmax(size, setting, band_rows):
+    fn = _NearTie().eval()
+    image = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(size[0]))
+    expected = infer(fn, image, num_classes=K, **SETTINGS[setting]).argmax(dim=1)
+    labels = infer_labels(fn, image, num_classes=K, band_rows=band_rows, **SETTINGS[setting])
+    assert labels.dtype == torch.int64 and labels.shape == (1, *size)
+    assert torch.equal(labels, expected)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_infer_labels_equal_infer_argmax_on_other_thread_counts(threads):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        fn = _NearTie(num_classes=3).eval()  # 3 classes on one thread: done as one band
+        image = torch.randn(2, 3, 53, 97, generator=torch.Generator().manual_seed(threads))
+        kw = dict(num_classes=3, **SETTINGS["whole-ms-flip"])
+        expected = infer(fn, image, **kw).argmax(dim=1)
+        assert torch.equal(infer_labels(fn, image, band_rows=5, **kw), expected)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_small_images_are_one_band_and_still_equal():
+    fn = _NearTie().eval()
+    image = torch.randn(1, 3, 40, 50)  # H + W <= 128: aten resizes it with another kernel
+    kw = dict(num_classes=K, **SETTINGS["slide-ms-flip"])
+    assert torch.equal(infer_labels(fn, image, band_rows=3, **kw), infer(fn, image, **kw).argmax(1))
+
+
+def _largest_allocation(run) -> int:
+    """Bytes of the largest single allocation an operator made while `run` ran."""
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        run()
+    return max(event.self_cpu_memory_usage for event in prof.events())
+
+
+def test_infer_labels_makes_no_full_resolution_class_maps():
+    fn = _NearTie(num_classes=16).eval()
+    image = torch.randn(1, 3, 160, 200)
+    kw = dict(num_classes=16, mode="whole", base_scale=(40, 24), scales=(0.5, 1.0), flip=True)
+    class_maps = 16 * 160 * 200 * 4  # bytes of K float32 maps at the original size
+    assert _largest_allocation(lambda: infer(fn, image, **kw)) >= class_maps  # the probe works
+    largest = _largest_allocation(lambda: infer_labels(fn, image, band_rows=10, **kw))
+    assert largest < class_maps / 4
+
+
+def test_infer_labels_rejects_bad_band_rows():
+    with pytest.raises(SegvitError, match="band_rows"):
+        infer_labels(_conv1x1(), torch.randn(1, 3, 8, 8), num_classes=K, band_rows=0)
+
+
+def test_check_image_size_names_the_image_and_the_limit():
+    check_image_size(10_000, 10_000, "ok.jpg")  # exactly MAX_PIXELS passes
+    assert MAX_PIXELS == 100_000_000
+    message = r"^big\.png: image is 10001x10000 \(100\.0 megapixels\), above the limit of 100 "
+    with pytest.raises(SegvitError, match=message + "megapixels$"):
+        check_image_size(10_000, 10_001, "big.png")
+    with pytest.raises(SegvitError, match="empty.png: image is 0x5"):
+        check_image_size(5, 0, "empty.png")

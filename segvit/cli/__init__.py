@@ -38,6 +38,7 @@ app.add_typer(weights_app, name="weights")
 app.command("prepare")(data_cmds.prepare)
 bench_app.command("data")(data_cmds.bench_data)
 bench_app.command("train")(bench_cmds.bench_train)
+bench_app.command("predict")(bench_cmds.bench_predict)
 
 # Models and FLOPs (segvit.modeling, segvit.analysis.flops)
 app.command("variants")(model_cmds.variants)

@@ -96,3 +96,40 @@ def _mfu(result) -> str:
     if result.dtype == "float32":
         return "unknown (peaks are for bf16: float32 run)"
     return "unknown (no peak known for this device)"
+
+
+def bench_predict(
+    variant: Annotated[str, typer.Argument(help="a variant name")] = "segvit_b",
+    height: Annotated[int, typer.Option(help="image height in pixels")] = 3024,
+    width: Annotated[int, typer.Option(help="image width in pixels")] = 4032,
+    ms: Annotated[bool, typer.Option("--ms", help="multi-scale 0.5-1.75 with flip")] = False,
+    full: Annotated[
+        bool, typer.Option(help="the old path: full-resolution probabilities, then argmax")
+    ] = False,
+    tiny: Annotated[bool, typer.Option(help="width-192 ViT of the same depth")] = False,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Peak memory and time of one prediction of a random photo (150-class ADE20K model,
+    random weights), measured in a fresh process."""
+    import functools
+
+    from segvit.analysis.bench_predict import bench_predict as run_bench
+    from segvit.analysis.bench_predict import build_bench_model
+
+    builder = functools.partial(build_bench_model, variant, tiny=tiny)
+    with Console(stderr=True).status(f"one {'ms' if ms else 'ss'} prediction, {width}x{height}"):
+        result = run_bench(
+            builder, height=height, width=width, multi_scale=ms, full_path=full, threads=threads
+        )
+    if as_json:
+        print(json.dumps(result.to_dict()))
+        return
+    table = Table(title=f"{variant} predicting a {width}x{height} image ({result.path})")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("scales", "6 with flip" if result.multi_scale else "1")
+    table.add_row("seconds", f"{result.seconds:.1f}")
+    table.add_row("peak RSS, MiB", f"{result.peak_rss_mb:.0f}")
+    table.add_row("  of which before the prediction", f"{result.before_rss_mb:.0f}")
+    console.print(table)

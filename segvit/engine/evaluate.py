@@ -25,7 +25,7 @@ from segvit.engine.checkpoint import load_weights
 from segvit.engine.distributed import unwrap
 from segvit.errors import SegvitError
 from segvit.fileio import write_json
-from segvit.inference import MS_SCALES, infer
+from segvit.inference import MS_SCALES, infer_labels
 from segvit.metrics import SegMetric
 from segvit.modeling.convert import convert_release, is_release_checkpoint
 from segvit.modeling.segmentor import Segmentor
@@ -146,7 +146,7 @@ def evaluate(
         ):
             sample = split[index]
             image = sample["image"][None].to(device)  # (1, 3, H, W) at original size
-            probs = infer(
+            labels = infer_labels(
                 segmentor.predict,
                 image,
                 num_classes=dataset.num_classes,
@@ -158,7 +158,7 @@ def evaluate(
                 flip=settings.multi_scale,
                 batch_size=settings.window_batch,
             )
-            metric.update(probs.argmax(dim=1)[0], sample["label"].to(device))
+            metric.update(labels[0], sample["label"].to(device))
     finally:
         segmentor.train(was_training)
     metric.all_reduce()

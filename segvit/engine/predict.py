@@ -16,7 +16,7 @@ from segvit.data.imageio import read_rgb
 from segvit.data.info import DatasetSpec
 from segvit.data.transforms import normalize_tensor
 from segvit.fileio import atomic_write
-from segvit.inference import MS_SCALES, infer
+from segvit.inference import MS_SCALES, infer_labels
 from segvit.modeling.segmentor import Segmentor
 
 
@@ -27,7 +27,7 @@ def segment(
     device = next(model.parameters()).device
     image = torch.from_numpy(rgb).to(device).permute(2, 0, 1).float()
     crop = model.meta.crop
-    probs = infer(
+    labels = infer_labels(
         model.predict,
         normalize_tensor(image)[None],
         num_classes=model.meta.num_classes,
@@ -37,7 +37,7 @@ def segment(
         scales=MS_SCALES if multi_scale else (1.0,),
         flip=multi_scale,
     )
-    return probs.argmax(dim=1)[0].cpu().numpy()
+    return labels[0].cpu().numpy()
 
 
 def save_prediction(

@@ -1,0 +1,48 @@
+"""The prediction benchmark: sane figures, and the band path's peak below the old path's."""
+
+import functools
+
+import pytest
+
+from segvit.analysis.bench_predict import ADE20K_CLASSES, bench_predict, build_bench_model
+from segvit.errors import SegvitError
+
+TINY = functools.partial(build_bench_model, "segvit_b", crop=64, tiny=True)
+SMALL = dict(stride=48, base_scale=(256, 64))  # the tiny model's crop 64, scaled as ADE20K's 512
+
+
+def test_figures_of_one_prediction_in_this_process():
+    result = bench_predict(TINY, height=90, width=120, threads=1, isolated=False, **SMALL)
+    assert (result.variant, result.num_classes) == ("segvit_b", ADE20K_CLASSES)
+    assert (result.height, result.width, result.path, result.threads) == (90, 120, "bands", 1)
+    assert not result.multi_scale and not result.isolated
+    assert result.seconds > 0
+    assert 0 < result.before_rss_mb <= result.peak_rss_mb
+    assert result.to_dict()["prediction_rss_mb"] == round(result.prediction_rss_mb, 1)
+
+
+def test_one_prediction_in_a_fresh_process():
+    result = bench_predict(TINY, height=60, width=80, multi_scale=True, threads=1, **SMALL)
+    assert result.isolated and result.multi_scale and result.path == "bands"
+    assert result.seconds > 0 and 0 < result.before_rss_mb <= result.peak_rss_mb
+
+
+@pytest.mark.slow
+def test_fresh_processes_show_the_old_path_peaking_higher():
+    # 480x640 with 150 classes: each full-resolution class map set is 184 MB, and the old
+    # path holds three (resized scores, their softmax, the running sum). Bands of 8 rows keep
+    # the new path's buffers small next to that.
+    kw = dict(height=480, width=640, multi_scale=True, threads=1, **SMALL)
+    bands = bench_predict(TINY, band_rows=8, **kw)
+    full = bench_predict(TINY, full_path=True, **kw)
+    assert bands.isolated and full.isolated and bands.multi_scale
+    assert (bands.path, full.path) == ("bands", "full")
+    assert full.prediction_rss_mb > 3 * 184 * 0.9
+    assert bands.prediction_rss_mb < full.prediction_rss_mb / 3
+
+
+def test_bad_sizes_are_refused():
+    with pytest.raises(SegvitError, match="positive image size"):
+        bench_predict(TINY, height=0, width=10)
+    with pytest.raises(SegvitError, match="threads"):
+        bench_predict(TINY, height=10, width=10, threads=0)
