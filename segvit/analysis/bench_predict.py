@@ -80,8 +80,18 @@ def _peak_rss_mb() -> float:
 def _measure(
     variant_builder: Callable[[], Segmentor], options: dict[str, Any], isolated: bool
 ) -> PredictBench:
+    threads = torch.get_num_threads()
     if options["threads"] is not None:
         torch.set_num_threads(options["threads"])
+    try:  # in-process runs must leave the caller's thread count as it was
+        return _measure_with_threads(variant_builder, options, isolated)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _measure_with_threads(
+    variant_builder: Callable[[], Segmentor], options: dict[str, Any], isolated: bool
+) -> PredictBench:
     torch.manual_seed(options["seed"])
     model = variant_builder().eval()
     meta = model.meta

@@ -3,6 +3,7 @@
 import functools
 
 import pytest
+import torch
 
 from segvit.analysis.bench_predict import ADE20K_CLASSES, bench_predict, build_bench_model
 from segvit.errors import SegvitError
@@ -12,7 +13,9 @@ SMALL = dict(stride=48, base_scale=(256, 64))  # the tiny model's crop 64, scale
 
 
 def test_figures_of_one_prediction_in_this_process():
+    before = torch.get_num_threads()
     result = bench_predict(TINY, height=90, width=120, threads=1, isolated=False, **SMALL)
+    assert torch.get_num_threads() == before  # an in-process run leaves the caller's threads
     assert (result.variant, result.num_classes) == ("segvit_b", ADE20K_CLASSES)
     assert (result.height, result.width, result.path, result.threads) == (90, 120, "bands", 1)
     assert not result.multi_scale and not result.isolated
