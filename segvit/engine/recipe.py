@@ -26,7 +26,8 @@ class Recipe:
     name: str = "paper"  # how results and run folders name it
     dataset: str | None = None  # a dataset this recipe always uses (smoke: demo); None: any
     tiny: bool = False  # width-192 ViTs of the same depth (CPU smoke runs)
-    pretrained: str | None = "hub"  # backbone init: "hub" (AugReg), a weights file, or None
+    pretrained: str | None = "hub"  # backbone init: "hub" (AugReg), "smoke" (the tiny ViT
+    # pretrained on the demo set, segvit.experiments.smoke_backbone), a weights file, or None
     iters: int = 160_000  # optimizer steps (paper: 160k ADE20K, 80k COCO-Stuff-10K and PC)
     batch: int = 16  # images per optimizer step over all processes (paper: 16)
     device_batch: int | None = None  # images per forward on one device; None: batch / world
