@@ -100,7 +100,7 @@ RECIPES: dict[str, Recipe] = {
     "smoke": Recipe(
         name="smoke", dataset="demo", tiny=True, pretrained="smoke", iters=150, batch=8,
         lr=3e-4, head_lr_mult=10.0, warmup_iters=15, eval_interval=150,
-        checkpoint_interval=75,
+        checkpoint_interval=150,
     ),
 }  # fmt: skip
 
