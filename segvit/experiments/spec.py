@@ -28,6 +28,8 @@ from segvit.errors import SegvitError
 from segvit.modeling.segmentor import Segmentor
 from segvit.modeling.variants import Variant, build_model, check_crop, get_variant
 
+SMOKE_BACKBONE = "smoke"  # Recipe.pretrained: the tiny ViT pretrained on the demo set
+
 
 @dataclass(frozen=True)
 class Experiment:
@@ -48,6 +50,11 @@ class Experiment:
     def build_model(self, *, for_flops: bool = False) -> Segmentor:
         """The model, seeded by the recipe so one seed gives one set of initial weights.
         `for_flops`: the full-size model without pretrained weights (the paper's scale)."""
+        if self.recipe.pretrained == SMOKE_BACKBONE and not for_flops:
+            raise SegvitError(
+                "the smoke backbone is pretrained on the demo data first: train through "
+                "train_experiment, or resolve it with with_backbone(experiment, data_root)"
+            )
         torch.manual_seed(self.recipe.seed)
         return build_model(
             self.variant,
@@ -106,6 +113,25 @@ def checkpoint_dataset(meta: dict[str, Any], dataset: str | None = None) -> Data
     return get_dataset(name)
 
 
+def with_backbone(
+    experiment: Experiment,
+    data_root: Path,
+    *,
+    device: str = "auto",
+    num_workers: int | None = None,
+) -> Experiment:
+    """`experiment` with the "smoke" backbone named by its weights file, pretrained on the
+    demo set under `data_root` first if it is not cached there; other recipes unchanged."""
+    if experiment.recipe.pretrained != SMOKE_BACKBONE:
+        return experiment
+    from segvit.experiments.smoke_backbone import default_cache, smoke_backbone
+
+    weights = smoke_backbone(
+        data_root, default_cache(data_root), device=device, num_workers=num_workers
+    )
+    return experiment.with_recipe(pretrained=str(weights))
+
+
 def train_experiment(
     experiment: Experiment,
     *,
@@ -117,6 +143,7 @@ def train_experiment(
     with_eval: bool = True,
 ) -> TrainResult:
     """Build everything `experiment` names and train it; evaluation every eval_interval."""
+    experiment = with_backbone(experiment, Path(data_root), device=device, num_workers=num_workers)
     model = experiment.build_model()
     train_set = SegDataset(experiment.dataset, Path(data_root), "train", transform=None)
     cfg = TrainConfig(

@@ -11,7 +11,7 @@ def test_train_eval_predict(tmp_path, cli):
     work = tmp_path / "run"
     code, out, err = cli(
         "train", "segvit_b", "--preset", "smoke", "--iters", "3", "--batch", "2",
-        "--workers", "0", "--data-root", data, "--work-dir", work,
+        "--workers", "0", "--data-root", data, "--work-dir", work, "--pretrained", "none",
     )  # fmt: skip
     assert code == 0, err
     assert "trained segvit_b on demo: 3 iterations" in out

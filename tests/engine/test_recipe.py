@@ -22,7 +22,7 @@ def test_paper_recipe_counts_ignored_pixels_as_mask_background():
 
 def test_smoke_is_bound_to_the_demo_set():
     recipe = get_recipe("smoke")
-    assert recipe.dataset == "demo" and recipe.tiny and recipe.pretrained is None
+    assert recipe.dataset == "demo" and recipe.tiny and recipe.pretrained == "smoke"
     with pytest.raises(SegvitError, match="recipe smoke trains on demo, not ade20k"):
         get_recipe("smoke", "ade20k")
 

@@ -173,11 +173,11 @@ def test_smoke_plan_and_rows_not_selected(sweep):
         "not selected"
     ]
     row = plan.rows[1]
-    assert (row.dataset, row.iters, row.step) == ("demo", 300, None)  # tiny: no estimate
+    assert (row.dataset, row.iters, row.step) == ("demo", 150, None)  # tiny: no estimate
     assert [m.fix for m in plan.missing if m.kind == "data"] == [
         f"segvit prepare demo --root {data}"
     ]
-    assert not [m for m in plan.missing if m.kind == "weights"]  # smoke starts from scratch
+    assert not [m for m in plan.missing if m.kind == "weights"]  # the smoke backbone is built from the demo set, not fetched
     assert "--tiny" in next(m.fix for m in plan.missing if m.kind == "measurement")
 
 

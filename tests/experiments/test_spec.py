@@ -4,12 +4,14 @@ import pytest
 import torch
 
 from segvit.criteria import ATMCriterion, PixelCECriterion
+from segvit.engine.recipe import RECIPES
 from segvit.errors import SegvitError
 from segvit.experiments.spec import checkpoint_dataset, resolve
 
 
 def _weights(experiment):
-    return experiment.build_model().state_dict()
+    # Random backbones: the smoke one would be pretrained on the demo data first.
+    return experiment.with_recipe(pretrained=None).build_model().state_dict()
 
 
 def test_one_seed_gives_one_set_of_initial_weights():
@@ -35,7 +37,8 @@ def test_smoke_binds_the_demo_set_and_takes_overrides():
     experiment = resolve("setr_b", recipe="smoke", iters=7, lr=None)
     assert experiment.dataset.name == "demo" and experiment.crop == 128
     assert experiment.recipe.iters == 7 and experiment.recipe.tiny
-    assert experiment.recipe.lr == 5e-4  # None leaves the recipe's value
+    assert experiment.recipe.lr == RECIPES["smoke"].lr  # None leaves the recipe's value
+    assert experiment.recipe.pretrained == "smoke"  # resolved by train_experiment
     with pytest.raises(SegvitError, match="recipe smoke trains on demo, not ade20k"):
         resolve("setr_b", "ade20k", recipe="smoke")
 

@@ -1,0 +1,178 @@
+"""The smoke recipe's pretrained backbone: one tiny ViT-B, pretrained once on the demo set.
+
+Every paper row starts from the same AugReg ViT; every smoke row starts from this one. It is
+the very ViT the smoke rows build (`create_vit(tiny(VIT_B), crop)`), trained by the ordinary
+engine on a pretext task over the demo training split: each token of layers 6 and 12 (the
+taps of SegViT Shrunk) classifies the pixels under it with a linear head, and, with
+`position_weight`, also names the grid cell it sits on. The second term gives the tokens what
+a pretrained ViT's tokens carry and what query up-sampling reads: their position.
+
+The result is a timm-format state dict in `cache_dir/<key>.safetensors`, which
+`segvit.modeling.weights.load_pretrained` reads like any weights file. The key hashes all
+that decides the weights (the pretext and its recipe, the crop, the demo set's marker:
+generator version, seed, counts), so changing any of them trains anew. The file appears only
+when complete (atomic write); a killed pretraining resumes from its last checkpoint in
+`cache_dir/<key>.run/`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from segvit.data.archives import MARKER, read_json
+from segvit.data.datasets import SegDataset, dataset_root
+from segvit.data.info import get_dataset
+from segvit.data.transforms import TrainTransform
+from segvit.engine.checkpoint import export_safetensors
+from segvit.engine.recipe import Recipe
+from segvit.engine.train import TrainConfig, train
+from segvit.losses import pixel_ce_loss
+from segvit.modeling.backbone import ViTBackbone
+from segvit.modeling.specs import VIT_B, ViTSpec, tiny
+
+# References: SETR (Zheng et al. 2021) for per-token linear classification of ViT tokens;
+# the SegViT release's ViT-B Shrunk taps (layers 6 and 12).
+
+FORMAT = 1  # bump when this module changes what it trains, so cached files are rebuilt
+
+
+@dataclass(frozen=True)
+class Pretext:
+    """What the backbone is pretrained on; the optimiser settings are a Recipe."""
+
+    recipe: Recipe  # iterations, batch, lr, warm-up, seed (head_lr_mult 1: one lr)
+    taps: tuple[int, ...] = (5, 11)  # layers (0-indexed) whose tokens are trained
+    position_weight: float = 1.0  # weight of the grid-cell term; 0 trains labels only
+    spec: ViTSpec = tiny(VIT_B)  # the smoke rows' ViT
+
+
+PRETEXT = Pretext(
+    recipe=Recipe(
+        name="smoke-backbone", dataset="demo", tiny=True, pretrained=None, iters=300, batch=8,
+        lr=1e-3, head_lr_mult=1.0, weight_decay=0.05, warmup_iters=30, eval_interval=300,
+        checkpoint_interval=100, log_interval=25,
+    ),
+)  # fmt: skip
+
+
+@dataclass
+class PretextOutput:
+    classes: list[Tensor]  # per tap (B, K, h, w) class scores
+    cells: list[Tensor]  # per tap (B, h*w, h*w) grid-cell scores of each token; [] when off
+
+
+class PretextModel(nn.Module):
+    """The smoke rows' ViT and, per tap, LayerNorm + Linear heads (`head.*`, as the engine
+    names a head) to class scores and, with `position_weight`, to grid-cell scores."""
+
+    def __init__(self, pretext: Pretext, *, num_classes: int, crop: int) -> None:
+        super().__init__()
+        dim, taps, cells = pretext.spec.dim, len(pretext.taps), (crop // 16) ** 2
+        self.backbone = ViTBackbone(spec=pretext.spec, img_size=crop, out_indices=pretext.taps)
+        self.head = nn.ModuleDict(
+            {
+                "norms": nn.ModuleList(nn.LayerNorm(dim) for _ in range(taps)),
+                "classes": nn.ModuleList(nn.Linear(dim, num_classes) for _ in range(taps)),
+                "cells": nn.ModuleList(
+                    nn.Linear(dim, cells) for _ in range(taps if pretext.position_weight else 0)
+                ),
+            }
+        )
+
+    def forward(self, images: Tensor) -> PretextOutput:
+        out = PretextOutput([], [])
+        for i, feature in enumerate(self.backbone(images)):  # (B, C, h, w) per tap
+            tokens = self.head["norms"][i](feature.flatten(2).transpose(1, 2))  # (B, h*w, C)
+            scores = self.head["classes"][i](tokens).transpose(1, 2)  # (B, K, h*w)
+            out.classes.append(scores.unflatten(2, feature.shape[-2:]))
+            if self.head["cells"]:
+                out.cells.append(self.head["cells"][i](tokens))  # (B, h*w, h*w)
+        return out
+
+
+@dataclass(frozen=True)
+class PretextLoss:
+    """Pixel cross-entropy of every tap's class scores (upsampled, 255 ignored), plus
+    `position_weight` x cross-entropy of every token's grid cell."""
+
+    position_weight: float
+
+    def __call__(self, output: PretextOutput, labels: Tensor) -> dict[str, Tensor]:
+        classes = sum(pixel_ce_loss(scores, labels)["loss"] for scores in output.classes)
+        terms = {"loss_classes": classes}
+        if output.cells:
+            cells = torch.arange(output.cells[0].shape[1], device=labels.device)  # (h*w,)
+            terms["loss_cells"] = self.position_weight * sum(
+                F.cross_entropy(scores.flatten(0, 1), cells.repeat(scores.shape[0]))
+                for scores in output.cells
+            )
+        return {"loss": sum(terms.values()), **terms}
+
+
+def backbone_key(pretext: Pretext, *, crop: int, demo_marker: object) -> str:
+    """A short hash of all that decides the pretrained weights."""
+    content = {
+        "format": FORMAT,
+        "pretext": asdict(pretext),
+        "crop": crop,
+        "demo": demo_marker,
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def default_cache(data_root: Path) -> Path:
+    """Where the smoke rows keep the backbone: beside the demo set it is trained on."""
+    return Path(data_root) / "smoke-backbone"
+
+
+def smoke_backbone(
+    data_root: Path,
+    cache_dir: Path,
+    *,
+    pretext: Pretext = PRETEXT,
+    device: str = "auto",
+    num_workers: int | None = None,
+) -> Path:
+    """The pretrained tiny backbone's weights file, trained first if not cached (minutes on
+    a CPU, with a progress bar). Fails like training does when the demo set is missing."""
+    dataset = get_dataset("demo")
+    train_set = SegDataset(dataset, Path(data_root), "train")  # "run segvit prepare demo"
+    marker = read_json(dataset_root(dataset, Path(data_root)) / MARKER)
+    key = backbone_key(pretext, crop=dataset.crop, demo_marker=marker)
+    target = Path(cache_dir) / f"{key}.safetensors"
+    if target.is_file():
+        return target
+    work_dir = Path(cache_dir) / f"{key}.run"
+    torch.manual_seed(pretext.recipe.seed)  # one seed, one set of initial weights
+    model = PretextModel(pretext, num_classes=dataset.num_classes, crop=dataset.crop)
+    cfg = TrainConfig(
+        recipe=pretext.recipe,
+        work_dir=str(work_dir),
+        record={"pretext": key},
+        device=device,
+        resume=True,
+        **({} if num_workers is None else {"num_workers": num_workers}),
+    )
+    began = time.perf_counter()
+    result = train(
+        cfg,
+        model=model,
+        train_set=train_set,
+        loss_fn=PretextLoss(pretext.position_weight),  # the engine hands it the model's output
+        transform=TrainTransform(dataset, dataset.crop),
+    )
+    meta = {"pretext": key, "iterations": result.iterations, "crop": dataset.crop}
+    meta |= {f"final_{name}": round(value, 4) for name, value in result.losses.items()}
+    meta["seconds"] = round(time.perf_counter() - began, 1)
+    export_safetensors(target, model.backbone.vit.state_dict(), meta)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return target
