@@ -177,7 +177,7 @@ def test_smoke_plan_and_rows_not_selected(sweep):
     assert [m.fix for m in plan.missing if m.kind == "data"] == [
         f"segvit prepare demo --root {data}"
     ]
-    assert not [m for m in plan.missing if m.kind == "weights"]  # the smoke backbone is built from the demo set, not fetched
+    assert not [m for m in plan.missing if m.kind == "weights"]  # smoke: built here, not fetched
     assert "--tiny" in next(m.fix for m in plan.missing if m.kind == "measurement")
 
 
