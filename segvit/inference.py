@@ -12,6 +12,7 @@ photo), with labels identical to `infer(...).argmax(1)`; evaluation and predicti
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
@@ -21,7 +22,13 @@ from torch import Tensor
 
 from segvit.data.transforms import rescale_size  # the training resize's rule, shared
 from segvit.errors import SegvitError
-from segvit.rowwise import Workspace, bands_match_full, resize_rows, softmax_rows
+from segvit.rowwise import (
+    SpilledScores,
+    Workspace,
+    bands_match_full,
+    resize_rows,
+    softmax_rows,
+)
 
 # References: mmsegmentation 0.24 EncoderDecoder.slide_inference / aug_test (window grid,
 # count normalisation, probability averaging), mmseg MultiScaleFlipAug + Resize(keep_ratio)
@@ -41,6 +48,12 @@ MAX_PIXELS = 100_000_000
 # band's other buffers (float64 products, softmax, the running sum) take about 7 times as
 # much. Below glibc's 32 MiB mmap ceiling, so the per-band softmax output reuses heap pages.
 BAND_BYTES = 24 * 2**20
+
+# infer_labels keeps the passes' low-resolution scores in memory up to this many bytes in
+# all, and otherwise in temporary files (TMPDIR), read back a band at a time. 150 classes
+# at ADE20K's base scale take 0.2 GB a pass at ratio 1, 3.7 GB for the six ratios with
+# flips of a multi-scale run; spilled, memory holds one pass while it is scored.
+KEEP_BYTES = 1 * 2**30
 
 
 def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
@@ -268,17 +281,21 @@ def infer_labels(
     flip: bool = False,
     batch_size: int = 4,
     band_rows: int | None = None,
+    keep_bytes: int = KEEP_BYTES,
 ) -> Tensor:
     """Class labels (B, H, W) int64 at the original size, equal to `infer(...).argmax(1)`.
 
     Arguments as `infer`, and:
         band_rows: output rows finished at a time; None: as many as keep one K-channel band
             near BAND_BYTES.
+        keep_bytes: the passes' scores stay in memory if they take at most this in all,
+            else each goes to a temporary file as it is scored (same labels either way).
 
-    Every pass is scored first and kept at its own (small) size, so memory follows the base
-    scale and the number of passes, not the photo. Then, band by band, each pass's scores
-    are resized to the band's rows, turned into probabilities and summed in `infer`'s order,
-    and the argmax is written into the label map. segvit.rowwise makes each band's floats
+    Every pass is scored first and kept at its own (small) size, in memory or, past
+    `keep_bytes`, in a temporary file, so memory follows the base scale, not the photo.
+    Then, band by band, each pass's scores are resized to the band's rows, turned into
+    probabilities and summed in `infer`'s order, and the argmax is written into the label
+    map. segvit.rowwise makes each band's floats
     the very ones the full-image resize and softmax would give, so the labels are identical
     bit for bit; where aten's kernels leave no way to do that (see `bands_match_full`: tiny
     outputs, or 3 classes on one CPU thread) the image is done as one band.
@@ -290,38 +307,61 @@ def infer_labels(
     # Largest scale first: its scoring (the model's peak) then runs while little is kept.
     # The kept list stays in infer's order, which the sums below must follow.
     per_scale = 2 if flip else 1
-    passes: list[Tensor] = [image.new_empty(0)] * (len(scales) * per_scale)
-    for i in sorted(range(len(scales)), key=lambda i: -scales[i]):
-        at = i * per_scale
-        for scores in _pass_scores(
-            score_fn,
-            image,
-            num_classes=num_classes,
-            mode=mode,
-            crop=crop,
-            stride=stride,
-            base_scale=base_scale,
-            scales=(scales[i],),
-            flip=flip,
-            batch_size=batch_size,
-        ):
-            passes[at] = scores
-            at += 1
+    passes: list[Tensor | SpilledScores] = [image.new_empty(0)] * (len(scales) * per_scale)
+    long, short = base_scale
+    kept = sum(  # bytes of every pass's float32 scores, each at its scale's size
+        4 * B * num_classes * math.prod(rescale_size(H, W, (int(long * r), int(short * r))))
+        for r in scales
+    )
+    spill = kept * per_scale > keep_bytes
     if band_rows is None:
         band_rows = max(1, BAND_BYTES // (4 * B * num_classes * W))
     if band_rows >= H or not bands_match_full(image.device, (H, W), num_classes):
         band_rows = H
-    labels = torch.empty((B, H, W), dtype=torch.int64, device=image.device)
+    try:
+        for i in sorted(range(len(scales)), key=lambda i: -scales[i]):
+            at = i * per_scale
+            for scores in _pass_scores(
+                score_fn,
+                image,
+                num_classes=num_classes,
+                mode=mode,
+                crop=crop,
+                stride=stride,
+                base_scale=base_scale,
+                scales=(scales[i],),
+                flip=flip,
+                batch_size=batch_size,
+            ):
+                passes[at] = SpilledScores(scores) if spill else scores
+                at += 1
+                del scores
+        labels = torch.empty((B, H, W), dtype=torch.int64, device=image.device)
+        _label_bands(passes, labels, band_rows)
+    finally:
+        for scores in passes:
+            if isinstance(scores, SpilledScores):
+                scores.close()
+    return labels
+
+
+def _label_bands(passes: list[Tensor | SpilledScores], labels: Tensor, band_rows: int) -> None:
+    """Write the argmax of the passes' mean probabilities into `labels` (B, H, W), band by
+    band of `band_rows` rows (H: the whole image at once)."""
+    B, H, W = labels.shape
+    num_classes = passes[0].shape[1]
     workspace = Workspace()
     for start in range(0, H, band_rows):
         stop = min(start + band_rows, H)
         # Classes first, like the bands rowwise makes: the sum and the argmax run contiguous.
         total = workspace.take(
-            "total", (num_classes, B, stop - start, W), torch.float32, image.device
+            "total", (num_classes, B, stop - start, W), torch.float32, labels.device
         )
         for index, scores in enumerate(passes):
             if band_rows == H:
-                probs = _probs(scores, (H, W))
+                full = scores.full() if isinstance(scores, SpilledScores) else scores
+                probs = _probs(full, (H, W))
+                del full
             else:
                 band = resize_rows(scores, (H, W), start, stop, workspace=workspace)
                 probs = softmax_rows(band, height=H, start=start, workspace=workspace)
@@ -331,4 +371,3 @@ def infer_labels(
                 total.copy_(probs.transpose(0, 1))
             del probs
         labels[:, start:stop] = total.div_(len(passes)).argmax(dim=0)
-    return labels

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 from typing import Literal
@@ -30,6 +32,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from segvit.errors import SegvitError
 
 # References: PyTorch aten/src/ATen/native/cpu/UpSampleKernel.cpp (Interpolate, HelperInterpLinear,
 # upsample_bilinear2d_kernel_impl_float), aten/src/ATen/native/UpSample.h
@@ -111,6 +115,55 @@ class Workspace:
         return flat, flat[0, :, :n].view(K, B, R, W)
 
 
+class SpilledScores:
+    """(B, K, h, w) float32 scores kept in an unnamed temporary file instead of memory, read
+    back a band of source rows at a time (`rows`). Rows are stored one after another, each
+    (B, K, w), so a band's rows are one contiguous read; the file is written in blocks, so
+    no second copy of the scores is made. The file vanishes when closed or collected."""
+
+    def __init__(self, scores: Tensor, directory: str | None = None) -> None:
+        B, K, h, w = scores.shape
+        self.shape, self.device = scores.shape, scores.device
+        self._row_bytes = B * K * w * 4
+        block = max(1, (16 * 2**20) // self._row_bytes)  # rows per write
+        try:
+            self._file = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 (kept open)
+        except OSError as err:
+            raise self._no_room(h, directory, err) from err
+        try:
+            for r0 in range(0, h, block):
+                rows = scores[:, :, r0 : r0 + block].permute(2, 0, 1, 3)  # (n, B, K, w)
+                data = rows.to("cpu", torch.float32).contiguous().numpy()
+                self._file.write(memoryview(data).cast("B"))
+            self._file.flush()
+        except OSError as err:
+            self._file.close()
+            raise self._no_room(h, directory, err) from err
+
+    def _no_room(self, h: int, directory: str | None, err: OSError) -> SegvitError:
+        where = directory or tempfile.gettempdir()
+        return SegvitError(
+            f"inference: cannot keep {h * self._row_bytes / 2**20:.0f} MiB of scores in "
+            f"{where} ({err.strerror or err}); free space there or set TMPDIR"
+        )
+
+    def rows(self, lo: int, hi: int) -> Tensor:
+        """Rows lo:hi as a (B, K, hi - lo, w) tensor on the scores' device."""
+        B, K, _, w = self.shape
+        out = torch.empty((hi - lo, B, K, w), dtype=torch.float32)
+        view = memoryview(out.numpy()).cast("B")
+        if os.preadv(self._file.fileno(), [view], lo * self._row_bytes) != len(view):
+            raise SegvitError(f"inference: the scores' temporary file ended before row {hi}")
+        return out.permute(1, 2, 0, 3).to(self.device)
+
+    def full(self) -> Tensor:
+        """All the scores, contiguous (B, K, h, w)."""
+        return self.rows(0, self.shape[2]).contiguous()
+
+    def close(self) -> None:
+        self._file.close()
+
+
 def _round_sum(p: Tensor, q: Tensor) -> Tensor:
     """float32 nearest to p + q (float64): TwoSum's exact error decides a rounding to odd,
     after which the rounding to float32 is correct (53 >= 24 + 2 bits)."""
@@ -182,7 +235,7 @@ def _combine_rows(
 
 
 def _resize_rows(
-    scores: Tensor,
+    scores: Tensor | SpilledScores,
     size: tuple[int, int],
     start: int,
     stop: int,
@@ -193,7 +246,9 @@ def _resize_rows(
     H, W = size
     i0, i1, w0, w1 = (t[start:stop] for t in axis_taps(h, H, fused=recipe.fused_taps))
     lo, hi = int(i0.min()), int(i1.max()) + 1
-    rows = scores[:, :, lo:hi].contiguous()  # (B, K, n, w): the source rows the band reads
+    # (B, K, n, w): the source rows the band reads
+    rows = scores.rows(lo, hi) if isinstance(scores, SpilledScores) else scores[:, :, lo:hi]
+    rows = rows.contiguous()
     if w != W:
         n = hi - lo
         # aten's CPU switches to another kernel when out_h + out_w <= 128; zero rows keep
@@ -204,7 +259,7 @@ def _resize_rows(
     if h == H:
         return rows
     ws = workspace or Workspace()
-    _, out = ws.classes_first((B, K, stop - start, W), scores.device)
+    _, out = ws.classes_first((B, K, stop - start, W), rows.device)
     rows = rows.permute(2, 1, 0, 3).contiguous()  # (n, K, B, W): a tap's row is one block
     _combine_rows(rows, (i0 - lo, i1 - lo, w0, w1), recipe.combine, out, ws)
     return out.transpose(0, 1)  # (B, K, R, W)
@@ -234,7 +289,7 @@ def recipe_for(device_type: str) -> Recipe:
 
 
 def resize_rows(
-    scores: Tensor,
+    scores: Tensor | SpilledScores,
     size: tuple[int, int],
     start: int,
     stop: int,
@@ -243,10 +298,10 @@ def resize_rows(
 ) -> Tensor:
     """Rows start:stop of F.interpolate(scores, size, "bilinear", align_corners=False).
 
-    `scores` (B, K, h, w) float32, contiguous; the result (B, K, stop - start, W) is bit-equal
-    to those rows of the full resize when the full call runs aten's generic kernel (see
-    `bands_match_full`). With a `workspace` the result may live in its buffers: use it
-    before the next call with the same workspace.
+    `scores` (B, K, h, w) float32, contiguous, or kept on disk (`SpilledScores`); the result (B,
+    K, stop - start, W) is bit-equal to those rows of the full resize when the full call runs
+    aten's generic kernel (see `bands_match_full`). With a `workspace` the result may live in
+    its buffers: use it before the next call with the same workspace.
     """
     recipe = recipe_for(scores.device.type)
     return _resize_rows(scores, size, start, stop, recipe, workspace)

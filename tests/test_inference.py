@@ -17,6 +17,7 @@ from segvit.inference import (
     whole_inference,
     window_grid,
 )
+from segvit.rowwise import SpilledScores
 
 K = 4
 
@@ -312,3 +313,32 @@ def test_check_image_size_names_the_image_and_the_limit():
         check_image_size(10_000, 10_001, "big.png")
     with pytest.raises(SegvitError, match="empty.png: image is 0x5"):
         check_image_size(5, 0, "empty.png")
+
+
+@pytest.mark.parametrize("setting", ["slide-ss", "slide-ms-flip"])
+def test_scores_kept_on_disk_give_the_same_labels(setting):
+    fn = _NearTie().eval()
+    image = torch.randn(1, 3, 131, 57, generator=torch.Generator().manual_seed(3))
+    kw = dict(num_classes=K, **SETTINGS[setting])
+    expected = infer(fn, image, **kw).argmax(dim=1)
+    for band_rows in (7, 131):  # bands read a few rows back; one band reads them all
+        assert torch.equal(
+            infer_labels(fn, image, band_rows=band_rows, keep_bytes=0, **kw), expected
+        )
+
+
+def test_spilled_scores_read_back_any_rows(tmp_path):
+    scores = torch.randn(2, 5, 9, 4)
+    spilled = SpilledScores(scores, str(tmp_path))
+    try:
+        assert torch.equal(spilled.rows(3, 7), scores[:, :, 3:7])
+        assert torch.equal(spilled.full(), scores) and spilled.shape == scores.shape
+        assert not list(tmp_path.iterdir())  # unnamed: nothing to leave behind on a crash
+    finally:
+        spilled.close()
+
+
+def test_no_room_for_the_scores_is_one_line(tmp_path):
+    message = r"cannot keep 0 MiB of scores in .*nowhere .*set TMPDIR"
+    with pytest.raises(SegvitError, match=message):
+        SpilledScores(torch.zeros(1, 2, 3, 4), str(tmp_path / "nowhere"))

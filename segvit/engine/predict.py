@@ -26,10 +26,11 @@ def segment(
     """The (H, W) class map of one RGB image, with the dataset's test settings."""
     device = next(model.parameters()).device
     image = torch.from_numpy(rgb).to(device).permute(2, 0, 1).float()
+    image = normalize_tensor(image)[None]  # rebound: one float copy of a large photo, not two
     crop = model.meta.crop
     labels = infer_labels(
         model.predict,
-        normalize_tensor(image)[None],
+        image,
         num_classes=model.meta.num_classes,
         crop=crop,
         stride=dataset.stride_for(crop),
@@ -37,7 +38,9 @@ def segment(
         scales=MS_SCALES if multi_scale else (1.0,),
         flip=multi_scale,
     )
-    return labels[0].cpu().numpy()
+    labels = labels[0].cpu().numpy()
+    # Class indices fit 16 bits (a dataset has < 65536 classes): a quarter of int64's bytes.
+    return labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.uint16)
 
 
 def save_prediction(
@@ -54,7 +57,10 @@ def save_prediction(
         labels_path, lambda f: Image.fromarray(classes.astype(depth)).save(f, format="PNG")
     )
 
-    overlay = (0.45 * rgb + 0.55 * colours[classes]).astype(np.uint8)
+    # 45% image, 55% class colour, in 16-bit integers (float64 would take 24 bytes a pixel)
+    overlay = rgb.astype(np.uint16) * 45
+    overlay += colours[classes].astype(np.uint16) * 55
+    overlay = (overlay // 100).astype(np.uint8)
     present, counts = np.unique(classes, return_counts=True)
     order = present[np.argsort(-counts)]
     height, width = rgb.shape[:2]

@@ -26,7 +26,7 @@ def test_segment_returns_a_map_at_the_image_size():
     model = build_model("segvit_b", num_classes=8, crop=64, tiny=True).eval()
     rgb = np.random.default_rng(0).integers(0, 255, (50, 70, 3), np.uint8)
     classes = segment(model, rgb, get_dataset("demo"))
-    assert classes.shape == (50, 70)
+    assert classes.shape == (50, 70) and classes.dtype == np.uint8  # not int64: 1 byte a pixel
     assert classes.min() >= 0 and classes.max() < 8
 
 
