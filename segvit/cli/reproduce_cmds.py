@@ -15,7 +15,9 @@ EXPERIMENTS_HELP = "experiment YAML folder; default: the ones shipped with segvi
 
 def reproduce(
     tables: Annotated[list[str], typer.Argument(help="table1 ... table9 (several), or all")],
-    preset: Annotated[str, typer.Option(help="paper (GPUs, days) or smoke (CPU)")] = "paper",
+    preset: Annotated[
+        str, typer.Option(help="paper (GPUs, days), smoke (CPU), smoke-scratch (random backbone)")
+    ] = "paper",
     only: Annotated[
         list[str] | None, typer.Option(help="run only these stages: flops, train, eval")
     ] = None,

@@ -111,6 +111,8 @@ RECIPES: dict[str, Recipe] = {
         checkpoint_interval=150,
     ),
 }  # fmt: skip
+# The smoke recipe from a random backbone: what the pretrained one changes, row by row.
+RECIPES["smoke-scratch"] = replace(RECIPES["smoke"], name="smoke-scratch", pretrained=None)
 
 
 def get_recipe(name: str, dataset: str | None = None) -> Recipe:

@@ -241,9 +241,13 @@ def _note(recipe: Recipe, stages: Sequence[Stage]) -> str:
     if recipe.name == "paper":
         scale = "the paper's recipe (full datasets, AugReg weights)"
     else:
+        start = {"smoke": "the smoke backbone", None: "a random backbone"}.get(
+            recipe.pretrained, recipe.pretrained
+        )
         scale = (
-            f"the {recipe.name} preset: tiny ViTs trained {recipe.iters} iterations on the "
-            f"{recipe.dataset} dataset, so mIoU columns measure the demo task, not the paper's"
+            f"the {recipe.name} preset: tiny ViTs trained {recipe.iters} iterations from "
+            f"{start} on the {recipe.dataset} dataset, so mIoU columns measure the demo "
+            "task, not the paper's"
         )
     return (
         f"Measured with {scale}; GFLOPs always at the paper's scale. Stages run: "

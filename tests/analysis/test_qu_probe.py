@@ -84,3 +84,25 @@ def test_probe_on_demo_images(tmp_path):
     setr = build_model("setr_b", num_classes=3, crop=64, tiny=True)
     with pytest.raises(SegvitError, match="no query up-sampling head"):
         probe_qu(setr, images)
+
+
+def test_shrunk_evidence_compares_the_start_with_the_trained_weights(tmp_path, monkeypatch):
+    import segvit.experiments.spec as spec
+    from segvit.analysis.qu_probe import shrunk_evidence
+    from segvit.engine.checkpoint import save_weights
+
+    make_demo(tmp_path, num_train=1, num_val=2)
+    # A random backbone stands in for the pretrained one (pretraining is tested elsewhere).
+    monkeypatch.setattr(spec, "with_backbone", lambda e, root: e.with_recipe(pretrained=None))
+    start = spec.resolve("segvit_shrunk_b", recipe="smoke").with_recipe(pretrained=None)
+    model = start.build_model()
+    with torch.no_grad():
+        model.head.queries.weight.mul_(1.5)  # "training" moved every query by half its norm
+    weights = tmp_path / "final.pt"
+    save_weights(weights, model.state_dict(), model.meta.to_dict() | start.record())
+    evidence = shrunk_evidence(weights, tmp_path)
+    assert evidence.query_change == pytest.approx(0.5, rel=1e-5)
+    assert evidence.start.position_share == pytest.approx(evidence.random_backbone.position_share)
+    assert evidence.trained.own_attention != evidence.start.own_attention
+    text = evidence.markdown(150)
+    assert "after the row's 150 iterations" in text and "moved 50.00%" in text
