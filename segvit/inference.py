@@ -39,11 +39,6 @@ Mode = Literal["slide", "whole"]
 
 MS_SCALES: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # with flip=True
 
-# The largest image `check_image_size` lets through. A 4032x3024 phone photo is 12 MP; at
-# 100 MP the image alone is 1.2 GB as float32 and the int64 label map 0.8 GB, so anything
-# larger is taken for a mistake or a decompression bomb (Pillow only warns past ~89 MP).
-MAX_PIXELS = 100_000_000
-
 # infer_labels finishes this many bytes of one pass's K-channel float32 rows at a time; the
 # band's other buffers (float64 products, softmax, the running sum) take about 7 times as
 # much. Below glibc's 32 MiB mmap ceiling, so the per-band softmax output reuses heap pages.
@@ -145,17 +140,6 @@ def slide_inference(
             scores[:, :, y1:y2, x1:x2] += out[i * B : (i + 1) * B, :, : y2 - y1, : x2 - x1]
             count[:, :, y1:y2, x1:x2] += 1
     return scores / count
-
-
-def check_image_size(height: int, width: int, source: str) -> None:
-    """Refuse an image larger than MAX_PIXELS (or empty) with one line naming `source`."""
-    if height < 1 or width < 1:
-        raise SegvitError(f"{source}: image is {width}x{height} pixels, expected a non-empty image")
-    if height * width > MAX_PIXELS:
-        raise SegvitError(
-            f"{source}: image is {width}x{height} ({height * width / 1e6:.1f} megapixels), "
-            f"above the limit of {MAX_PIXELS / 1e6:.0f} megapixels"
-        )
 
 
 def _check_options(image: Tensor, mode: str, scales: Sequence[float]) -> None:

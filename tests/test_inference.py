@@ -7,9 +7,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from segvit.errors import SegvitError
 from segvit.inference import (
-    MAX_PIXELS,
     MS_SCALES,
-    check_image_size,
     infer,
     infer_labels,
     rescale_size,
@@ -303,16 +301,6 @@ def test_infer_labels_makes_no_full_resolution_class_maps():
 def test_infer_labels_rejects_bad_band_rows():
     with pytest.raises(SegvitError, match="band_rows"):
         infer_labels(_conv1x1(), torch.randn(1, 3, 8, 8), num_classes=K, band_rows=0)
-
-
-def test_check_image_size_names_the_image_and_the_limit():
-    check_image_size(10_000, 10_000, "ok.jpg")  # exactly MAX_PIXELS passes
-    assert MAX_PIXELS == 100_000_000
-    message = r"^big\.png: image is 10001x10000 \(100\.0 megapixels\), above the limit of 100 "
-    with pytest.raises(SegvitError, match=message + "megapixels$"):
-        check_image_size(10_000, 10_001, "big.png")
-    with pytest.raises(SegvitError, match="empty.png: image is 0x5"):
-        check_image_size(5, 0, "empty.png")
 
 
 @pytest.mark.parametrize("setting", ["slide-ss", "slide-ms-flip"])
