@@ -44,7 +44,7 @@ def rescale_size(height: int, width: int, scale: tuple[float, float]) -> tuple[i
 def normalize(image: np.ndarray) -> torch.Tensor:
     """(H, W, 3) RGB in 0..255 -> (3, H, W) float32 with NORM_MEAN / NORM_STD."""
     out = torch.empty(3, *image.shape[:2])
-    _render(np.asarray(image), None, out.numpy())
+    _render(np.asarray(image), out.numpy())
     return out
 
 
@@ -84,9 +84,10 @@ class TrainTransform:
         crop_image = resize_image(image, size)[y0 : y0 + crop_h, x0 : x0 + crop_w]  # uint8
         if rng.random() < self.flip_prob:
             crop_image, crop_label = crop_image[:, ::-1], crop_label[:, ::-1]
-        photometric = Photometric.draw(rng) if self.photometric else None
+        if self.photometric:
+            crop_image = Photometric.draw(rng)(crop_image)
         padded = torch.zeros(3, self.crop, self.crop)  # pad value 0 after normalisation
-        _render(crop_image, photometric, padded.numpy())
+        _render(crop_image, padded.numpy())
         target = torch.full((self.crop, self.crop), IGNORE_INDEX, dtype=torch.int64)
         target[: crop_label.shape[0], : crop_label.shape[1]] = torch.from_numpy(
             crop_label.astype(np.int64)
@@ -154,15 +155,18 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 class Photometric:
     """One draw of the photometric distortion (None: that part is skipped this time).
 
-    Each part applies with probability 0.5; contrast goes first or last at random, as in
-    mmsegmentation: brightness +-32, contrast and saturation x0.5-1.5, hue +-36 degrees.
+    mmsegmentation's PhotoMetricDistortion, to the pixel: each part applies with probability
+    0.5 and contrast goes first or last at random; brightness +-32 and contrast x0.5-1.5 on
+    the uint8 image, saturation x0.5-1.5 on OpenCV's uint8 HSV, hue shifted by an integer in
+    [-18, 18) of OpenCV's 2-degree units. Every step computes in float32, clips to 0..255 and
+    truncates back to uint8, as mmseg does.
     """
 
     brightness: float | None
     contrast: float | None
     contrast_first: bool
     saturation: float | None
-    hue_degrees: float | None
+    hue_shift: int | None  # OpenCV hue units (2 degrees)
 
     @staticmethod
     def draw(rng: np.random.Generator) -> Photometric:
@@ -170,26 +174,41 @@ class Photometric:
         contrast_first = bool(rng.integers(2))
         contrast = rng.uniform(0.5, 1.5) if contrast_first and rng.integers(2) else None
         saturation = rng.uniform(0.5, 1.5) if rng.integers(2) else None
-        hue = 2.0 * rng.integers(-18, 18) if rng.integers(2) else None  # OpenCV's 2-degree units
+        hue = int(rng.integers(-18, 18)) if rng.integers(2) else None
         if not contrast_first and rng.integers(2):
             contrast = rng.uniform(0.5, 1.5)
         return Photometric(brightness, contrast, contrast_first, saturation, hue)
 
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        """Distort (3, H, W) float32 RGB in 0..255."""
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """Distort (h, w, 3) uint8 RGB; a new uint8 array."""
+        image = np.ascontiguousarray(image)
         if self.brightness is not None:
-            pixels = np.clip(pixels + np.float32(self.brightness), 0, 255)
+            image = _affine_uint8(image, beta=self.brightness)
         if self.contrast_first and self.contrast is not None:
-            pixels = np.clip(pixels * np.float32(self.contrast), 0, 255)
-        if self.saturation is not None or self.hue_degrees is not None:
-            pixels = adjust_hsv(pixels, saturation=self.saturation, hue_degrees=self.hue_degrees)
+            image = _affine_uint8(image, alpha=self.contrast)
+        # HSV of RGB here equals HSV of BGR in mmseg (which reads images as BGR).
+        if self.saturation is not None:
+            hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+            hsv[..., 1] = _affine_uint8(hsv[..., 1], alpha=self.saturation)
+            image = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+        if self.hue_shift is not None:
+            hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+            hsv[..., 0] = (hsv[..., 0].astype(np.int64) + self.hue_shift) % 180
+            image = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
         if not self.contrast_first and self.contrast is not None:
-            pixels = np.clip(pixels * np.float32(self.contrast), 0, 255)
-        return pixels
+            image = _affine_uint8(image, alpha=self.contrast)
+        return image
 
 
-def _render(image: np.ndarray, photometric: Photometric | None, out: np.ndarray) -> None:
-    """Distort and normalise (h, w, 3) uint8 into the top-left of `out` (3, crop, crop).
+def _affine_uint8(pixels: np.ndarray, *, alpha: float = 1.0, beta: float = 0.0) -> np.ndarray:
+    """pixels * alpha + beta in float32, clipped to 0..255, truncated to uint8 (mmseg's
+    PhotoMetricDistortion.convert)."""
+    out = pixels.astype(np.float32) * np.float32(alpha) + np.float32(beta)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _render(image: np.ndarray, out: np.ndarray) -> None:
+    """Normalise (h, w, 3) uint8 into the top-left of `out` (3, crop, crop).
 
     Works in bands of rows so that every temporary stays in the CPU cache: the same
     arithmetic over whole 512x512 planes runs about twice as slow.
@@ -198,45 +217,9 @@ def _render(image: np.ndarray, photometric: Photometric | None, out: np.ndarray)
     step = max(1, 32768 // width)
     for top in range(0, height, step):
         band = image[top : top + step].transpose(2, 0, 1).astype(np.float32)  # (3, rows, w)
-        if photometric is not None:
-            band = photometric(band)
         target = out[:, top : top + band.shape[1], :width]
         np.subtract(band, _MEAN[:, None, None], out=target)
         np.divide(target, _STD[:, None, None], out=target)
-
-
-def adjust_hsv(
-    pixels: np.ndarray, *, saturation: float | None = None, hue_degrees: float | None = None
-) -> np.ndarray:
-    """Scale HSV saturation and rotate HSV hue of (3, H, W) float RGB; value (max) is kept.
-
-    Works on chroma = max - min instead of converting to HSV and back: saturation scales the
-    chroma (capped at the value), hue moves each channel along the HSV hexagon. Masks are
-    multiplied in rather than selected with np.where, which is several times slower.
-    """
-    red, green, blue = pixels[0], pixels[1], pixels[2]
-    value = np.maximum(np.maximum(red, green), blue)
-    chroma = value - np.minimum(np.minimum(red, green), blue)
-    new_chroma = chroma if saturation is None else np.minimum(chroma * saturation, value)
-    if hue_degrees is None:  # every channel moves linearly towards the value
-        return value - (value - pixels) * (new_chroma / np.maximum(chroma, 1e-6))
-    is_red = value == red
-    is_green = (value == green) & ~is_red
-    is_blue = ~(is_red | is_green)
-    sector = (green - blue) * is_red  # hue in 60-degree sectors, red at 0
-    sector += (blue - red) * is_green
-    sector += (red - green) * is_blue
-    sector /= np.maximum(chroma, 1e-6)
-    sector += np.float32(2.0) * is_green
-    sector += np.float32(4.0) * is_blue
-    sector += np.float32(hue_degrees / 60.0)
-    out = np.empty_like(pixels)
-    for channel, shift in enumerate((3.0, 1.0, -1.0)):  # R, G, B plateaus on the hexagon
-        distance = np.abs(sector + np.float32(shift))
-        distance = np.abs(distance - np.float32(6.0) * np.round(distance / np.float32(6.0)))
-        weight = np.clip(np.float32(2.0) - distance, 0.0, 1.0)  # 0 at the top, 1 at the floor
-        out[channel] = value - new_chroma * weight
-    return out
 
 
 @dataclass(frozen=True)

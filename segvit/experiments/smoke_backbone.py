@@ -42,7 +42,7 @@ from segvit.modeling.specs import VIT_B, ViTSpec, tiny
 # References: SETR (Zheng et al. 2021) for per-token linear classification of ViT tokens;
 # the SegViT release's ViT-B Shrunk taps (layers 6 and 12).
 
-FORMAT = 1  # bump when this module changes what it trains, so cached files are rebuilt
+FORMAT = 2  # bump when what it trains changes (2: mmseg-exact photometric), so caches rebuild
 
 
 @dataclass(frozen=True)

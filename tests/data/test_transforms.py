@@ -1,5 +1,3 @@
-import colorsys
-
 import cv2
 import numpy as np
 import pytest
@@ -211,26 +209,60 @@ def test_same_seed_same_sample_other_seed_other_sample():
 def test_photometric_draws_are_reproducible_and_cover_each_part():
     draws = [transforms.Photometric.draw(np.random.default_rng(s)) for s in range(200)]
     assert draws[:5] == [transforms.Photometric.draw(np.random.default_rng(s)) for s in range(5)]
-    for field in ("brightness", "contrast", "saturation", "hue_degrees"):
+    for field in ("brightness", "contrast", "saturation", "hue_shift"):
         share = np.mean([getattr(d, field) is not None for d in draws])
         assert 0.35 < share < 0.65
-    assert all(-36 <= d.hue_degrees <= 34 for d in draws if d.hue_degrees is not None)
+    shifts = {d.hue_shift for d in draws if d.hue_shift is not None}
+    assert min(shifts) >= -18 and max(shifts) <= 17  # numpy's randint(-18, 18), as mmseg
+
+
+def _mmseg_photometric(bgr, draw):
+    """mmseg 0.24 PhotoMetricDistortion's arithmetic, written out on a BGR uint8 image."""
+
+    def convert(img, alpha=1, beta=0):
+        return np.clip(img.astype(np.float32) * alpha + beta, 0, 255).astype(np.uint8)
+
+    img = bgr
+    if draw.brightness is not None:
+        img = convert(img, beta=draw.brightness)
+    if draw.contrast_first and draw.contrast is not None:
+        img = convert(img, alpha=draw.contrast)
+    if draw.saturation is not None:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
+        img[:, :, 1] = convert(img[:, :, 1], alpha=draw.saturation)
+        img = cv2.cvtColor(img, cv2.COLOR_HSV2BGR)
+    if draw.hue_shift is not None:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
+        img[:, :, 0] = (img[:, :, 0].astype(int) + draw.hue_shift) % 180
+        img = cv2.cvtColor(img, cv2.COLOR_HSV2BGR)
+    if not draw.contrast_first and draw.contrast is not None:
+        img = convert(img, alpha=draw.contrast)
+    return img
 
 
 @pytest.mark.parametrize(
-    ("saturation", "hue"),
-    [(1.4, None), (0.6, None), (None, 30.0), (None, -36.0), (1.3, -20.0), (0.5, 34.0)],
+    "draw",
+    [
+        transforms.Photometric(10.7, 1.3, True, None, None),  # truncation between the steps
+        transforms.Photometric(-31.2, 0.55, False, 1.42, -18),
+        transforms.Photometric(None, None, True, 0.6, 17),
+        transforms.Photometric(25.0, None, False, None, 5),
+    ],
 )
-def test_adjust_hsv_matches_colorsys(saturation, hue):
-    rng = np.random.default_rng(0)
-    pixels = (rng.random((3, 12, 12)) * 255).astype(np.float32)
-    pixels[:, 0, 0] = 100  # grey: no hue
-    got = transforms.adjust_hsv(pixels, saturation=saturation, hue_degrees=hue)
-    for y, x in np.ndindex(12, 12):
-        h, s, v = colorsys.rgb_to_hsv(*(pixels[:, y, x] / 255))
-        s = min(s * saturation, 1.0) if saturation else s
-        h = (h + hue / 360) % 1.0 if hue else h
-        assert np.allclose(got[:, y, x], np.array(colorsys.hsv_to_rgb(h, s, v)) * 255, atol=1e-2)
+def test_photometric_is_mmsegs_uint8_pipeline(draw):
+    rgb = np.random.default_rng(0).integers(0, 256, (21, 33, 3), dtype=np.uint8)
+    rgb[0, :4] = [(128, 128, 128), (0, 0, 0), (255, 255, 255), (250, 3, 3)]
+    got = draw(rgb[:, ::-1])  # a flipped (negative-stride) view, as TrainTransform passes
+    want = _mmseg_photometric(np.ascontiguousarray(rgb[:, ::-1, ::-1]), draw)[..., ::-1]
+    assert got.dtype == np.uint8 and np.array_equal(got, want)
+
+
+def test_photometric_truncates_after_each_step():
+    grey = np.full((1, 1, 3), 100, np.uint8)
+    # mmseg: 100 + 0.9 = 100.9 is truncated to 100, then 100 x 1.49 = 149. Kept in float all
+    # the way (this toolkit's earlier behaviour), 100.9 x 1.49 = 150.3 would give 150.
+    got = transforms.Photometric(0.9, 1.49, True, None, None)(grey)
+    assert got[0, 0, 0] == 149
 
 
 def test_test_transform_keeps_the_original_size_and_normalises():
