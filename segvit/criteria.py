@@ -57,16 +57,21 @@ class PixelCECriterion:
 
     avg_non_ignore: False (mmsegmentation 0.24's CrossEntropyLoss default, so the release's):
     the mean runs over every pixel, ignored ones adding 0; True averages over labelled pixels.
+    aux_weight: the weight of each auxiliary prediction's term (mmseg's SETR-MLA and UperNet
+    configs: 0.4); the main prediction's is 1.
     """
 
     num_classes: int
     avg_non_ignore: bool = False
+    aux_weight: float = 1.0
     name: str = "pixel_ce"
 
     def __call__(self, output: SegOutput, labels: Tensor) -> dict[str, Tensor]:
         from segvit.losses import pixel_head_loss
 
-        return pixel_head_loss(output, labels, avg_non_ignore=self.avg_non_ignore)
+        return pixel_head_loss(
+            output, labels, avg_non_ignore=self.avg_non_ignore, aux_weight=self.aux_weight
+        )
 
 
 @dataclass(frozen=True)

@@ -202,14 +202,23 @@ def pixel_ce_loss(
 
 
 def pixel_head_loss(
-    output: SegOutput, labels: Tensor, *, ignore_index: int = 255, avg_non_ignore: bool = True
+    output: SegOutput,
+    labels: Tensor,
+    *,
+    ignore_index: int = 255,
+    avg_non_ignore: bool = True,
+    aux_weight: float = 1.0,
 ) -> dict[str, Tensor]:
-    """`pixel_ce_loss` on every prediction of a pixel head (SETR-naive), summed."""
+    """`pixel_ce_loss` on every prediction of a pixel head, summed; each auxiliary
+    prediction's term times `aux_weight`."""
+    predictions = output.predictions  # aux first, main last
+    weights = [aux_weight] * (len(predictions) - 1) + [1.0]
     total = sum(
-        pixel_ce_loss(
+        weight
+        * pixel_ce_loss(
             p.mask_logits, labels, ignore_index=ignore_index, avg_non_ignore=avg_non_ignore
         )["loss"]
-        for p in output.predictions
+        for weight, p in zip(weights, predictions, strict=True)
     )
     return {"loss": total}
 

@@ -198,6 +198,17 @@ def test_pixel_head_loss_sums_aux_and_main():
     out = pixel_head_loss(_output(None, main, aux=[(None, aux)]), labels)
     expected = pixel_ce_loss(main, labels)["loss"] + pixel_ce_loss(aux, labels)["loss"]
     torch.testing.assert_close(out["loss"], expected)
+    weighted = pixel_head_loss(_output(None, main, aux=[(None, aux)]), labels, aux_weight=0.4)
+    expected = pixel_ce_loss(main, labels)["loss"] + 0.4 * pixel_ce_loss(aux, labels)["loss"]
+    torch.testing.assert_close(weighted["loss"], expected)
+
+
+def test_setr_mla_and_upernet_weight_their_aux_heads_as_mmseg():
+    from segvit.modeling.variants import get_variant
+
+    for name in ("setr_mla_b", "setr_mla_l", "upernet_b", "upernet_l"):
+        assert get_variant(name).criterion(150).aux_weight == 0.4, name
+    assert get_variant("setr_b").criterion(150).aux_weight == 1.0  # no aux heads anyway
 
 
 def test_semantic_ce_uses_the_semantic_scores_as_logits():

@@ -31,6 +31,8 @@ TAPS_4_L = (5, 11, 17, 23)  # layers 6/12/18/24: SETR-MLA, DPT-L
 TAPS_SEGVIT_B = (5, 7, 11)  # layers 6/8/12: SegViT's cascade on ViT-B
 DPT_WIDTHS_B = (96, 192, 384, 768)
 DPT_WIDTHS_L = (256, 512, 1024, 1024)
+# mmseg's SETR-MLA and UperNet configs weight each auxiliary head's cross-entropy 0.4.
+AUX_04 = partial(PixelCECriterion, aux_weight=0.4)
 
 
 def build_setr_mla(spec: ViTSpec, num_classes: int, crop: int, *, taps: tuple[int, ...]) -> Parts:
@@ -178,11 +180,11 @@ PEER_VARIANTS: dict[str, tuple[str, ViTSpec | SwinSpec, Builder, Callable[[int],
     # Table 1 (ADE20K) and Table 3 (PASCAL-Context): peers on a plain ViT.
     "setr_mla_b": (
         "SETR-MLA, ViT-B, MLA over layers 3/6/9/12, pixel CE (Tables 1, 9)",
-        VIT_B, partial(build_setr_mla, taps=TAPS_4_B), PixelCECriterion,
+        VIT_B, partial(build_setr_mla, taps=TAPS_4_B), AUX_04,
     ),
     "setr_mla_l": (
         "SETR-MLA, ViT-L, MLA over layers 6/12/18/24, pixel CE (Tables 1, 3)",
-        VIT_L, partial(build_setr_mla, taps=TAPS_4_L), PixelCECriterion,
+        VIT_L, partial(build_setr_mla, taps=TAPS_4_L), AUX_04,
     ),
     "segmenter_b": (
         "Segmenter, ViT-B, 2-layer mask transformer, pixel CE (Tables 1, 9)",
@@ -202,11 +204,11 @@ PEER_VARIANTS: dict[str, tuple[str, ViTSpec | SwinSpec, Builder, Callable[[int],
     ),
     "upernet_b": (
         "UperNet, ViT-B, MLN neck on layers 3/6/9/12, pixel CE (Table 1)",
-        VIT_B, partial(build_upernet, taps=TAPS_4_B), PixelCECriterion,
+        VIT_B, partial(build_upernet, taps=TAPS_4_B), AUX_04,
     ),
     "upernet_l": (
         "UperNet, ViT-L, MLN neck on layers 6/12/18/24, pixel CE (Table 1)",
-        VIT_L, partial(build_upernet, taps=TAPS_4_L), PixelCECriterion,
+        VIT_L, partial(build_upernet, taps=TAPS_4_L), AUX_04,
     ),
     # Table 9: decoders on ViT-B with their merge and loss types.
     "maskformer_b": (
