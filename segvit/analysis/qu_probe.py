@@ -166,9 +166,11 @@ class ShrunkEvidence:
         for name, probe in rows:
             own = " / ".join(f"{w:.4f}" for w in probe.own_attention)
             lines.append(f"| {name} | {own} | {probe.position_share:.3f} |")
+        ratio = max(self.trained.own_attention) / uniform
         lines += [
             "",
-            f"QU's queries moved {100 * self.query_change:.2f}% of their norm in training.",
+            f"After training, the largest own-cell weight is {ratio:.2f}x uniform; QU's queries "
+            f"moved {100 * self.query_change:.2f}% of their norm.",
             "",
         ]
         return "\n".join(lines)

@@ -105,4 +105,4 @@ def test_shrunk_evidence_compares_the_start_with_the_trained_weights(tmp_path, m
     assert evidence.start.position_share == pytest.approx(evidence.random_backbone.position_share)
     assert evidence.trained.own_attention != evidence.start.own_attention
     text = evidence.markdown(150)
-    assert "after the row's 150 iterations" in text and "moved 50.00%" in text
+    assert "after the row's 150 iterations" in text and "moved 50.00% of their norm" in text
