@@ -139,7 +139,7 @@ def slide_inference(
         for i, (y1, y2, x1, x2) in enumerate(chunk):
             scores[:, :, y1:y2, x1:x2] += out[i * B : (i + 1) * B, :, : y2 - y1, : x2 - x1]
             count[:, :, y1:y2, x1:x2] += 1
-    return scores / count
+    return scores.div_(count)  # in place: a large image's scores are not held twice
 
 
 def _check_options(image: Tensor, mode: str, scales: Sequence[float]) -> None:
@@ -186,7 +186,9 @@ def _pass_scores(
                     stride=stride,
                     batch_size=batch_size,
                 )
-            yield (scores.flip(-1) if flipped else scores).contiguous()
+            if flipped:  # rebound, so the unflipped scores go before the pass is kept
+                scores = scores.flip(-1)
+            yield scores.contiguous()
             del scores
         del resized
 

@@ -143,7 +143,7 @@ def bench_predict(
     mode: str = "slide",
     stride: int = ADE20K_STRIDE,
     base_scale: tuple[int, int] = ADE20K_BASE_SCALE,
-    batch_size: int = 4,
+    batch_size: int = 1,
     band_rows: int | None = None,
     threads: int | None = None,
     seed: int = 0,
@@ -158,7 +158,7 @@ def bench_predict(
         multi_scale: MS_SCALES with flips (12 passes: 6 scales x 2), else one pass.
         full_path: measure `infer(...).argmax(1)` instead of `infer_labels`.
         stride, base_scale: slide stride and (long, short) base scale for the model's crop.
-        batch_size: windows per model call (`segvit predict` uses 4).
+        batch_size: windows per model call (`segvit predict` uses 1 on a CPU).
         band_rows: `infer_labels`'s rows per band; None: its default.
         threads: torch CPU threads during the prediction; None: torch's default.
         isolated: run in a fresh subprocess so the peak is this prediction's alone.

@@ -20,6 +20,13 @@ from segvit.inference import MS_SCALES, infer_labels
 from segvit.modeling.segmentor import Segmentor
 
 
+def window_batch(device: torch.device) -> int:
+    """Sliding windows per model call for prediction: one on a CPU, where a 150-class head
+    holds several K x crop x crop float maps per window (0.16 GB each at 512) in the RAM a
+    large photo also needs; four on a GPU, where batching pays."""
+    return 1 if device.type == "cpu" else 4
+
+
 def segment(
     model: Segmentor, rgb: np.ndarray, dataset: DatasetSpec, *, multi_scale: bool = False
 ) -> np.ndarray:
@@ -37,6 +44,7 @@ def segment(
         base_scale=dataset.base_scale_for(crop),
         scales=MS_SCALES if multi_scale else (1.0,),
         flip=multi_scale,
+        batch_size=window_batch(device),
     )
     labels = labels[0].cpu().numpy()
     # Class indices fit 16 bits (a dataset has < 65536 classes): a quarter of int64's bytes.
