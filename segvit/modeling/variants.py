@@ -220,10 +220,10 @@ def build_model(
         backbone=backbone, head=head, meta=ModelMeta(variant, num_classes, crop, tiny)
     )
     if pretrained:
-        if type(backbone).__name__ not in ("ViTBackbone", "ShrunkViTBackbone"):
+        if not hasattr(backbone, "vit"):  # Swin: timm's Swin weights need their own loader
             raise SegvitError(
                 f"{variant}: loading pretrained weights into its {type(backbone).__name__} is not "
-                "supported yet (the AugReg loader drops the class token); train it with "
+                "supported yet (the loader reads ViT checkpoints); train it with "
                 "--pretrained none, or count it with `segvit flops`"
             )
         load_pretrained(backbone.vit, pretrained, spec)

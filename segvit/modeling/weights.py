@@ -1,8 +1,10 @@
 """Pretrained ViT weights: from the timm hub, a local cache folder, or a file the user names.
 
-Whatever the source, the state dict is adapted the same way: the class token, classifier and
-final norm are dropped, blocks the model does not use are skipped, and the position
-embeddings are resized bicubically (without antialiasing, as the release) to the crop's grid.
+Whatever the source, the state dict is adapted the same way: the classifier is dropped, and
+the class token and final norm too unless the model's ViT has them (the Segmenter and DPT
+comparison rows keep both, as mmseg's VisionTransformer does with `with_cls_token`); blocks
+the model does not use are skipped, and the position embeddings' grid is resized bicubically
+(without antialiasing, as the release) to the crop's, the class slot kept as it is.
 """
 
 from __future__ import annotations
@@ -84,12 +86,17 @@ def _read_file(path: Path, spec: ViTSpec) -> dict[str, torch.Tensor]:
 
 
 def _load_adapted(vit: VisionTransformer, state: dict[str, torch.Tensor], origin) -> None:
-    """Fit a timm-format ViT state dict to `vit` (no class token, its grid, its depth)."""
+    """Fit a timm-format ViT state dict to `vit`: its class token (or none), its final norm
+    (or none), its grid, its depth."""
     depth = len(vit.blocks)
+    own = vit.state_dict()
+    class_token = "cls_token" in own
+    dropped = ("head", "fc_norm") + (() if "norm.weight" in own else ("norm.",))
+    dropped += () if class_token else ("cls_token",)
     state = {
         k.removeprefix("backbone.").removeprefix("vit."): v
         for k, v in state.items()
-        if not k.startswith(("head", "fc_norm", "norm.", "cls_token"))
+        if not k.startswith(dropped)
     }
     state = {k: v for k, v in state.items() if not (k.startswith("blocks.") and _block(k) >= depth)}
     if "pos_embed" not in state:
@@ -99,7 +106,12 @@ def _load_adapted(vit: VisionTransformer, state: dict[str, torch.Tensor], origin
     side = math.isqrt(pos.shape[1] - prefix)
     if side * side != pos.shape[1] - prefix:
         raise SegvitError(f"{origin}: pos_embed of {pos.shape[1]} tokens is no square grid")
-    state["pos_embed"] = resize_pos_embed(pos[:, prefix:], (side, side), vit.patch_embed.grid_size)
+    grid = resize_pos_embed(pos[:, prefix:], (side, side), vit.patch_embed.grid_size)
+    if class_token:
+        if not prefix:
+            raise SegvitError(f"{origin}: pos_embed has no class-token slot; this ViT needs one")
+        grid = torch.cat([pos[:, :1], grid], dim=1)
+    state["pos_embed"] = grid
     try:
         missing, unexpected = vit.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shape mismatch: another ViT size

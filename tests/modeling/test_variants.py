@@ -137,6 +137,6 @@ def test_every_peer_row_is_a_variant_with_its_criterion():
         )
 
 
-def test_class_token_and_swin_backbones_refuse_augreg_weights_in_one_line():
-    with pytest.raises(SegvitError, match="segmenter_b: loading pretrained weights into its"):
-        build_model("segmenter_b", num_classes=8, crop=64, tiny=True, pretrained="hub")
+def test_swin_backbones_refuse_vit_weights_in_one_line():
+    with pytest.raises(SegvitError, match="segvit_swin_t: loading pretrained weights into its"):
+        build_model("segvit_swin_t", num_classes=8, crop=64, pretrained="hub")

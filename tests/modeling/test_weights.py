@@ -114,3 +114,23 @@ def test_a_non_square_pos_embed_is_a_clear_error(tmp_path):
     torch.save(state, path)
     with pytest.raises(SegvitError, match="odd.pth: pos_embed of 30 tokens is no square grid"):
         build_model("segvit_b", num_classes=8, crop=64, tiny=True, pretrained=str(path))
+
+
+@pytest.mark.parametrize("variant", ["segmenter_b", "dpt_b", "upernet_b"])
+def test_class_token_vits_keep_the_class_token_and_its_slot(tmp_path, variant):
+    state = _reference_vit().state_dict()
+    path = tmp_path / "vit.pth"
+    torch.save(state, path)
+    model = build_model(variant, num_classes=8, crop=64, tiny=True, pretrained=str(path))
+    vit = model.backbone.vit
+    torch.testing.assert_close(vit.cls_token, state["cls_token"])
+    torch.testing.assert_close(vit.pos_embed[:, :1], state["pos_embed"][:, :1])  # class slot
+    assert vit.pos_embed.shape == (1, 1 + 16, 192)  # then the 4x4 grid
+    grid = state["pos_embed"][:, 1:].reshape(1, 6, 6, 192).permute(0, 3, 1, 2)
+    resized = torch.nn.functional.interpolate(
+        grid, size=(4, 4), mode="bicubic", align_corners=False
+    )
+    torch.testing.assert_close(vit.pos_embed[:, 1:], resized.flatten(2).transpose(1, 2))
+    torch.testing.assert_close(vit.blocks[1].mlp.fc1.weight, state["blocks.1.mlp.fc1.weight"])
+    if variant == "segmenter_b":  # Segmenter keeps the final norm; DPT taps inner layers
+        torch.testing.assert_close(vit.norm.weight, state["norm.weight"])
