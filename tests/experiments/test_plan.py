@@ -188,3 +188,14 @@ def test_bad_bench_file_is_one_line(sweep, tmp_path):
         plan_of(sweep, bench_files=[bad])
     with pytest.raises(SegvitError, match="--bench-file .*nowhere.json: no such file"):
         plan_of(sweep, bench_files=[tmp_path / "nowhere.json"])
+
+
+def test_every_variant_is_counted_on_the_meta_device():
+    # The plan sizes every row's model without memory; a builder that reads a tensor's values
+    # (Segmenter's drop-path rates did) broke `segvit reproduce all --plan`.
+    from segvit.experiments.plan import _param_count
+    from segvit.modeling.variants import VARIANTS
+
+    for name in VARIANTS:
+        crop = 64 if "swin" in name else 32
+        assert _param_count(name, 5, crop, True) > 0, name

@@ -47,7 +47,7 @@ class SegmenterMaskHead(nn.Module):
         self.num_classes = num_classes
         self.input_proj = nn.Linear(in_dim, dim)
         self.class_embed = nn.Parameter(torch.zeros(1, num_classes, dim))
-        rates = torch.linspace(0, drop_path, num_layers).tolist()
+        rates = torch.linspace(0, drop_path, num_layers, device="cpu").tolist()  # not meta
         self.blocks = nn.ModuleList(
             Block(dim, num_heads, mlp_ratio=4.0, qkv_bias=True, drop_path=rate) for rate in rates
         )
