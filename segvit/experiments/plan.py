@@ -360,7 +360,7 @@ def _needs(
         target = weights_dir() / f"{spec.hub_name}.safetensors"
         missing.append(Missing(
             "weights", spec.hub_name,
-            f"{spec.label} AugReg weights not in {weights_dir()} ($SEGVIT_WEIGHTS); training "
+            f"{spec.label} pretrained weights not in {weights_dir()} ($SEGVIT_WEIGHTS); training "
             "would fetch them from huggingface.co if online",
             f"mkdir -p {weights_dir()} && curl -fL -o {target} {hub_url(spec)}",
         ))  # fmt: skip

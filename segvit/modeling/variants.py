@@ -208,7 +208,7 @@ def build_model(
     """The model `variant` for `num_classes` classes at `crop`; pretrained backbone weights
     ("hub" or a file) when `pretrained` is set. `tiny`: width-192 ViT of the same depth."""
     from segvit.modeling.segmentor import ModelMeta, Segmentor
-    from segvit.modeling.weights import load_pretrained
+    from segvit.modeling.weights import load_pretrained, load_swin_pretrained
 
     chosen = get_variant(variant)
     check_crop(crop)
@@ -219,12 +219,8 @@ def build_model(
     model = Segmentor(
         backbone=backbone, head=head, meta=ModelMeta(variant, num_classes, crop, tiny)
     )
-    if pretrained:
-        if not hasattr(backbone, "vit"):  # Swin: timm's Swin weights need their own loader
-            raise SegvitError(
-                f"{variant}: loading pretrained weights into its {type(backbone).__name__} is not "
-                "supported yet (the loader reads ViT checkpoints); train it with "
-                "--pretrained none, or count it with `segvit flops`"
-            )
+    if pretrained and hasattr(backbone, "swin"):
+        load_swin_pretrained(backbone.swin, pretrained, spec)
+    elif pretrained:
         load_pretrained(backbone.vit, pretrained, spec)
     return model

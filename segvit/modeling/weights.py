@@ -16,11 +16,12 @@ from pathlib import Path
 import timm
 import torch
 from timm.models.vision_transformer import VisionTransformer
+from torch import nn
 
 from segvit.errors import SegvitError
 from segvit.modeling.backbone import resize_pos_embed
 from segvit.modeling.cache import weights_dir
-from segvit.modeling.specs import ViTSpec
+from segvit.modeling.specs import SwinSpec, ViTSpec
 
 WEIGHT_SUFFIXES = (".safetensors", ".npz", ".pth", ".pt", ".bin")
 
@@ -31,6 +32,41 @@ def hub_url(spec: ViTSpec) -> str:
 
 def load_pretrained(vit: VisionTransformer, source: str | Path, spec: ViTSpec) -> Path | str:
     """Load AugReg weights into `vit`; `source` is "hub" or a file. Returns where they came from."""
+    state, origin = _source_state(source, spec)
+    _load_adapted(vit, state, origin)
+    return origin
+
+
+def load_swin_pretrained(swin: nn.Module, source: str | Path, spec: SwinSpec) -> Path | str:
+    """Load timm Swin weights (ImageNet-1k) into `swin`; `source` is "hub" or a file.
+
+    The classifier and final norm are dropped (the backbone norms each stage it returns
+    itself); the relative-position tables depend only on the window, so a 224 checkpoint
+    fits any crop; index tables and attention masks are rebuilt, not loaded."""
+    state, origin = _source_state(source, spec)
+    state = {
+        k.removeprefix("backbone.").removeprefix("swin."): v
+        for k, v in state.items()
+        if not k.startswith(("head", "norm."))
+    }
+    try:
+        missing, unexpected = swin.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatch: another Swin size
+        first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+        raise SegvitError(f"{origin}: weights do not fit this Swin ({first})") from err
+    missing = [k for k in missing if not k.endswith(("relative_position_index", "attn_mask"))]
+    if missing or unexpected:
+        raise SegvitError(
+            f"{origin}: weights do not fit this Swin (missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]})"
+        )
+    return origin
+
+
+def _source_state(
+    source: str | Path, spec: ViTSpec | SwinSpec
+) -> tuple[dict[str, torch.Tensor], Path | str]:
+    """The checkpoint `source` names ("hub": the cache folder, else a download; or a file)."""
     if str(source) == "hub":
         if not spec.pretrained_tag:
             raise SegvitError(f"{spec.label} has no pretrained weights on the hub")
@@ -45,8 +81,7 @@ def load_pretrained(vit: VisionTransformer, source: str | Path, spec: ViTSpec) -
                 f"(or pass --pretrained hub when online)"
             )
         state, origin = _read_file(path, spec), path
-    _load_adapted(vit, state, origin)
-    return origin
+    return state, origin
 
 
 def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
@@ -58,7 +93,7 @@ def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
     return True
 
 
-def _download(spec: ViTSpec) -> dict[str, torch.Tensor]:
+def _download(spec: ViTSpec | SwinSpec) -> dict[str, torch.Tensor]:
     target = weights_dir() / f"{spec.hub_name}.safetensors"
     advice = f"fetch {hub_url(spec)} and save it as {target}, or pass --pretrained PATH"
     if not _hub_reachable():
@@ -70,11 +105,11 @@ def _download(spec: ViTSpec) -> dict[str, torch.Tensor]:
     return reference.state_dict()
 
 
-def _read_file(path: Path, spec: ViTSpec) -> dict[str, torch.Tensor]:
+def _read_file(path: Path, spec: ViTSpec | SwinSpec) -> dict[str, torch.Tensor]:
     if path.suffix not in WEIGHT_SUFFIXES:
         raise SegvitError(f"{path}: expected a {'/'.join(WEIGHT_SUFFIXES)} weights file")
     try:
-        if path.suffix == ".npz":  # big_vision / AugReg JAX checkpoint: timm's own reader
+        if path.suffix == ".npz" and isinstance(spec, ViTSpec):  # AugReg JAX: timm's reader
             reference = timm.create_model(
                 spec.timm_name, pretrained=False, num_classes=0, img_size=384
             )
@@ -82,7 +117,8 @@ def _read_file(path: Path, spec: ViTSpec) -> dict[str, torch.Tensor]:
             return reference.state_dict()
         return timm.models.load_state_dict(str(path))
     except Exception as err:  # corrupt or foreign files fail in many library-specific ways
-        raise SegvitError(f"{path}: not a readable ViT checkpoint ({err})") from err
+        kind = "ViT" if isinstance(spec, ViTSpec) else "Swin"
+        raise SegvitError(f"{path}: not a readable {kind} checkpoint ({err})") from err
 
 
 def _load_adapted(vit: VisionTransformer, state: dict[str, torch.Tensor], origin) -> None:

@@ -135,8 +135,3 @@ def test_every_peer_row_is_a_variant_with_its_criterion():
             spec,
             criterion,
         )
-
-
-def test_swin_backbones_refuse_vit_weights_in_one_line():
-    with pytest.raises(SegvitError, match="segvit_swin_t: loading pretrained weights into its"):
-        build_model("segvit_swin_t", num_classes=8, crop=64, pretrained="hub")

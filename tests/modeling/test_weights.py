@@ -7,7 +7,7 @@ from safetensors.torch import save_file
 
 from segvit.errors import SegvitError
 from segvit.modeling import weights
-from segvit.modeling.specs import VIT_B, tiny
+from segvit.modeling.specs import SWIN_T, VIT_B, tiny
 from segvit.modeling.variants import build_model
 
 SPEC = tiny(VIT_B)
@@ -134,3 +134,34 @@ def test_class_token_vits_keep_the_class_token_and_its_slot(tmp_path, variant):
     torch.testing.assert_close(vit.blocks[1].mlp.fc1.weight, state["blocks.1.mlp.fc1.weight"])
     if variant == "segmenter_b":  # Segmenter keeps the final norm; DPT taps inner layers
         torch.testing.assert_close(vit.norm.weight, state["norm.weight"])
+
+
+def _reference_swin():
+    """A timm Swin checkpoint as published for the tiny Swin spec: 224 input, classifier."""
+    spec = tiny(SWIN_T)
+    torch.manual_seed(2)
+    return timm.create_model(
+        spec.timm_name, pretrained=False, embed_dim=spec.embed_dim, depths=spec.depths,
+        num_heads=spec.heads, window_size=spec.window, num_classes=10,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("variant", ["segvit_swin_t", "maskformer_swin_t"])
+def test_swin_rows_load_a_swin_checkpoint_at_another_input_size(tmp_path, variant):
+    state = _reference_swin().state_dict()
+    path = tmp_path / "swin.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, path)
+    # 224 keeps every stage at least one 7x7 window (smaller crops shrink the last windows).
+    model = build_model(variant, num_classes=8, crop=224, tiny=True, pretrained=str(path))
+    swin = model.backbone.swin
+    for key in (
+        "patch_embed.proj.weight",
+        "layers.2.blocks.1.attn.relative_position_bias_table",
+        "layers.1.downsample.reduction.weight",
+        "layers.3.blocks.0.mlp.fc2.weight",
+    ):
+        torch.testing.assert_close(swin.state_dict()[key], state[key], msg=key)
+    vit_file = tmp_path / "vit.pth"
+    torch.save(_reference_vit().state_dict(), vit_file)
+    with pytest.raises(SegvitError, match=r"vit.pth: weights do not fit this Swin"):
+        build_model(variant, num_classes=8, crop=224, tiny=True, pretrained=str(vit_file))
