@@ -41,7 +41,8 @@ def test_fresh_processes_show_the_old_path_peaking_higher():
     assert bands.isolated and full.isolated and bands.multi_scale
     assert (bands.path, full.path) == ("bands", "full")
     assert full.prediction_rss_mb > 3 * 184 * 0.9
-    assert bands.prediction_rss_mb < full.prediction_rss_mb / 3
+    # Measured here: about 130 MB against 635 MB.
+    assert bands.prediction_rss_mb < full.prediction_rss_mb / 2, (bands, full)
 
 
 def test_bad_sizes_are_refused():
