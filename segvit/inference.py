@@ -166,10 +166,8 @@ def _pass_scores(
     """Scores (B, K, h, w) of each scale/flip pass at its own size, flips mirrored back,
     contiguous, in the order their probabilities are summed."""
     _, _, H, W = image.shape
-    long, short = base_scale
     for ratio in scales:
-        # mmseg scales the (long, short) target by the ratio and truncates it to ints.
-        size = rescale_size(H, W, (int(long * ratio), int(short * ratio)))
+        size = rescale_size(H, W, base_scale, ratio)
         resized = image
         if size != (H, W):
             resized = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
@@ -281,10 +279,10 @@ def infer_labels(
     `keep_bytes`, in a temporary file, so memory follows the base scale, not the photo.
     Then, band by band, each pass's scores are resized to the band's rows, turned into
     probabilities and summed in `infer`'s order, and the argmax is written into the label
-    map. segvit.rowwise makes each band's floats
-    the very ones the full-image resize and softmax would give, so the labels are identical
-    bit for bit; where aten's kernels leave no way to do that (see `bands_match_full`: tiny
-    outputs, or 3 classes on one CPU thread) the image is done as one band.
+    map. segvit.rowwise makes each band's floats the very ones the full-image resize and
+    softmax would give, so the labels are identical bit for bit; where aten's kernels leave
+    no way to do that (see `bands_match_full`: tiny outputs, or 3 classes on one CPU thread)
+    the image is done as one band.
     """
     _check_options(image, mode, scales)
     B, _, H, W = image.shape
@@ -294,10 +292,8 @@ def infer_labels(
     # The kept list stays in infer's order, which the sums below must follow.
     per_scale = 2 if flip else 1
     passes: list[Tensor | SpilledScores] = [image.new_empty(0)] * (len(scales) * per_scale)
-    long, short = base_scale
     kept = sum(  # bytes of every pass's float32 scores, each at its scale's size
-        4 * B * num_classes * math.prod(rescale_size(H, W, (int(long * r), int(short * r))))
-        for r in scales
+        4 * B * num_classes * math.prod(rescale_size(H, W, base_scale, r)) for r in scales
     )
     spill = kept * per_scale > keep_bytes
     if band_rows is None:

@@ -34,8 +34,15 @@ _MEAN = np.array(NORM_MEAN, np.float32)
 _STD = np.array(NORM_STD, np.float32)
 
 
-def rescale_size(height: int, width: int, scale: tuple[float, float]) -> tuple[int, int]:
-    """(h, w) fitting `scale` = (long, short) bounds while keeping the aspect ratio."""
+def rescale_size(
+    height: int, width: int, scale: tuple[float, float], ratio: float = 1.0
+) -> tuple[int, int]:
+    """(h, w) fitting `scale` = (long, short) bounds while keeping the aspect ratio.
+
+    `ratio` scales the bounds first, truncated to ints as mmseg does (Resize's ratio_range in
+    training, the test-time scales)."""
+    if ratio != 1.0:
+        scale = (int(scale[0] * ratio), int(scale[1] * ratio))
     long_side, short_side = max(scale), min(scale)
     factor = min(long_side / max(height, width), short_side / min(height, width))
     return int(height * factor + 0.5), int(width * factor + 0.5)
@@ -77,9 +84,8 @@ class TrainTransform:
     def __call__(
         self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        long_side, short_side = self.info.base_scale_for(self.crop)
         ratio = rng.uniform(*self.ratio_range)
-        size = rescale_size(*label.shape, (int(long_side * ratio), int(short_side * ratio)))
+        size = rescale_size(*label.shape, self.info.base_scale_for(self.crop), ratio)
         (y0, x0, crop_h, crop_w), crop_label = self.choose_crop(label, size, rng)
         crop_image = resize_image(image, size)[y0 : y0 + crop_h, x0 : x0 + crop_w]  # uint8
         if rng.random() < self.flip_prob:

@@ -26,6 +26,12 @@ def test_rescale_size_keeps_aspect_inside_the_scale():
     assert transforms.rescale_size(300, 400, (520, 520)) == (390, 520)
 
 
+def test_rescale_size_truncates_the_ratio_scaled_bounds_as_mmseg():
+    # (2048, 513) x 1.5 = (3072, 769.5) -> (3072, 769): a square fits 769, not 770.
+    assert transforms.rescale_size(1000, 1000, (2048, 513), 1.5) == (769, 769)
+    assert transforms.rescale_size(375, 500, (2048, 512), 0.75) == (384, 512)
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_labels_are_never_interpolated(seed):
     image, label = _image_and_label()
