@@ -39,27 +39,29 @@ def demo(
         ["table8"], preset="smoke", results=results, runs=runs, data_root=data_root
     )
     stages.append(("table 8 rows", time.perf_counter() - tic))
-    _shrunk_evidence(runs, results / "smoke", data_root)
+    _shrunk_evidence(runs, results, data_root)
     stages.append(("total", time.perf_counter() - began))
     console.print("  ".join(f"{name} {seconds:.0f} s" for name, seconds in stages))
 
 
 def _shrunk_evidence(runs: Path, results: Path, data_root: Path) -> None:
-    """Beside the table: whether QU found its place in the Shrunk row (qu_probe.md)."""
+    """Beside the smoke table: whether QU found its place in the Shrunk row (qu_probe.md)."""
     from segvit.analysis.qu_probe import shrunk_evidence
     from segvit.engine.recipe import get_recipe
     from segvit.experiments.config import load_table
-    from segvit.experiments.reproduce import experiment_file, row_slug
+    from segvit.experiments.reproduce import experiment_file, results_dir_for, row_dir
     from segvit.fileio import write_text
 
     table = load_table(experiment_file("table8"))
     (row,) = [r for r in table.rows if r.variant == "segvit_shrunk_b"]
-    weights = runs / "table8" / "smoke" / row_slug(row) / "final.pt"
+    recipe = get_recipe("smoke")
+    weights = row_dir(runs, table.table, recipe.name, row) / "final.pt"
     if not weights.is_file():
         return
     evidence = shrunk_evidence(weights, data_root)
-    path = results / "qu_probe.md"
-    write_text(path, evidence.markdown(get_recipe("smoke").iters))
+    path = results_dir_for(results, recipe) / "qu_probe.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, evidence.markdown(recipe.iters))
     start, trained = evidence.start, evidence.trained
     reproduce_cmds.console.print(
         f"QU probe ({path}): own-cell attention {trained.own_attention[0]:.4f} after training "

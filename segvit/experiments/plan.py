@@ -39,8 +39,8 @@ from segvit.experiments.reproduce import (
     _load_state,
     experiment_file,
     flops_experiment,
+    row_dir,
     row_experiment,
-    row_slug,
     select_rows,
 )
 from segvit.experiments.spec import Experiment
@@ -196,7 +196,7 @@ def _plan_row(
         return RowPlan(**base, status="not selected"), None
     experiment = row_experiment(row, recipe)
     base["dataset"] = experiment.dataset.name
-    state_path = runs_dir / table.table / recipe.name / row_slug(row) / "row.json"
+    state_path = row_dir(runs_dir, table.table, recipe.name, row) / "row.json"
     measured = _load_state(state_path).measured
     weights = state_path.parent / "final.pt"
     accuracy = set(table.metrics) - {"gflops"}
@@ -302,7 +302,7 @@ def _known_gflops(
                 continue
             paper = flops_experiment(row)
             key = (paper.variant, paper.dataset.name, paper.crop)
-            state = runs_dir / table.table / recipe.name / row_slug(row) / "row.json"
+            state = row_dir(runs_dir, table.table, recipe.name, row) / "row.json"
             counted = _load_state(state).measured.get("gflops")
             if counted is not None:
                 known[key] = (counted, f"counted, {state}")

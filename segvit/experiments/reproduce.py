@@ -118,6 +118,12 @@ def row_slug(row: RowConfig) -> str:
     return re.sub(r"[^a-z0-9]+", "-", row.name.lower()).strip("-")
 
 
+def row_dir(runs_dir: Path, table: str, state_dir: str, row: RowConfig) -> Path:
+    """A row's folder: RUNS/TABLE/STATE/SLUG, holding row.json, final.pt and train/. STATE is
+    the recipe's name, or "release-weights" for rows scored from the authors' weights."""
+    return runs_dir / table / state_dir / row_slug(row)
+
+
 def select_rows(table: TableConfig, wanted: Sequence[str] | None) -> list[int]:
     """Row indices by 1-based number or slug; all rows when nothing is asked."""
     if not wanted:
@@ -175,7 +181,7 @@ def reproduce(
     ):
         task = progress.add_task(f"{table.table} ({recipe.name})", total=len(chosen))
         for index, row in enumerate(table.rows):
-            state_path = runs_dir / table.table / state_dir / row_slug(row) / "row.json"
+            state_path = row_dir(runs_dir, table.table, state_dir, row) / "row.json"
             results[index] = _load_state(state_path)
             if index not in chosen:
                 continue

@@ -89,6 +89,7 @@ def test_probe_on_demo_images(tmp_path):
 def test_shrunk_evidence_compares_the_start_with_the_trained_weights(tmp_path, monkeypatch):
     import segvit.experiments.spec as spec
     from segvit.analysis.qu_probe import shrunk_evidence
+    from segvit.cli.demo_cmds import _shrunk_evidence
     from segvit.engine.checkpoint import save_weights
 
     make_demo(tmp_path, num_train=1, num_val=2)
@@ -98,7 +99,9 @@ def test_shrunk_evidence_compares_the_start_with_the_trained_weights(tmp_path, m
     model = start.build_model()
     with torch.no_grad():
         model.head.queries.weight.mul_(1.5)  # "training" moved every query by half its norm
-    weights = tmp_path / "final.pt"
+    runs = tmp_path / "runs"
+    weights = runs / "table8" / "smoke" / "shrunk-atm" / "final.pt"  # where the demo's row is
+    weights.parent.mkdir(parents=True)
     save_weights(weights, model.state_dict(), model.meta.to_dict() | start.record())
     evidence = shrunk_evidence(weights, tmp_path)
     assert evidence.query_change == pytest.approx(0.5, rel=1e-5)
@@ -106,3 +109,6 @@ def test_shrunk_evidence_compares_the_start_with_the_trained_weights(tmp_path, m
     assert evidence.trained.own_attention != evidence.start.own_attention
     text = evidence.markdown(150)
     assert "after the row's 150 iterations" in text and "moved 50.00% of their norm" in text
+
+    _shrunk_evidence(runs, tmp_path / "results", tmp_path)  # the demo's last step
+    assert (tmp_path / "results" / "smoke" / "qu_probe.md").read_text() == text
