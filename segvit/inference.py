@@ -51,6 +51,13 @@ BAND_BYTES = 24 * 2**20
 KEEP_BYTES = 1 * 2**30
 
 
+def window_batch(device: torch.device) -> int:
+    """Sliding windows per model call for a prediction: one on a CPU, where a 150-class head
+    holds several K x crop x crop float maps per window (0.16 GB each at 512) in the RAM a
+    large photo also needs; four on a GPU, where batching pays."""
+    return 1 if device.type == "cpu" else 4
+
+
 def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
     pair = (value, value) if isinstance(value, int) else tuple(value)
     if len(pair) != 2 or min(pair) < 1:

@@ -13,6 +13,7 @@ from segvit.inference import (
     rescale_size,
     slide_inference,
     whole_inference,
+    window_batch,
     window_grid,
 )
 from segvit.rowwise import SpilledScores
@@ -330,3 +331,8 @@ def test_no_room_for_the_scores_is_one_line(tmp_path):
     message = r"cannot keep 0 MiB of scores in .*nowhere .*set TMPDIR"
     with pytest.raises(SegvitError, match=message):
         SpilledScores(torch.zeros(1, 2, 3, 4), str(tmp_path / "nowhere"))
+
+
+def test_prediction_scores_one_window_at_a_time_on_a_cpu():
+    assert window_batch(torch.device("cpu")) == 1  # a 150-class head's maps stay out of RAM
+    assert window_batch(torch.device("cuda")) == 4  # batching pays on a GPU

@@ -31,7 +31,7 @@ import torch
 
 import segvit
 from segvit.errors import SegvitError
-from segvit.inference import MS_SCALES, infer, infer_labels
+from segvit.inference import MS_SCALES, infer, infer_labels, window_batch
 from segvit.modeling.segmentor import Segmentor
 from segvit.modeling.variants import build_model
 
@@ -143,7 +143,7 @@ def bench_predict(
     mode: str = "slide",
     stride: int = ADE20K_STRIDE,
     base_scale: tuple[int, int] = ADE20K_BASE_SCALE,
-    batch_size: int = 1,
+    batch_size: int | None = None,
     band_rows: int | None = None,
     threads: int | None = None,
     seed: int = 0,
@@ -158,7 +158,7 @@ def bench_predict(
         multi_scale: MS_SCALES with flips (12 passes: 6 scales x 2), else one pass.
         full_path: measure `infer(...).argmax(1)` instead of `infer_labels`.
         stride, base_scale: slide stride and (long, short) base scale for the model's crop.
-        batch_size: windows per model call (`segvit predict` uses 1 on a CPU).
+        batch_size: windows per model call; None: what `segvit predict` uses on a CPU.
         band_rows: `infer_labels`'s rows per band; None: its default.
         threads: torch CPU threads during the prediction; None: torch's default.
         isolated: run in a fresh subprocess so the peak is this prediction's alone.
@@ -175,7 +175,7 @@ def bench_predict(
         mode=mode,
         stride=stride,
         base_scale=tuple(base_scale),
-        batch_size=batch_size,
+        batch_size=window_batch(torch.device("cpu")) if batch_size is None else batch_size,
         band_rows=band_rows,
         threads=threads,
         seed=seed,

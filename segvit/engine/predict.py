@@ -16,15 +16,8 @@ from segvit.data.imageio import read_rgb
 from segvit.data.info import DatasetSpec
 from segvit.data.transforms import normalize_tensor
 from segvit.fileio import atomic_write
-from segvit.inference import MS_SCALES, infer_labels
+from segvit.inference import MS_SCALES, infer_labels, window_batch
 from segvit.modeling.segmentor import Segmentor
-
-
-def window_batch(device: torch.device) -> int:
-    """Sliding windows per model call for prediction: one on a CPU, where a 150-class head
-    holds several K x crop x crop float maps per window (0.16 GB each at 512) in the RAM a
-    large photo also needs; four on a GPU, where batching pays."""
-    return 1 if device.type == "cpu" else 4
 
 
 def segment(
