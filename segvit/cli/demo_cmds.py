@@ -20,7 +20,7 @@ def demo(
     (tiny ViTs, CPU, minutes) from one backbone pretrained on it, with their GFLOPs counted
     at the paper's scale."""
     from segvit.data.prepare import prepare_dataset
-    from segvit.experiments.smoke_backbone import default_cache, smoke_backbone
+    from segvit.experiments.smoke_backbone import smoke_backbone
 
     console = reproduce_cmds.console
     stages: list[tuple[str, float]] = []
@@ -31,7 +31,7 @@ def demo(
     # here, before the sweep, so its time is seen (the rows would build it otherwise).
     console.print("[bold]pretrain[/] the smoke backbone (once; cached beside the demo set)")
     tic = time.perf_counter()
-    weights = smoke_backbone(data_root, default_cache(data_root))
+    weights = smoke_backbone(data_root)
     stages.append(("smoke backbone", time.perf_counter() - tic))
     console.print(f"smoke backbone: {weights} ({stages[-1][1]:.0f} s)")
     tic = time.perf_counter()

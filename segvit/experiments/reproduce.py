@@ -31,7 +31,7 @@ from segvit.experiments.config import RowConfig, TableConfig, load_figure, load_
 from segvit.experiments.launch import Launch, torchrun_command
 from segvit.experiments.plot import plot_figure
 from segvit.experiments.released import RELEASE_NOTE, eval_release, row_release
-from segvit.experiments.spec import Experiment, resolve, train_experiment
+from segvit.experiments.spec import SMOKE_BACKBONE, Experiment, resolve, train_experiment
 from segvit.experiments.tables import (
     NOT_RUN,
     RowResult,
@@ -247,7 +247,7 @@ def _note(recipe: Recipe, stages: Sequence[Stage]) -> str:
     if recipe.name == "paper":
         scale = "the paper's recipe (full datasets, AugReg weights)"
     else:
-        start = {"smoke": "the smoke backbone", None: "a random backbone"}.get(
+        start = {SMOKE_BACKBONE: "the smoke backbone", None: "a random backbone"}.get(
             recipe.pretrained, recipe.pretrained
         )
         scale = (

@@ -136,22 +136,24 @@ def default_cache(data_root: Path) -> Path:
 
 def smoke_backbone(
     data_root: Path,
-    cache_dir: Path,
+    cache_dir: Path | None = None,
     *,
     pretext: Pretext = PRETEXT,
     device: str = "auto",
     num_workers: int | None = None,
 ) -> Path:
     """The pretrained tiny backbone's weights file, trained first if not cached (minutes on
-    a CPU, with a progress bar). Fails like training does when the demo set is missing."""
+    a CPU, with a progress bar), kept in `cache_dir` (default: beside the demo set). Fails
+    like training does when the demo set is missing."""
     dataset = get_dataset("demo")
     train_set = SegDataset(dataset, Path(data_root), "train")  # "run segvit prepare demo"
     marker = read_json(dataset_root(dataset, Path(data_root)) / MARKER)
     key = backbone_key(pretext, crop=dataset.crop, demo_marker=marker)
-    target = Path(cache_dir) / f"{key}.safetensors"
+    cache_dir = default_cache(data_root) if cache_dir is None else Path(cache_dir)
+    target = cache_dir / f"{key}.safetensors"
     if target.is_file():
         return target
-    work_dir = Path(cache_dir) / f"{key}.run"
+    work_dir = cache_dir / f"{key}.run"
     torch.manual_seed(pretext.recipe.seed)  # one seed, one set of initial weights
     model = PretextModel(pretext, num_classes=dataset.num_classes, crop=dataset.crop)
     cfg = TrainConfig(

@@ -124,11 +124,9 @@ def with_backbone(
     demo set under `data_root` first if it is not cached there; other recipes unchanged."""
     if experiment.recipe.pretrained != SMOKE_BACKBONE:
         return experiment
-    from segvit.experiments.smoke_backbone import default_cache, smoke_backbone
+    from segvit.experiments.smoke_backbone import smoke_backbone
 
-    weights = smoke_backbone(
-        data_root, default_cache(data_root), device=device, num_workers=num_workers
-    )
+    weights = smoke_backbone(data_root, device=device, num_workers=num_workers)
     return experiment.with_recipe(pretrained=str(weights))
 
 

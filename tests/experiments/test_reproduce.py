@@ -86,3 +86,12 @@ def test_rows_by_number_or_slug():
     assert select_rows(TABLE, ["2", "a"]) == [0, 1]
     with pytest.raises(SegvitError, match="--rows 9: no such row in table0"):
         select_rows(TABLE, ["9"])
+
+
+def test_the_table_note_says_where_the_smoke_rows_started():
+    from segvit.experiments.reproduce import STAGES, _note
+
+    assert "150 iterations from the smoke backbone on the demo" in _note(
+        get_recipe("smoke"), STAGES
+    )
+    assert "from a random backbone" in _note(get_recipe("smoke-scratch"), STAGES)

@@ -102,7 +102,7 @@ def test_the_smoke_recipe_resolves_its_sentinel(demo, monkeypatch, tmp_path):
     with pytest.raises(SegvitError, match="smoke backbone is pretrained on the demo data"):
         experiment.build_model()
     fake = tmp_path / "weights.safetensors"
-    monkeypatch.setattr(sb, "smoke_backbone", lambda data_root, cache, **_: fake)
+    monkeypatch.setattr(sb, "smoke_backbone", lambda data_root, **_: fake)
     assert with_backbone(experiment, demo).recipe.pretrained == str(fake)
     paper = resolve("setr_b", "ade20k")
     assert with_backbone(paper, demo) is paper
