@@ -49,17 +49,8 @@ def load_swin_pretrained(swin: nn.Module, source: str | Path, spec: SwinSpec) ->
         for k, v in state.items()
         if not k.startswith(("head", "norm."))
     }
-    try:
-        missing, unexpected = swin.load_state_dict(state, strict=False)
-    except RuntimeError as err:  # shape mismatch: another Swin size
-        first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
-        raise SegvitError(f"{origin}: weights do not fit this Swin ({first})") from err
-    missing = [k for k in missing if not k.endswith(("relative_position_index", "attn_mask"))]
-    if missing or unexpected:
-        raise SegvitError(
-            f"{origin}: weights do not fit this Swin (missing {missing[:3]}, "
-            f"unexpected {unexpected[:3]})"
-        )
+    rebuilt = ("relative_position_index", "attn_mask")  # buffers derived from the shapes
+    _load_exactly(swin, state, origin, "Swin", rebuilt=rebuilt)
     return origin
 
 
@@ -148,14 +139,28 @@ def _load_adapted(vit: VisionTransformer, state: dict[str, torch.Tensor], origin
             raise SegvitError(f"{origin}: pos_embed has no class-token slot; this ViT needs one")
         grid = torch.cat([pos[:, :1], grid], dim=1)
     state["pos_embed"] = grid
+    _load_exactly(vit, state, origin, "ViT")
+
+
+def _load_exactly(
+    module: nn.Module,
+    state: dict[str, torch.Tensor],
+    origin: Path | str,
+    kind: str,
+    *,
+    rebuilt: tuple[str, ...] = (),
+) -> None:
+    """Load `state` into `module`: every key present and of its shape (keys ending in
+    `rebuilt` may be missing), else one line naming the first misfit."""
     try:
-        missing, unexpected = vit.load_state_dict(state, strict=False)
-    except RuntimeError as err:  # shape mismatch: another ViT size
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatch: another size of the architecture
         first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
-        raise SegvitError(f"{origin}: weights do not fit this ViT ({first})") from err
+        raise SegvitError(f"{origin}: weights do not fit this {kind} ({first})") from err
+    missing = [k for k in missing if not k.endswith(rebuilt)]  # endswith(()) is False
     if missing or unexpected:
         raise SegvitError(
-            f"{origin}: weights do not fit this ViT (missing {missing[:3]}, "
+            f"{origin}: weights do not fit this {kind} (missing {missing[:3]}, "
             f"unexpected {unexpected[:3]})"
         )
 
