@@ -1,6 +1,11 @@
-"""`build_peer`: the one place the tests turn a PEER_VARIANTS row into a Segmentor."""
+"""Shared fixtures: `build_peer` (the one place the tests turn a PEER_VARIANTS row into a
+Segmentor) and `load_by_path` (helper modules of a test folder; tests have no package)."""
 
+import importlib.util
+import sys
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -27,3 +32,19 @@ def _build_peer(
 @pytest.fixture(scope="session")
 def build_peer() -> Callable[..., Segmentor]:
     return _build_peer
+
+
+def _load_by_path(name: str, path: Path) -> ModuleType:
+    """The module at `path`, imported once and registered as `name`, so pickles (DataLoader
+    workers) and dataclasses can find it again."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def load_by_path() -> Callable[[str, Path], ModuleType]:
+    return _load_by_path
