@@ -2,12 +2,16 @@
 
     torchrun ... tests/ddp_step.py DEVICE OUT VARIANT CROP TINY
 
+`run_two_ranks` launches it the way a one-node, 2-GPU `segvit reproduce` launches training.
+
 Each rank builds the model from its own seed and takes its own batch, so only DDP (weights
 broadcast from rank 0, gradients averaged) can make the ranks agree afterwards. Writes
 OUT/rankR.pt (weights after the step) and OUT/rankR.json (what the process saw).
 """
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +21,7 @@ import torch.distributed as dist
 from segvit.analysis.bench import synthetic_batch, train_step
 from segvit.engine.distributed import cleanup, init_distributed, wrap_model
 from segvit.engine.optim import build_optimizer
+from segvit.experiments.launch import Launch
 from segvit.modeling.variants import build_model, get_variant
 
 NUM_CLASSES = 8
@@ -45,6 +50,24 @@ def main(device: str, out: Path, variant: str, crop: int, tiny: bool) -> None:
             "backend": dist.get_backend() if dist.is_initialized() else None}  # fmt: skip
     (out / f"rank{ctx.rank}.json").write_text(json.dumps(seen))
     cleanup(ctx)
+
+
+def run_two_ranks(
+    device: str, out: Path, variant: str, crop: int, *, tiny: bool, env: dict | None = None
+) -> tuple[list[dict], list[dict]]:
+    """torchrun this script on two ranks with `Launch(gpus=2)`'s options, outside any
+    distributed job of the caller; each rank's record and weights after the step."""
+    command = [sys.executable, "-m", "torch.distributed.run", *Launch(gpus=2).torchrun_args(),
+               __file__, device, str(out), variant, str(crop), "1" if tiny else "0"]  # fmt: skip
+    root = str(Path(__file__).parents[1])  # the checkout whose segvit the ranks import
+    full_env = os.environ | {"PYTHONPATH": root} | (env or {})
+    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        full_env.pop(var, None)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=full_env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
+    weights = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    return seen, weights
 
 
 if __name__ == "__main__":

@@ -1,8 +1,6 @@
 """`Launch`: torchrun's options for one node and for several, threaded down to the command
 `reproduce` runs; and a real 2-process gloo step through those options."""
 
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -115,28 +113,18 @@ def test_a_failed_run_names_its_log(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow  # two processes importing torch and timm: about a minute on 2 busy cores
-def test_two_gloo_processes_through_the_launch_options(tmp_path):
+def test_two_gloo_processes_through_the_launch_options(tmp_path, load_by_path):
     """torchrun with the options a one-node, 2-GPU `reproduce` passes, on a CPU: both ranks
     join one gloo group and hold the same weights after a DDP step of a tiny SegViT."""
-    script = Path(__file__).parents[1] / "ddp_step.py"
-    launch = Launch(gpus=2)
-    command = (
-        TORCHRUN
-        + launch.torchrun_args()
-        + [str(script), "cpu", str(tmp_path), "segvit_b", "32", "1"]
+    ddp_step = load_by_path("ddp_step", Path(__file__).parents[1] / "ddp_step.py")
+    seen, weights = ddp_step.run_two_ranks(
+        "cpu", tmp_path, "segvit_b", 32, tiny=True, env={"OMP_NUM_THREADS": "1"}
     )
-    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(sweep.__file__).parents[2])}
-    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(var, None)
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    seen = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert [(s["rank"], s["world_size"], s["backend"]) for s in seen] == [
         (0, 2, "gloo"),
         (1, 2, "gloo"),
     ]
     assert seen[0]["loss"] != seen[1]["loss"]  # each rank stepped on its own batch
-    weights = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     assert weights[0].keys() == weights[1].keys()
     for name in weights[0]:
         assert torch.equal(weights[0][name], weights[1][name]), name
