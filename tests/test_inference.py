@@ -336,3 +336,24 @@ def test_no_room_for_the_scores_is_one_line(tmp_path):
 def test_prediction_scores_one_window_at_a_time_on_a_cpu():
     assert window_batch(torch.device("cpu")) == 1  # a 150-class head's maps stay out of RAM
     assert window_batch(torch.device("cuda")) == 4  # batching pays on a GPU
+
+
+def test_scores_go_to_disk_only_past_keep_bytes(monkeypatch):
+    import segvit.inference as inference
+
+    made = []
+
+    class Counted(SpilledScores):
+        def __init__(self, scores, directory=None):
+            made.append(scores.shape)
+            super().__init__(scores, directory)
+
+    monkeypatch.setattr(inference, "SpilledScores", Counted)
+    fn = _NearTie().eval()
+    image = torch.randn(1, 3, 131, 57, generator=torch.Generator().manual_seed(4))
+    kw = dict(num_classes=K, band_rows=7, **SETTINGS["slide-ms-flip"])
+    per_pass = [4 * K * h * w for h, w in (rescale_size(131, 57, (40, 24), r) for r in MS_SCALES)]
+    infer_labels(fn, image, keep_bytes=2 * sum(per_pass), **kw)  # all 12 passes fit exactly
+    assert made == []
+    infer_labels(fn, image, keep_bytes=2 * sum(per_pass) - 1, **kw)
+    assert len(made) == 2 * len(MS_SCALES)  # every pass spilled, flips included
