@@ -53,20 +53,18 @@ def list_weights() -> None:
 def fetch_weights(
     names: Annotated[list[str], typer.Argument(help="released names (see `weights list`) or all")],
 ) -> None:
-    """Download released checkpoints into the Hugging Face cache (a file placed by hand in
-    $SEGVIT_WEIGHTS/release is kept): resumed after a dropped connection, checked against
-    the size and SHA-256 the hub states."""
-    from segvit.modeling.release import RELEASES, fetch, get_release, placed_path
+    """Download released checkpoints into the Hugging Face cache, resumed after a dropped
+    connection, checked against the size and SHA-256 the hub states. A file placed by hand
+    in $SEGVIT_WEIGHTS/release is used instead, checked when the hub answers."""
+    from segvit.modeling.release import RELEASES, fetch, get_release
 
     wanted = list(RELEASES) if "all" in names else [get_release(n).name for n in names]
     for name in wanted:
-        path = fetch(name)
-        how = "placed by hand" if path == placed_path(RELEASES[name]) else "SHA-256 checked"
-        console.print(
-            f"{name}: {path} ({path.stat().st_size / 1e6:.0f} MB, {how})",
-            highlight=False,
-            soft_wrap=True,
-        )
+        got = fetch(name)
+        checked = "SHA-256 checked" if got.checked else "not checked against the hub"
+        how = f"placed by hand, {checked}" if got.placed else checked
+        size = got.path.stat().st_size / 1e6
+        console.print(f"{name}: {got.path} ({size:.0f} MB, {how})", highlight=False, soft_wrap=True)
 
 
 def convert(

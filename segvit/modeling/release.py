@@ -126,17 +126,26 @@ def resolve_cached(source: str | Path) -> Path:
     return path
 
 
-def fetch(name: str) -> Path:
-    """The local file of a released model: one placed by hand as it is, else the Hugging Face
-    cache's, downloaded when missing (hf_hub_download: a dropped connection is resumed, the
-    size checked; its progress bar shows on a terminal unless HF_HUB_DISABLE_PROGRESS_BARS)
-    and checked against the SHA-256 the hub states for it."""
+@dataclass(frozen=True)
+class Fetched:
+    """What `fetch` found: the file, where it came from, whether it matched the hub's word."""
+
+    path: Path
+    placed: bool  # placed by hand in $SEGVIT_WEIGHTS/release, not in the hub cache
+    checked: bool  # size and SHA-256 equal what the hub states (False: the hub did not answer)
+
+
+def fetch(name: str) -> Fetched:
+    """The local file of a released model. One placed by hand is used, compared with the size
+    and SHA-256 the hub states when the hub answers; else the Hugging Face cache's, downloaded
+    when missing (hf_hub_download: a dropped connection is resumed, the size checked, a
+    progress bar on a terminal unless HF_HUB_DISABLE_PROGRESS_BARS) and its SHA-256 checked."""
     release = get_release(name)
-    if placed_path(release).is_file():
-        return placed_path(release)
+    placed = placed_path(release)
+    if placed.is_file():
+        return Fetched(placed, placed=True, checked=_check_placed(placed, release))
     path = _hub_download(release)
-    _check_digest(path, release)
-    return path
+    return Fetched(path, placed=False, checked=_check_digest(path, release))
 
 
 def hub_url(release: ReleasedModel) -> str:
@@ -195,16 +204,15 @@ def _reason(err: BaseException) -> str:
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def _check_digest(path: Path, release: ReleasedModel) -> None:
+def _check_digest(path: Path, release: ReleasedModel) -> bool:
     """hf_hub_download checks a file's size, not its content. The hub states an LFS file's
     SHA-256 as its ETag and the cache names the blob after it, so the blob is hashed and
     compared here; a mismatch removes it so the next fetch downloads it anew."""
     blob = path.resolve()  # snapshots/COMMIT/NAME.pth -> blobs/ETAG
     stated = blob.name
     if not _SHA256.fullmatch(stated):
-        return  # a cache without symlinks (Windows) keeps no blob name: nothing to compare
-    with open(blob, "rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        return False  # a cache without symlinks (Windows) keeps no blob name: nothing to compare
+    digest = _sha256(blob)
     if digest != stated:
         blob.unlink()
         path.unlink(missing_ok=True)
@@ -212,3 +220,44 @@ def _check_digest(path: Path, release: ReleasedModel) -> None:
             f"{path}: SHA-256 {digest} does not match the {stated} the hub states for "
             f"{release.filename}; removed it, run `segvit weights fetch {release.name}` again"
         )
+    return True
+
+
+def _check_placed(path: Path, release: ReleasedModel) -> bool:
+    """A file placed by hand against the hub's word, when the hub answers (offline it is used
+    unchecked). It is the user's file: a mismatch is reported, never deleted."""
+    stated = _hub_metadata(release)
+    if stated is None:
+        return False
+    size, sha256 = stated
+    redo = f"replace it, or delete it and run `segvit weights fetch {release.name}`"
+    if size is not None and path.stat().st_size != size:
+        raise SegvitError(
+            f"{path}: {path.stat().st_size} bytes, the hub states {size} for "
+            f"{release.filename}; {redo}"
+        )
+    if sha256 is not None and (digest := _sha256(path)) != sha256:
+        raise SegvitError(
+            f"{path}: SHA-256 {digest} does not match the {sha256} the hub states for "
+            f"{release.filename}; {redo}"
+        )
+    return True
+
+
+def _hub_metadata(release: ReleasedModel) -> tuple[int | None, str | None] | None:
+    """(size, SHA-256) as the hub states them (a HEAD request, no retries), None when it does
+    not answer (offline, unreachable, not on this endpoint)."""
+    import httpx2
+    from huggingface_hub import get_hf_file_metadata
+
+    try:
+        stated = get_hf_file_metadata(hub_url(release))
+    except (OSError, httpx2.HTTPError):
+        return None
+    etag = stated.etag or ""
+    return stated.size, etag if _SHA256.fullmatch(etag) else None
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

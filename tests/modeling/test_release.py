@@ -283,12 +283,14 @@ def _files(server):
 
 def test_fetch_downloads_into_the_hub_cache_checked(hub, tmp_path):
     module, server = hub
-    path = fetch("ade_51.3")
+    got = fetch("ade_51.3")
+    path = got.path
+    assert (got.placed, got.checked) == (False, True)
     assert path == tmp_path / "hf" / CACHE / "snapshots" / module.COMMIT / "ade_51.3.pth"
     assert path.read_bytes() == PAYLOAD and path.resolve().name == SHA256  # blob named by SHA
     assert (tmp_path / "hf" / CACHE / "refs" / "main").read_text() == module.COMMIT
     assert resolve_cached("release:ade_51.3") == path and cached_path(RELEASES["ade_51.3"]) == path
-    assert fetch("ade_51.3") == path  # cached: one HEAD, no second GET
+    assert fetch("ade_51.3").path == path  # cached: one HEAD, no second GET
     assert _files(server) == [("HEAD", "ade_51.3.pth", None), ("GET", "ade_51.3.pth", None),
                               ("HEAD", "ade_51.3.pth", None)]  # fmt: skip
 
@@ -297,8 +299,7 @@ def test_a_dropped_connection_is_resumed_with_a_range_request(hub, monkeypatch):
     module, server = hub
     server.hub.files["ade_51.3.pth"].cut_after = 10_000  # the first GET breaks off there
     monkeypatch.setattr(hub_constants, "DOWNLOAD_CHUNK_SIZE", 1024)  # 10 MB: 16 KiB in chunks
-    path = fetch("ade_51.3")
-    assert path.read_bytes() == PAYLOAD
+    assert fetch("ade_51.3").path.read_bytes() == PAYLOAD
     gets = [r for m, _, r in _files(server) if m == "GET"]
     assert len(gets) == 2 and gets[0] is None
     assert gets[1] == "bytes=9216-"  # the 9 whole chunks written before the cut are kept
@@ -306,11 +307,11 @@ def test_a_dropped_connection_is_resumed_with_a_range_request(hub, monkeypatch):
 
 def test_the_cache_is_used_offline_and_when_the_hub_is_gone(hub, monkeypatch, tmp_path):
     module, server = hub
-    path = fetch("ade_51.3")
+    path = fetch("ade_51.3").path
     server.stop()
-    assert fetch("ade_51.3") == path  # unreachable: the library falls back on its cache
+    assert fetch("ade_51.3").path == path  # unreachable: the library falls back on its cache
     module.point_hub(monkeypatch, endpoint=server.hub.endpoint, home=tmp_path / "hf", offline=True)
-    assert fetch("ade_51.3") == path and resolve_cached("release:ade_51.3") == path
+    assert fetch("ade_51.3").path == path and resolve_cached("release:ade_51.3") == path
     with pytest.raises(SegvitError) as err:
         fetch("PC59cls_64.1")
     message = str(err.value)
@@ -332,13 +333,27 @@ def test_an_unreachable_hub_without_a_copy_is_one_line(hub, monkeypatch):
     assert f"{server.hub.endpoint}/Akide/SegViTv1/resolve/main/ade_51.3.pth" in message
 
 
-def test_a_file_placed_by_hand_is_used_before_the_hub(hub, tmp_path):
+def test_a_file_placed_by_hand_is_used_first_and_checked_when_the_hub_answers(hub, tmp_path):
     _, server = hub
     placed = tmp_path / "weights" / "release" / "ade_51.3.pth"
     placed.parent.mkdir(parents=True)
-    placed.write_bytes(b"by hand")
-    assert fetch("ade_51.3") == placed and resolve_cached("release:ade_51.3") == placed
-    assert _files(server) == []
+    placed.write_bytes(PAYLOAD)
+    got = fetch("ade_51.3")
+    assert (got.path, got.placed, got.checked) == (placed, True, True)
+    assert _files(server) == [("HEAD", "ade_51.3.pth", None)]  # asked, nothing downloaded
+    assert resolve_cached("release:ade_51.3") == placed
+    placed.write_bytes(PAYLOAD[:-1])
+    with pytest.raises(SegvitError, match=f"{placed}: 16383 bytes, the hub states 16384 for "):
+        fetch("ade_51.3")
+    placed.write_bytes(PAYLOAD[::-1])
+    with pytest.raises(SegvitError) as err:
+        fetch("ade_51.3")
+    assert f"does not match the {SHA256} the hub states" in str(err.value)
+    assert "replace it, or delete it and run `segvit weights fetch ade_51.3`" in str(err.value)
+    assert placed.read_bytes() == PAYLOAD[::-1]  # the user's file: reported, not deleted
+    server.stop()
+    got = fetch("ade_51.3")  # no hub to ask: used as it is
+    assert (got.path, got.placed, got.checked) == (placed, True, False)
 
 
 def test_a_corrupt_download_is_refused_and_removed(hub, tmp_path):
@@ -352,11 +367,11 @@ def test_a_corrupt_download_is_refused_and_removed(hub, tmp_path):
     assert list((tmp_path / "hf" / CACHE / "blobs").iterdir()) == []  # nothing kept
     assert not cached_path(RELEASES["ade_51.3"]).is_file()
     server.hub.files["ade_51.3.pth"] = module.HubFile(PAYLOAD)
-    assert fetch("ade_51.3").read_bytes() == PAYLOAD  # the next fetch starts over
+    assert fetch("ade_51.3").path.read_bytes() == PAYLOAD  # the next fetch starts over
 
 
 def test_a_cached_file_damaged_later_is_refused(hub):
-    path = fetch("ade_51.3")
+    path = fetch("ade_51.3").path
     path.resolve().write_bytes(PAYLOAD[::-1])
     with pytest.raises(SegvitError, match="does not match the .* the hub states for ade_51.3"):
         resolve_cached("release:ade_51.3")
