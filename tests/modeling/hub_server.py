@@ -26,7 +26,8 @@ COMMIT = hashlib.sha1(b"segvit test commit").hexdigest()  # what `main` resolves
 class HubFile:
     body: bytes
     sha256: str = ""  # the digest the server states; defaults to the body's own
-    cut_after: int | None = None  # drop the connection after this many body bytes, once
+    cut_after: int | None = None  # drop the connection after this many body bytes
+    cuts: int = 1  # of that many GETs; the ones after get the whole answer
 
     def __post_init__(self) -> None:
         self.sha256 = self.sha256 or hashlib.sha256(self.body).hexdigest()
@@ -81,10 +82,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if not body:
             return
-        if item.cut_after is not None:
+        if item.cut_after is not None and item.cuts > 0:
+            item.cuts -= 1
             self.wfile.write(data[: item.cut_after])
             self.wfile.flush()
-            item.cut_after = None  # the next request gets the rest
             self.connection.shutdown(socket.SHUT_RDWR)  # the connection drops mid-body
             return
         self.wfile.write(data)

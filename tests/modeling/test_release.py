@@ -305,6 +305,21 @@ def test_a_dropped_connection_is_resumed_with_a_range_request(hub, monkeypatch):
     assert gets[1] == "bytes=9216-"  # the 9 whole chunks written before the cut are kept
 
 
+def test_a_download_that_keeps_breaking_is_one_line_and_leaves_nothing(hub, monkeypatch, tmp_path):
+    _, server = hub
+    item = server.hub.files["ade_51.3.pth"]
+    item.cut_after, item.cuts = 100, 99  # less than a chunk each time: no progress
+    monkeypatch.setattr(hub_constants, "DOWNLOAD_CHUNK_SIZE", 1024)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    with pytest.raises(SegvitError) as err:
+        fetch("ade_51.3")
+    message = str(err.value)
+    assert "\n" not in message and "(RemoteProtocolError: peer closed connection" in message
+    assert len([m for m, _, _ in _files(server) if m == "GET"]) == 6  # the first and 5 retries
+    blobs = tmp_path / "hf" / CACHE / "blobs"
+    assert list(blobs.iterdir()) == []  # the partial file is dropped: a new run starts over
+
+
 def test_the_cache_is_used_offline_and_when_the_hub_is_gone(hub, monkeypatch, tmp_path):
     module, server = hub
     path = fetch("ade_51.3").path
