@@ -102,11 +102,12 @@ def test_the_command_takes_the_hub_variables_from_its_environment(load_by_path, 
         "SEGVIT_WEIGHTS": str(tmp_path / "weights"), "COLUMNS": "200",
         "PYTHONPATH": str(Path(segvit.__file__).parents[1]),
     }  # fmt: skip
-    try:
-        done = _segvit("weights", "fetch", "ade_51.3", env=env)
+    try:  # TQDM_POSITION=-1: the library's switch for its bars where stderr is no terminal
+        done = _segvit("weights", "fetch", "ade_51.3", env=env | {"TQDM_POSITION": "-1"})
     finally:
         server.stop()
     assert done.returncode == 0, done.stderr
+    assert "ade_51.3.pth: 100%" in done.stderr and "16.4k/16.4k" in done.stderr  # the bar
     blob = (
         tmp_path
         / "hf"

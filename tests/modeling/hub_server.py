@@ -3,10 +3,11 @@
 
 `HEAD /{repo}/resolve/{revision}/{filename}` answers the metadata the library reads
 (X-Repo-Commit, ETag and X-Linked-Etag: the LFS SHA-256, X-Linked-Size, Content-Length);
-`GET` serves the bytes, honouring `Range: bytes=N-` with a 206. An unknown file is a 404
-with `X-Error-Code: EntryNotFound`, as the hub sends it. `point_hub` sets the environment a
-user would (HF_ENDPOINT, HF_HOME, HF_HUB_OFFLINE) and has huggingface_hub read it again, as
-at import. Loaded by path (tests have no package).
+`GET` serves the bytes, honouring `Range: bytes=N-` with a 206. (The hub redirects an LFS
+file to its storage host; here the first answer carries what the redirect's would.) An
+unknown file is a 404 with `X-Error-Code: EntryNotFound`, as the hub sends it. `point_hub`
+sets the environment a user would (HF_ENDPOINT, HF_HOME, HF_HUB_OFFLINE) and has
+huggingface_hub read it again, as at import. Loaded by path (tests have no package).
 """
 
 import hashlib
@@ -79,6 +80,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         if start:
             self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+        name = self.path.rsplit("/", 1)[1]  # the hub's storage names the file (progress bar)
+        self.send_header("Content-Disposition", f'inline; filename="{name}";')
         self.end_headers()
         if not body:
             return
