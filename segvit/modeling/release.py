@@ -214,11 +214,17 @@ def _check_digest(path: Path, release: ReleasedModel) -> bool:
         return False  # a cache without symlinks (Windows) keeps no blob name: nothing to compare
     digest = _sha256(blob)
     if digest != stated:
-        blob.unlink()
-        path.unlink(missing_ok=True)
+        redo = f"run `segvit weights fetch {release.name}` again"
+        try:
+            blob.unlink()
+            path.unlink(missing_ok=True)
+        except OSError as err:  # a read-only shared cache
+            redo = f"could not remove it ({err.strerror}): delete {blob} and {redo}"
+        else:
+            redo = f"removed it, {redo}"
         raise SegvitError(
             f"{path}: SHA-256 {digest} does not match the {stated} the hub states for "
-            f"{release.filename}; removed it, run `segvit weights fetch {release.name}` again"
+            f"{release.filename}; {redo}"
         )
     return True
 

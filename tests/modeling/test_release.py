@@ -393,6 +393,22 @@ def test_a_cached_file_damaged_later_is_refused(hub):
     assert not path.exists()
 
 
+def test_a_damaged_file_in_a_read_only_cache_is_named_for_deletion(hub, monkeypatch):
+    blob = fetch("ade_51.3").path.resolve()
+    blob.write_bytes(PAYLOAD[::-1])
+
+    def refuse(self, missing_ok=False):  # a shared cache mounted read-only (root ignores modes)
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    with pytest.raises(SegvitError) as err:
+        resolve_cached("release:ade_51.3")
+    assert (
+        f"could not remove it (Permission denied): delete {blob} and run `segvit weights "
+        "fetch ade_51.3` again" in str(err.value)
+    )
+
+
 def test_a_file_the_hub_does_not_have_is_a_404_in_one_line(hub):
     _, server = hub
     with pytest.raises(SegvitError) as err:
