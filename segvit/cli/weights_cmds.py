@@ -42,8 +42,9 @@ def list_weights() -> None:
         f"{constants.ENDPOINT} (HF_ENDPOINT); placed by hand: {release_dir()}/NAME.pth "
         "(SEGVIT_WEIGHTS), used first.\n"
         f"get one: `segvit weights fetch NAME` (or all), or `hf download {REPO} NAME.pth`.\n"
-        "size: the file's float32 tensors; a hub download is checked against the size and "
-        "SHA-256 the hub states, a file placed by hand is used as it is.\n"
+        "size: the file's float32 tensors. A hub file is checked against the size and SHA-256 "
+        "the hub states; a file placed by hand too, by `weights fetch NAME` when the hub "
+        "answers.\n"
         "PASCAL-Context: the paper's numbers are mIoU over 59 classes (background excluded).",
         highlight=False,
         soft_wrap=True,
