@@ -18,7 +18,7 @@ from segvit.errors import SegvitError
 from segvit.modeling.cache import release_dir
 
 # References: SegViT release README (zbwxp/SegVit: file names, ss/ms mIoU), the paper's
-# Tables 1-3 (GFLOPs), ../shared/paper/release-checkpoints/*.tsv (crops, tensor layouts).
+# Tables 1-3 (GFLOPs), docs/release-checkpoints.md (crops, tensor layouts).
 
 PREFIX = "release:"  # `release:ade_51.3` names a cached released file
 BASE_URL = "https://huggingface.co/Akide/SegViTv1/resolve/main"
