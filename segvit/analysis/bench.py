@@ -49,7 +49,7 @@ from segvit.fileio import write_json
 from segvit.modeling.variants import build_model
 
 # References: SegViT release configs (batch 16 in total, 2 per GPU on 8 GPUs for ViT-B; AdamW,
-# head lr x10, grad clip 35); ../shared/paper/architecture.md.
+# head lr x10, grad clip 35); docs/architecture.md.
 
 CPU_BATCH = 2  # default per-device batch on a CPU: a ViT-B step at 512 takes seconds already
 CUDA_BATCH = 8  # default per-device batch on CUDA: between the release's 2 (ViT-B) or 4

@@ -15,7 +15,7 @@ from segvit.errors import SegvitError
 
 # References: SegViT release configs (mmseg 0.24 IterBasedRunner: AdamW lr 2e-5 with the head
 # at x10, 1,500 linear warm-up iterations, poly decay, batch 16, grad clip 35, evaluation
-# every 4,000 iterations); ../shared/paper/architecture.md, "Data and training".
+# every 4,000 iterations); docs/architecture.md, "Data and training".
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,7 @@ from segvit.errors import SegvitError
 from segvit.modeling.cache import release_dir
 
 # References: SegViT release README (zbwxp/SegVit: file names, ss/ms mIoU), the paper's
-# Tables 1-3 (GFLOPs); crops and tensor layouts as the files hold them (tests/modeling/
-# release-manifests).
+# Tables 1-3 (GFLOPs), docs/release-checkpoints.md (crops, tensor layouts).
 
 PREFIX = "release:"  # `release:ade_51.3` names a cached released file
 REPO = "Akide/SegViTv1"  # the authors' Hugging Face model repository

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 # this table and must answer without importing torch (~3 s here).
 
 # References: SegViT release configs for taps, QD positions and head widths
-# (../shared/paper/architecture.md gathers them).
+# (docs/architecture.md gathers them).
 
 Parts = "tuple[nn.Module, nn.Module]"  # (backbone, head)
 
