@@ -102,7 +102,11 @@ class Recipe:
                 raise SegvitError(f"recipe {self.name}: {name} must be {expected}, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain values (a Backbone as its string), for JSON and weights-only checkpoints."""
+        content = asdict(self)
+        if isinstance(self.pretrained, Backbone):
+            content["pretrained"] = self.pretrained.value
+        return content
 
     @classmethod
     def weight_shaping_fields(cls) -> tuple[str, ...]:
