@@ -14,6 +14,7 @@ from rich.console import Console
 from segvit.cli import (
     bench_cmds,
     data_cmds,
+    dataset_cmds,
     demo_cmds,
     model_cmds,
     reproduce_cmds,
@@ -36,6 +37,7 @@ app.add_typer(weights_app, name="weights")
 
 # Data (segvit.data)
 app.command("prepare")(data_cmds.prepare)
+app.command("datasets")(dataset_cmds.datasets)
 bench_app.command("data")(data_cmds.bench_data)
 bench_app.command("train")(bench_cmds.bench_train)
 bench_app.command("predict")(bench_cmds.bench_predict)

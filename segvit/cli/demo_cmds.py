@@ -46,9 +46,9 @@ def demo(
 
 def _shrunk_evidence(runs: Path, results: Path, data_root: Path) -> None:
     """Beside the smoke table: whether QU found its place in the Shrunk row (qu_probe.md)."""
-    from segvit.analysis.qu_probe import shrunk_evidence
     from segvit.engine.recipe import get_recipe
     from segvit.experiments.config import load_table
+    from segvit.experiments.qu_evidence import shrunk_evidence
     from segvit.experiments.reproduce import experiment_file, results_dir_for, row_dir
     from segvit.fileio import write_text
 

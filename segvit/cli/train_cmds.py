@@ -14,7 +14,9 @@ console = Console()
 
 def train(
     variant: Annotated[str, typer.Argument(help="a variant name (see `segvit variants`)")],
-    dataset: Annotated[str | None, typer.Option(help="default: the preset's (smoke: demo)")] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="a name or a dataset file; default: the preset's (demo)")
+    ] = None,
     preset: Annotated[
         str, typer.Option(help="the recipe: paper (the paper's) or smoke (CPU)")
     ] = "paper",
@@ -29,7 +31,8 @@ def train(
     resume: Annotated[bool, typer.Option(help="continue the run in --work-dir")] = False,
     amp: Annotated[bool, typer.Option(help="bf16 autocast on GPUs")] = True,
     pretrained: Annotated[
-        str | None, typer.Option(help="hub, a weights file, or none; default: the recipe's")
+        str | None,
+        typer.Option(help="hub, smoke, a weights file, or none; default: the recipe's"),
     ] = None,
     workers: Annotated[
         int | None, typer.Option(help="data loader processes per device; default: by cores")
@@ -45,7 +48,9 @@ def train(
         seed=seed,
     )  # fmt: skip
     if pretrained is not None:
-        experiment = experiment.with_recipe(pretrained=None if pretrained == "none" else pretrained)
+        from segvit.engine.recipe import Backbone
+
+        experiment = experiment.with_recipe(pretrained=Backbone.parse(pretrained))
     name = experiment.dataset.name
     result = train_experiment(
         experiment,
@@ -71,7 +76,10 @@ CHECKPOINT_HELP = "a weights file from `segvit train`, release:NAME or a release
 
 def eval_command(
     checkpoint: Annotated[str, typer.Argument(help=CHECKPOINT_HELP)],
-    dataset: Annotated[str | None, typer.Option(help="default: the one it was trained on")] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="a name or a dataset file; default: the one it was trained on"),
+    ] = None,
     ms: Annotated[bool, typer.Option("--ms", help="multi-scale 0.5-1.75 with flip")] = False,
     mode: Annotated[str, typer.Option(help="slide (the paper) or whole")] = "slide",
     stride: Annotated[

@@ -163,9 +163,9 @@ def evaluate(
         segmentor.train(was_training)
     metric.all_reduce()
     results: dict[str, Any] = metric.compute()
-    if dataset.name == "pascal-context":  # the paper reports 60 classes and 59 (no background)
-        without_background = metric.compute(exclude=(0,))
-        results["mIoU59"] = without_background["mIoU"]
+    if dataset.background is not None:  # PASCAL-Context: 60 classes, and 59 without background
+        without_background = metric.compute(exclude=(dataset.background,))
+        results[f"mIoU{dataset.num_classes - 1}"] = without_background["mIoU"]
     results.update(
         images=count,
         seconds=round(time.perf_counter() - start, 2),

@@ -39,7 +39,7 @@ from segvit.engine.distributed import (
     wrap_model,
 )
 from segvit.engine.logging import Progress, RunLog, Window, memory_mb
-from segvit.engine.optim import build_optimizer, build_schedule, current_lrs
+from segvit.engine.optim import build_schedule, current_lrs, recipe_optimizer
 from segvit.engine.recipe import Recipe
 from segvit.errors import SegvitError
 from segvit.modeling.output import SegOutput
@@ -49,14 +49,6 @@ from segvit.modeling.output import SegOutput
 
 LossFn = Callable[[SegOutput, Tensor], Mapping[str, Tensor]]  # (output, labels) -> {"loss", ...}
 EvaluateFn = Callable[[nn.Module], Mapping[str, Any]]  # model (eval mode) -> {"mIoU", ...}
-
-# What a resumed run must share with the run it continues: the recipe settings that shape the
-# weights, and what the run trains (TrainConfig.record).
-_RECIPE_MUST_MATCH = (
-    "iters", "batch", "lr", "head_lr_mult", "weight_decay", "warmup_iters", "warmup_ratio",
-    "power", "min_lr", "clip_grad", "amp", "amp_dtype", "seed", "mask_loss_excludes_ignored",
-    "release_decay_rule",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -84,7 +76,7 @@ class TrainConfig:
 
     @property
     def must_match(self) -> tuple[str, ...]:
-        return _RECIPE_MUST_MATCH + tuple(self.record)
+        return Recipe.weight_shaping_fields() + tuple(self.record)
 
 
 @dataclass(frozen=True)
@@ -147,13 +139,7 @@ class _Run:
         )
         state = self._open_work_dir()
         self.net = model.to(ctx.device)
-        self.optimizer = build_optimizer(
-            self.net,
-            lr=cfg.recipe.lr,
-            weight_decay=cfg.recipe.weight_decay,
-            release_rule=cfg.recipe.release_decay_rule,
-            head_lr_mult=cfg.recipe.head_lr_mult,
-        )
+        self.optimizer = recipe_optimizer(self.net, cfg.recipe)
         self.schedule = build_schedule(
             self.optimizer,
             total_iters=cfg.recipe.iters,

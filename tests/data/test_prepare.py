@@ -13,7 +13,7 @@ from PIL import Image
 from segvit.cli import main
 from segvit.data import archives, download, prepare
 from segvit.data.archives import MARKER, PARTIAL
-from segvit.data.datasets import SegDataset, dataset_root
+from segvit.data.datasets import SegDataset
 from segvit.data.info import DATASETS
 from segvit.data.transforms import TestTransform as Identity
 from segvit.errors import SegvitError
@@ -63,7 +63,7 @@ def test_ade20k_from_the_zip_then_a_rerun_checks_and_skips(tmp_path, ade, capsys
     assert (tree / "annotations/validation/ADE_val_00000002.png").is_file()
     assert (tree / "objectInfo150.txt").is_file()
     marker = archives.read_json(tree / MARKER)
-    assert marker["counts"] == {"training": 3, "validation": 2}
+    assert marker["counts"] == {"train": 3, "val": 2}
     labels = _labels(root, "ade20k", "train")
     assert all(set(np.unique(lab)) <= set(range(150)) | {255} for lab in labels)
     _no_leftovers(root)
@@ -187,7 +187,7 @@ LAB = "ADEChallengeData2016/annotations/training/ADE_train_00000002.png"
         (
             "extra-pair",
             None,
-            r"data/ade/ADEChallengeData2016: 4 training image/label pairs, "
+            r"data/ade/ADEChallengeData2016: 4 train image/label pairs, "
             "expected 3",
         ),
         (LAB, "small", r"ADE_train_00000002.jpg is 32x24 but its label .* is 4x4"),
@@ -386,5 +386,5 @@ def test_prepare_demo_with_a_preview(tmp_path, small_counts, capsys):
     code, out, err = run(capsys, "prepare", "demo", "--root", str(root), "--preview", str(picture))
     assert code == 0, err
     assert Image.open(picture).format == "PNG"
-    assert dataset_root(DATASETS["demo"], root) == root / "demo"
+    assert DATASETS["demo"].root(root) == root / "demo"
     prepare.verify_dataset(DATASETS["demo"], root, deep=True)
