@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from segvit.engine.checkpoint import save_weights
-from segvit.engine.evaluate import load_checkpoint
+from segvit.engine.loading import load_checkpoint
 from segvit.errors import SegvitError
 from segvit.modeling import release as release_module
 from segvit.modeling.convert import IGNORED, convert_release, dry_run, read_checkpoint
