@@ -5,7 +5,14 @@ import json
 import pytest
 
 from segvit.errors import SegvitError
-from segvit.fileio import TMP_SUFFIX, atomic_write, exclusive_lock, write_json, write_text
+from segvit.fileio import (
+    TMP_SUFFIX,
+    atomic_write,
+    exclusive_lock,
+    read_json,
+    write_json,
+    write_text,
+)
 
 
 def test_text_and_json_round_trip(tmp_path):
@@ -72,3 +79,11 @@ def test_two_processes_cannot_hold_one_lock(tmp_path):
         holder.wait()
     with exclusive_lock(lock, "x"):  # a killed holder leaves no stale lock
         pass
+
+
+def test_read_json_is_none_for_missing_or_broken_files(tmp_path):
+    write_json(tmp_path / "m.json", {"a": 1}, indent=1)
+    assert read_json(tmp_path / "m.json") == {"a": 1}
+    (tmp_path / "bad.json").write_text("{")
+    assert read_json(tmp_path / "bad.json") is None
+    assert read_json(tmp_path / "missing.json") is None

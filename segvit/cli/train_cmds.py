@@ -94,7 +94,8 @@ def eval_command(
 ) -> None:
     """Evaluate a checkpoint: mIoU, aAcc, mAcc and per-class IoU, as mmsegmentation counts."""
     from segvit.engine.distributed import resolve_device
-    from segvit.engine.evaluate import EvalSettings, evaluate, load_checkpoint, write_results
+    from segvit.engine.evaluate import EvalSettings, evaluate, write_results
+    from segvit.engine.loading import load_checkpoint
     from segvit.experiments.spec import checkpoint_dataset
 
     settings = EvalSettings(mode=mode, multi_scale=ms, stride=stride, max_images=max_images)
@@ -142,7 +143,7 @@ def predict(
 ) -> None:
     """Segment images: NAME_overlay.png (palette and legend) and NAME_labels.png (class ids)."""
     from segvit.engine.distributed import resolve_device
-    from segvit.engine.evaluate import load_checkpoint
+    from segvit.engine.loading import load_checkpoint
     from segvit.engine.predict import predict_images
     from segvit.experiments.spec import checkpoint_dataset
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
-import json
 import os
 import shutil
 import stat
@@ -30,8 +29,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from segvit import fileio
 from segvit.errors import SegvitError
+from segvit.fileio import read_json, write_json
 
 # References: MATLAB "MAT-File Format" (level 5) specification; the COCO API's compressed
 # run-length encoding (rleFrString / rleDecode) as documented with pycocotools. Both
@@ -285,7 +284,7 @@ def install(built: Path, final: Path) -> None:
         os.rename(built, final)
         return
     added = _new_paths(built, final)
-    write_json(final / PARTIAL, [path.relative_to(built).as_posix() for path in added])
+    write_json(final / PARTIAL, [p.relative_to(built).as_posix() for p in added], indent=1)
     for path in sorted(added, key=lambda p: "ImageSets" in p.parts):
         target = final / path.relative_to(built)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -318,15 +317,3 @@ def undo_partial(final: Path) -> bool:
             target.unlink()
     marker.unlink()
     return True
-
-
-def write_json(path: Path, payload: object) -> None:
-    """A marker or listing as JSON, atomically."""
-    fileio.write_json(path, payload, indent=1)
-
-
-def read_json(path: Path) -> object | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from segvit.data.archives import MARKER, install, read_json, staging, write_json
+from segvit.data.archives import MARKER, install, staging
 from segvit.data.classes import DEMO, DEMO_PALETTE
 from segvit.data.datasets import list_pairs, read_pair
 from segvit.data.info import DATASETS, DatasetSpec
 from segvit.errors import SegvitError
-from segvit.fileio import atomic_write
+from segvit.fileio import atomic_write, read_json, write_json
 
 DEMO_VERSION = 1  # bump when the generator changes, so older trees are regenerated
 SIZE_RANGE = (160, 256)  # image sides in pixels

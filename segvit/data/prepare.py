@@ -36,6 +36,7 @@ from segvit.data.demo import make_demo
 from segvit.data.download import Inputs, find_inputs
 from segvit.data.info import DatasetSpec, get_dataset
 from segvit.errors import SegvitError
+from segvit.fileio import read_json, write_json
 
 # References: mmsegmentation 0.24 tools/convert_datasets (coco_stuff10k.py, pascal_context.py)
 # and its dataset preparation guide, for layouts, file names and the label conversions.
@@ -92,7 +93,7 @@ def verify_dataset(info: DatasetSpec, root: Path, *, deep: bool = False) -> None
         raise SegvitError(f"no {info.name} data at {tree}; {info.how_to_get()}")
     if (tree / PARTIAL).exists():
         raise SegvitError(f"an interrupted `segvit prepare` left {tree} incomplete; run it again")
-    expected = expected_counts(info, archives.read_json(tree / MARKER))
+    expected = expected_counts(info, read_json(tree / MARKER))
     _verify_tree(info, tree, expected, deep=deep, progress=False)
 
 
@@ -155,7 +156,7 @@ def _verify_or_undo(info: DatasetSpec, final: Path, route: str, progress: bool) 
 
 def _adopt(info: DatasetSpec, final: Path, progress: bool) -> Path:
     """An existing tree: ours (marked) gets the quick check, any other one the full check."""
-    marker = archives.read_json(final / MARKER)
+    marker = read_json(final / MARKER)
     try:
         counts = expected_counts(info, marker)
         _verify_tree(info, final, counts, deep=marker is None, progress=progress)
@@ -172,7 +173,7 @@ def _adopt(info: DatasetSpec, final: Path, progress: bool) -> Path:
 def _mark(info: DatasetSpec, final: Path, route: str) -> None:
     counts = expected_counts(info, {"route": route})
     payload = {"dataset": info.prepare, "route": route, "counts": counts}
-    archives.write_json(final / MARKER, payload)
+    write_json(final / MARKER, payload, indent=1)
 
 
 def _check_writable(root: Path) -> None:

@@ -42,6 +42,7 @@ from segvit.engine.logging import Progress, RunLog, Window, memory_mb
 from segvit.engine.optim import build_schedule, current_lrs, recipe_optimizer
 from segvit.engine.recipe import Recipe
 from segvit.errors import SegvitError
+from segvit.fileio import write_json
 from segvit.modeling.output import SegOutput
 
 # References: SegViT release (mmseg 0.24 IterBasedRunner recipe: batch 16, grad clip 35,
@@ -170,7 +171,7 @@ class _Run:
                 "per_forward_batch": self.device_batch,
                 "accumulation": self.accum,
             }
-            ckpt.write_json(self.paths.work_dir / "config.json", cfg.to_dict() | derived)
+            write_json(self.paths.work_dir / "config.json", cfg.to_dict() | derived)
 
     def _open_work_dir(self) -> dict[str, Any] | None:
         """Create the work dir; the training state to resume from, or None for a fresh run."""

@@ -48,7 +48,6 @@ class TableConfig:
     caption: str
     metrics: list[Metric]
     rows: list[RowConfig]
-    schedule: Literal["paper"] = "paper"  # the dataset's recipe (iterations, decay, lr)
     notes: list[str] = field(default_factory=list)
 
     @property

@@ -266,7 +266,7 @@ def _step_time(
         paper.crop,
     ):
         return None  # the GFLOPs figures are the paper-scale models'
-    known = gflops.get((paper.variant, paper.dataset.name, paper.crop))
+    known = gflops.get((paper.variant.name, paper.dataset.name, paper.crop))
     if known is None:
         return None
     value, source = known
@@ -289,7 +289,7 @@ def _known_gflops(
             if row.variant is None:
                 continue
             paper = flops_experiment(row)
-            key = (paper.variant, paper.dataset.name, paper.crop)
+            key = (paper.variant.name, paper.dataset.name, paper.crop)
             state = row_dir(runs_dir, table.table, recipe.name, row) / "row.json"
             counted = _load_state(state).measured.get("gflops")
             if counted is not None:

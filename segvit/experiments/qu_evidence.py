@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from segvit.analysis.qu_probe import ShrunkEvidence, probe_images, probe_qu
-from segvit.engine.evaluate import load_checkpoint
+from segvit.engine.loading import load_checkpoint
 from segvit.experiments.spec import resolve, with_backbone
 
 

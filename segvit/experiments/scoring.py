@@ -8,7 +8,8 @@ from typing import Any
 
 from segvit.data.info import DatasetSpec
 from segvit.engine.distributed import resolve_device
-from segvit.engine.evaluate import EvalSettings, evaluate, load_checkpoint
+from segvit.engine.evaluate import EvalSettings, evaluate
+from segvit.engine.loading import load_checkpoint
 
 
 def table_cells(results: dict[str, Any], dataset: DatasetSpec, mode: str) -> dict[str, float]:

@@ -28,13 +28,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from segvit.data.archives import MARKER, read_json
+from segvit.data.archives import MARKER
 from segvit.data.datasets import SegDataset
 from segvit.data.info import DatasetSpec, get_dataset
 from segvit.data.transforms import TrainTransform
 from segvit.engine.checkpoint import export_safetensors
 from segvit.engine.recipe import Recipe
 from segvit.engine.train import TrainConfig, train
+from segvit.fileio import read_json
 from segvit.losses import pixel_ce_loss
 from segvit.modeling.backbone import ViTBackbone
 from segvit.modeling.specs import VIT_B, ViTSpec, tiny

@@ -22,7 +22,8 @@ from segvit.criteria import Criterion
 from segvit.data.datasets import SegDataset
 from segvit.data.info import DatasetSpec, load_dataset
 from segvit.data.transforms import TrainTransform
-from segvit.engine.evaluate import EvalSettings, evaluate, trained_on
+from segvit.engine.evaluate import EvalSettings, evaluate
+from segvit.engine.loading import trained_on
 from segvit.engine.recipe import Backbone, Recipe, get_recipe
 from segvit.engine.train import TrainConfig, TrainResult, train
 from segvit.errors import SegvitError

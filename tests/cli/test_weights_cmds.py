@@ -11,7 +11,7 @@ import torch
 
 import segvit
 from segvit.data.demo import make_demo
-from segvit.engine.evaluate import load_checkpoint
+from segvit.engine.loading import load_checkpoint
 
 FAKES = Path(__file__).parents[1] / "modeling" / "release_fakes.py"
 HUB_SERVER = Path(__file__).parents[1] / "modeling" / "hub_server.py"

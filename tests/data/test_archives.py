@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from segvit.data import archives
-from segvit.data.archives import MARKER, PARTIAL, Source
+from segvit.data.archives import PARTIAL, Source
 from segvit.errors import SegvitError
 
 
@@ -225,11 +225,3 @@ def test_install_renames_or_merges_and_undo_removes_only_what_it_added(tmp_path)
     assert sorted(p.name for p in final.iterdir()) == ["ImageSets", "JPEGImages"]
     assert [p.name for p in (final / "ImageSets").iterdir()] == ["Main"]
     assert not archives.undo_partial(final)
-
-
-def test_json_helpers(tmp_path):
-    archives.write_json(tmp_path / MARKER, {"a": 1})
-    assert archives.read_json(tmp_path / MARKER) == {"a": 1}
-    (tmp_path / "bad.json").write_text("{")
-    assert archives.read_json(tmp_path / "bad.json") is None
-    assert archives.read_json(tmp_path / "missing.json") is None

@@ -17,6 +17,7 @@ from segvit.data.datasets import SegDataset
 from segvit.data.info import DATASETS
 from segvit.data.transforms import TestTransform as Identity
 from segvit.errors import SegvitError
+from segvit.fileio import read_json, write_json
 
 ADE_TREE = "ade/ADEChallengeData2016"
 
@@ -62,7 +63,7 @@ def test_ade20k_from_the_zip_then_a_rerun_checks_and_skips(tmp_path, ade, capsys
     )
     assert (tree / "annotations/validation/ADE_val_00000002.png").is_file()
     assert (tree / "objectInfo150.txt").is_file()
-    marker = archives.read_json(tree / MARKER)
+    marker = read_json(tree / MARKER)
     assert marker["counts"] == {"train": 3, "val": 2}
     labels = _labels(root, "ade20k", "train")
     assert all(set(np.unique(lab)) <= set(range(150)) | {255} for lab in labels)
@@ -83,7 +84,7 @@ def test_ade20k_from_the_downloads_folder_and_from_an_extracted_zip(tmp_path, ad
         archive.extractall(tmp_path / "unzipped")
     other = tmp_path / "other"
     prepare.prepare_dataset("ade20k", src=tmp_path / "unzipped", root=other, progress=False)
-    assert archives.read_json(other / ADE_TREE / MARKER)["route"] == "ade-extracted"
+    assert read_json(other / ADE_TREE / MARKER)["route"] == "ade-extracted"
     assert len(list((other / ADE_TREE / "images/training").iterdir())) == 3
 
 
@@ -92,7 +93,7 @@ def test_a_tree_prepared_for_mmsegmentation_is_used_as_is(tmp_path, ade):
     with zipfile.ZipFile(ade) as archive:
         archive.extractall(root / "ade")
     prepare.prepare_dataset("ade20k", root=root, progress=False)
-    assert archives.read_json(root / ADE_TREE / MARKER)["route"] == "existing"
+    assert read_json(root / ADE_TREE / MARKER)["route"] == "existing"
     (root / ADE_TREE / MARKER).unlink()
     (root / ADE_TREE / "annotations/training/ADE_train_00000002.png").unlink()
     with pytest.raises(SegvitError, match="exists but is not a complete ade20k tree.*has no label"):
@@ -325,7 +326,7 @@ def test_pascal_context_from_the_voc_tar_and_the_detail_json(tmp_path, build, sm
     assert (label == _expected_context()).all()
     fifty_nine = _labels(root, "pascal-context-59", "val")[0]
     assert fifty_nine[0, 0] == 58 and fifty_nine[-1, 0] == 0 and fifty_nine[-1, -1] == 255
-    assert archives.read_json(tree / MARKER)["route"] == "detail-json"
+    assert read_json(tree / MARKER)["route"] == "detail-json"
     code, _, err = run(capsys, "prepare", "pascal-context-59", "--root", str(root))
     assert code == 0, err
 
@@ -339,7 +340,7 @@ def test_pascal_context_from_the_mat_tarball(tmp_path, build, small_counts, monk
     tree = prepare.prepare_dataset("pascal-context", src=voc, root=root, progress=False)
     label = np.asarray(Image.open(tree / f"SegmentationClassContext/{val[0]}.png"))
     assert label[0, 0] == 59 and label[5, 0] == 1 and label[5, -1] == 0  # other ids: background
-    assert archives.read_json(tree / MARKER)["route"] == "context-mat"
+    assert read_json(tree / MARKER)["route"] == "context-mat"
     prepare.verify_dataset(DATASETS["pascal-context"], root, deep=True)
 
 
@@ -359,9 +360,7 @@ def test_pascal_context_labels_are_added_to_an_extracted_voc_in_place(
     assert image.stat().st_ino == inode  # the images stayed where they were
     assert (tree / f"SegmentationClassContext/{val[0]}.png").is_file()
     # An interrupted merge: the next check fails, the next run undoes it and builds again.
-    archives.write_json(
-        tree / PARTIAL, ["SegmentationClassContext", "ImageSets/SegmentationContext"]
-    )
+    write_json(tree / PARTIAL, ["SegmentationClassContext", "ImageSets/SegmentationContext"])
     (tree / MARKER).unlink()
     with pytest.raises(SegvitError, match="interrupted `segvit prepare` left"):
         prepare.verify_dataset(DATASETS["pascal-context"], root)

@@ -17,7 +17,7 @@ import torch
 from huggingface_hub import constants as hub_constants
 
 from segvit.engine.checkpoint import save_weights
-from segvit.engine.evaluate import load_checkpoint
+from segvit.engine.loading import load_checkpoint
 from segvit.errors import SegvitError
 from segvit.modeling.convert import IGNORED, convert_release, dry_run, read_checkpoint
 from segvit.modeling.release import (
