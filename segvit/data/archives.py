@@ -5,8 +5,9 @@ installing a prepared tree atomically.
 folder, links and devices are refused; a truncated archive is one error naming it. The
 official annotations come as MATLAB 5 files (COCO-Stuff-10K, PASCAL-Context), read with
 scipy.io, and COCO run-length masks (the Detail JSON of PASCAL-Context), a small format
-decoded here so that preparing does not need pycocotools. A tree is built in a scratch folder inside
-the data root and renamed into place, so an interrupted run leaves nothing that looks done.
+decoded here so that preparing does not need pycocotools. A tree is built in a scratch
+folder inside the data root and renamed into place, so an interrupted run leaves nothing
+that looks done.
 """
 
 from __future__ import annotations
