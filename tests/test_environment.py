@@ -1,6 +1,7 @@
 """constraints.txt against pyproject.toml and the Makefile: every requirement is pinned to a
 version its range admits, and `make install` installs within the pins (uv or pip)."""
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -50,9 +51,10 @@ def test_the_next_major_of_what_segvit_reaches_into_is_excluded(name):
 def test_make_installs_within_the_pins_and_reinstalls_when_they_change(tmp_path):
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^\$\(STAMP\): pyproject.toml \$\(CONSTRAINTS\)$", makefile, flags=re.M)
-    dry = subprocess.run(
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    dry = subprocess.run(  # under `make test`, the outer make's flags stay out
         ["make", "-n", "install", f"VENV={tmp_path / 'venv'}", f"UV_HOME={tmp_path / 'uv'}"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     # Both branches, uv and its pip fallback, are given the constraints.
     assert dry.stdout.count("-c constraints.txt") >= 2, dry.stdout
