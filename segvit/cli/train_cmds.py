@@ -39,9 +39,17 @@ def train(
     ] = None,
     seed: Annotated[int, typer.Option(help="seeds weights, data order, augmentation")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    tensorboard: Annotated[
+        bool, typer.Option("--tensorboard", help="also TensorBoard events in WORK_DIR/tensorboard")
+    ] = False,
 ) -> None:
     """Train a variant; multi-GPU with `torchrun --nproc_per_node N -m segvit.cli train ...`."""
+    from segvit.engine.logging import TENSORBOARD_MISSING, tensorboard_available
+    from segvit.errors import SegvitError
     from segvit.experiments.spec import resolve, train_experiment
+
+    if tensorboard and not tensorboard_available():  # before any data or model is built
+        raise SegvitError(TENSORBOARD_MISSING)
 
     experiment = resolve(
         variant, dataset, recipe=preset, crop=crop, iters=iters, batch=batch, lr=lr, amp=amp,
@@ -59,6 +67,7 @@ def train(
         device=device,
         resume=resume,
         num_workers=workers,
+        tensorboard=tensorboard,
     )
     best = (
         f", best mIoU {result.best_metric:.2f} ({result.best_weights})"

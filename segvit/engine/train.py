@@ -65,6 +65,7 @@ class TrainConfig:
     resume: bool = False  # continue from work_dir's last.state.pt (from scratch if none)
     num_workers: int = field(default_factory=default_workers)  # loader processes per device
     best_metric: str = "mIoU"  # evaluation key that picks best.pt (higher is better)
+    tensorboard: bool = False  # also TensorBoard scalars in work_dir/tensorboard (needs it)
 
     def __post_init__(self) -> None:
         if self.num_workers < 0:
@@ -163,7 +164,9 @@ class _Run:
             self._restore(state)
         else:
             ckpt.seed_everything(cfg.recipe.seed)
-        self.log = RunLog(self.paths.work_dir / "log.jsonl", enabled=ctx.is_main)
+        self.log = RunLog(
+            self.paths.work_dir / "log.jsonl", enabled=ctx.is_main, tensorboard=cfg.tensorboard
+        )
         self.log.truncate_after(self.start)  # records of iterations this run will redo
         if ctx.is_main:
             derived = {

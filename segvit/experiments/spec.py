@@ -151,6 +151,7 @@ def train_experiment(
     resume: bool = False,
     num_workers: int | None = None,
     with_eval: bool = True,
+    tensorboard: bool = False,
 ) -> TrainResult:
     """Build everything `experiment` names and train it; evaluation every eval_interval."""
     experiment = with_backbone(experiment, Path(data_root), device=device, num_workers=num_workers)
@@ -162,6 +163,7 @@ def train_experiment(
         record=experiment.record(),
         device=device,
         resume=resume,
+        tensorboard=tensorboard,
         **({} if num_workers is None else {"num_workers": num_workers}),
     )
     evaluate_fn = None
