@@ -30,7 +30,7 @@ from typing import BinaryIO
 import numpy as np
 
 from segvit.errors import SegvitError
-from segvit.fileio import read_json, write_json
+from segvit.fileio import exclusive_lock, read_json, write_json
 
 # References: the COCO API's compressed run-length encoding (rleFrString / rleDecode) as
 # documented with pycocotools; the decoder is tested against pycocotools.mask.encode.
@@ -225,7 +225,7 @@ def staging(root: Path, name: str) -> Iterator[Path]:
     lock per dataset keeps two `segvit prepare` runs from interleaving; holding it also
     makes any scratch folder left by a killed run safe to delete.
     """
-    with fileio.exclusive_lock(root / f".segvit-{name}.lock", f"`segvit prepare {name}`"):
+    with exclusive_lock(root / f".segvit-{name}.lock", f"`segvit prepare {name}`"):
         for stale in root.glob(f".segvit-tmp-{name}-*"):
             shutil.rmtree(stale, ignore_errors=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".segvit-tmp-{name}-", dir=root))
