@@ -371,7 +371,8 @@ def _run_release_row(
         if not cached_path(release).is_file():
             why.append(f"no weights: segvit weights fetch {release.name}")
         if not dataset.root(data_root).is_dir():
-            why.append(f"no data: {dataset.how_to_get()}")
+            get = f"segvit prepare {dataset.prepare}" if dataset.prepare else dataset.how_to_get()
+            why.append(f"no data: {get}")
         if not why:
             console.print(f"[bold]eval[/] {table.table} / {row.name} (released {release.name})")
             result.measured.update(eval_fn(release, recipe, table.inference))
