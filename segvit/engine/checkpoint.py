@@ -46,6 +46,25 @@ class CheckpointPaths:
     def best(self) -> Path:  # weights with the highest evaluation metric so far
         return self.work_dir / "best.pt"
 
+    @property
+    def log(self) -> Path:  # one JSON record per logged step and evaluation
+        return self.work_dir / "log.jsonl"
+
+    @property
+    def config(self) -> Path:  # the settings of the run
+        return self.work_dir / "config.json"
+
+    def results(self) -> list[Path]:
+        """What a run left here that a new run would replace: weights, log, and the
+        evaluations `segvit eval` wrote beside the weights."""
+        kept = [p for p in (self.last, self.best, self.log) if p.is_file()]
+        return kept + sorted(self.work_dir.glob("eval_*.json"))
+
+    def clear(self) -> None:
+        """Remove the previous run (training state, results, config) for a fresh one."""
+        for path in [self.state, self.config, *self.results()]:
+            path.unlink(missing_ok=True)
+
 
 # ---------------------------------------------------------------------------- atomic writes
 
@@ -168,16 +187,24 @@ def resumable_state(
 ) -> dict[str, Any] | None:
     """The training state a run continues from, or None for a fresh run.
 
-    A fresh run never overwrites a work dir that holds a training state. A resumed run must
+    A fresh run never overwrites a work dir that holds a training state or a run's results
+    (weights, log) without one: only `overwrite` (TrainConfig) clears it. A resumed run must
     agree with the saved one on `must_match` (the settings that shape the weights);
     resuming where nothing was saved yet starts from scratch.
     """
     if not paths.state.is_file():
+        results = paths.results()
+        if results:  # a finished run whose state was deleted (to save disk): its weights stay
+            names = ", ".join(p.name for p in results)
+            raise SegvitError(
+                f"{paths.work_dir} holds a run ({names}) but no {paths.state.name} to resume "
+                "from; pass --overwrite to replace it, or choose another work dir"
+            )
         return None
     if not resume:
         raise SegvitError(
             f"{paths.work_dir} already holds a training state ({paths.state.name}); "
-            "resume it or choose another work dir"
+            "resume it (--resume), replace it (--overwrite) or choose another work dir"
         )
     state = load_state(paths.state)
     saved = state.get("config", {})

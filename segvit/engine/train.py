@@ -13,7 +13,7 @@ import math
 import numbers
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,10 +42,13 @@ from segvit.engine.logging import Progress, RunLog, Window, memory_mb
 from segvit.engine.optim import build_optimizer, build_schedule, current_lrs
 from segvit.engine.recipe import Recipe
 from segvit.errors import SegvitError
+from segvit.fileio import exclusive_lock
 from segvit.modeling.output import SegOutput
 
 # References: SegViT release (mmseg 0.24 IterBasedRunner recipe: batch 16, grad clip 35,
 # evaluation every 4000 iterations); nanoGPT train.py (gradient accumulation with no_sync).
+
+LOCK_NAME = ".train.lock"  # in the work dir, held by the training that writes there
 
 LossFn = Callable[[SegOutput, Tensor], Mapping[str, Tensor]]  # (output, labels) -> {"loss", ...}
 EvaluateFn = Callable[[nn.Module], Mapping[str, Any]]  # model (eval mode) -> {"mIoU", ...}
@@ -70,16 +73,20 @@ class TrainConfig:
     # run must agree on it.
     device: str = "auto"  # "auto" (CUDA if present), "cpu" or "cuda"
     resume: bool = False  # continue from work_dir's last.state.pt (from scratch if none)
+    overwrite: bool = False  # start afresh where a run is, removing its files first
     num_workers: int = field(default_factory=default_workers)  # loader processes per device
     best_metric: str = "mIoU"  # evaluation key that picks best.pt (higher is better)
 
     def __post_init__(self) -> None:
         if self.num_workers < 0:
             raise SegvitError(f"train config: num_workers must be >= 0, got {self.num_workers}")
+        if self.resume and self.overwrite:
+            raise SegvitError("--resume continues the run, --overwrite replaces it: pick one")
 
     def to_dict(self) -> dict[str, Any]:
         run = {"work_dir": self.work_dir, "device": self.device, "resume": self.resume,
-               "num_workers": self.num_workers, "best_metric": self.best_metric}  # fmt: skip
+               "overwrite": self.overwrite, "num_workers": self.num_workers,
+               "best_metric": self.best_metric}  # fmt: skip
         return self.recipe.to_dict() | dict(self.record) | run
 
     @property
@@ -91,7 +98,7 @@ class TrainConfig:
 class TrainResult:
     iterations: int  # the iteration the run ended at (cfg.recipe.iters)
     last_weights: Path  # work_dir/last.pt
-    best_weights: Path | None  # work_dir/best.pt, None without evaluation
+    best_weights: Path | None  # work_dir/best.pt; None without evaluation or once deleted
     best_metric: float | None  # its value of cfg.best_metric
     losses: dict[str, float]  # the last iteration's losses, averaged over processes
     seconds: float  # wall time of this call
@@ -118,10 +125,21 @@ def train(
     """
     ctx = init_distributed(cfg.device)
     try:
-        run = _Run(cfg, ctx, model, train_set, loss_fn, transform, evaluate_fn, on_iteration)
-        return run.run()
+        with _work_dir_lock(Path(cfg.work_dir), ctx):
+            run = _Run(cfg, ctx, model, train_set, loss_fn, transform, evaluate_fn, on_iteration)
+            return run.run()
     finally:
         cleanup(ctx)
+
+
+def _work_dir_lock(work: Path, ctx: DistContext) -> AbstractContextManager[None]:
+    """Rank 0 holds the work dir for the whole run: a second training into it (a second
+    `--resume` too) would interleave checkpoints, config and log, so it fails at once."""
+    if work.exists() and not work.is_dir():
+        raise SegvitError(f"--work-dir {work}: a file is there; expected a folder")
+    if not ctx.is_main:
+        return nullcontext()
+    return exclusive_lock(work / LOCK_NAME, f"a training into {work}")
 
 
 class _Run:
@@ -176,7 +194,7 @@ class _Run:
             self._restore(state)
         else:
             ckpt.seed_everything(cfg.recipe.seed)
-        self.log = RunLog(self.paths.work_dir / "log.jsonl", enabled=ctx.is_main)
+        self.log = RunLog(self.paths.log, enabled=ctx.is_main)
         self.log.truncate_after(self.start)  # records of iterations this run will redo
         if ctx.is_main:
             derived = {
@@ -184,16 +202,16 @@ class _Run:
                 "per_forward_batch": self.device_batch,
                 "accumulation": self.accum,
             }
-            ckpt.write_json(self.paths.work_dir / "config.json", cfg.to_dict() | derived)
+            ckpt.write_json(self.paths.config, cfg.to_dict() | derived)
 
     def _open_work_dir(self) -> dict[str, Any] | None:
         """Create the work dir; the training state to resume from, or None for a fresh run."""
         work = self.paths.work_dir
-        if work.exists() and not work.is_dir():
-            raise SegvitError(f"--work-dir {work}: a file is there; expected a folder")
         if self.ctx.is_main:
             work.mkdir(parents=True, exist_ok=True)
             ckpt.remove_stale_temporaries(work)  # left by a save that a kill interrupted
+            if self.cfg.overwrite:
+                self.paths.clear()
         barrier()
         return ckpt.resumable_state(
             self.paths,
@@ -263,11 +281,14 @@ class _Run:
         finally:
             progress.close()
             del batches  # stops the DataLoader workers, also when the run fails
+        if ctx.is_main and not self.paths.last.is_file():  # resumed at the end, last.pt deleted:
+            self._save(cfg.recipe.iters, None)  # the restored state holds its weights
         barrier()
+        best = self.paths.best if self.best is not None and self.paths.best.is_file() else None
         return TrainResult(
             iterations=cfg.recipe.iters,
             last_weights=self.paths.last,
-            best_weights=self.paths.best if self.best is not None else None,
+            best_weights=best,
             best_metric=self.best,
             losses=losses,
             seconds=time.perf_counter() - began,
