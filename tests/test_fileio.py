@@ -5,7 +5,14 @@ import json
 import pytest
 
 from segvit.errors import SegvitError
-from segvit.fileio import TMP_SUFFIX, atomic_write, exclusive_lock, write_json, write_text
+from segvit.fileio import (
+    TMP_SUFFIX,
+    atomic_write,
+    check_folder,
+    exclusive_lock,
+    write_json,
+    write_text,
+)
 
 
 def test_text_and_json_round_trip(tmp_path):
@@ -72,3 +79,13 @@ def test_two_processes_cannot_hold_one_lock(tmp_path):
         holder.wait()
     with exclusive_lock(lock, "x"):  # a killed holder leaves no stale lock
         pass
+
+
+def test_a_folder_option_naming_a_file_fails_before_any_work(tmp_path):
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(SegvitError, match=r"^--out .*taken: a file is there; expected a folder$"):
+        check_folder(tmp_path / "taken", "--out")
+    with pytest.raises(SegvitError, match=r"taken/sub: a file is there \(.*taken is a file\)"):
+        check_folder(tmp_path / "taken" / "sub", "--root")
+    assert check_folder(tmp_path / "new" / "sub", "--out") == tmp_path / "new" / "sub"
+    assert not (tmp_path / "new").exists()  # checking creates nothing

@@ -182,30 +182,44 @@ def load_state(path: Path) -> dict[str, Any]:
     return content
 
 
+def check_work_dir(paths: CheckpointPaths, *, resume: bool, overwrite: bool = False) -> None:
+    """Refuse a run the work dir cannot take, before any work: a file where the folder goes;
+    without `overwrite`, a fresh run where a training state is, or any run where a run's
+    results (weights, log) are but no training state (deleted to save disk) to resume from."""
+    work = paths.work_dir
+    if resume and overwrite:
+        raise SegvitError("--resume continues the run, --overwrite replaces it: pick one")
+    if work.exists() and not work.is_dir():
+        raise SegvitError(f"--work-dir {work}: a file is there; expected a folder")
+    if overwrite:
+        return
+    if not paths.state.is_file():
+        results = paths.results()
+        if results:
+            names = ", ".join(p.name for p in results)
+            raise SegvitError(
+                f"{work} holds a run ({names}) but no {paths.state.name} to resume from; "
+                "pass --overwrite to replace it, or choose another work dir"
+            )
+    elif not resume:
+        raise SegvitError(
+            f"{work} already holds a training state ({paths.state.name}); "
+            "resume it (--resume), replace it (--overwrite) or choose another work dir"
+        )
+
+
 def resumable_state(
     paths: CheckpointPaths, *, resume: bool, config: Mapping[str, Any], must_match: Iterable[str]
 ) -> dict[str, Any] | None:
     """The training state a run continues from, or None for a fresh run.
 
-    A fresh run never overwrites a work dir that holds a training state or a run's results
-    (weights, log) without one: only `overwrite` (TrainConfig) clears it. A resumed run must
-    agree with the saved one on `must_match` (the settings that shape the weights);
-    resuming where nothing was saved yet starts from scratch.
+    The work dir must pass `check_work_dir` (a run that overwrites cleared it first). A
+    resumed run must agree with the saved one on `must_match` (the settings that shape the
+    weights); resuming where nothing was saved yet starts from scratch.
     """
+    check_work_dir(paths, resume=resume)
     if not paths.state.is_file():
-        results = paths.results()
-        if results:  # a finished run whose state was deleted (to save disk): its weights stay
-            names = ", ".join(p.name for p in results)
-            raise SegvitError(
-                f"{paths.work_dir} holds a run ({names}) but no {paths.state.name} to resume "
-                "from; pass --overwrite to replace it, or choose another work dir"
-            )
         return None
-    if not resume:
-        raise SegvitError(
-            f"{paths.work_dir} already holds a training state ({paths.state.name}); "
-            "resume it (--resume), replace it (--overwrite) or choose another work dir"
-        )
     state = load_state(paths.state)
     saved = state.get("config", {})
     for key in must_match:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from segvit.engine.checkpoint import atomic_write
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON-safe: tensors to numbers, NaN/inf to None (json would write non-standard NaN)."""
     if isinstance(value, np.generic) or (isinstance(value, torch.Tensor) and value.numel() == 1):
         value = value.item()
@@ -33,9 +33,9 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -49,7 +49,7 @@ class RunLog:
         if not self.enabled:
             return
         with open(self.path, "a", encoding="utf-8") as file:
-            file.write(json.dumps(_clean(record)) + "\n")
+            file.write(json.dumps(json_safe(record)) + "\n")
 
     def truncate_after(self, iteration: int) -> None:
         """Drop records past `iteration`: a resumed run logs those iterations again."""

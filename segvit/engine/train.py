@@ -80,8 +80,6 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.num_workers < 0:
             raise SegvitError(f"train config: num_workers must be >= 0, got {self.num_workers}")
-        if self.resume and self.overwrite:
-            raise SegvitError("--resume continues the run, --overwrite replaces it: pick one")
 
     def to_dict(self) -> dict[str, Any]:
         run = {"work_dir": self.work_dir, "device": self.device, "resume": self.resume,
@@ -208,6 +206,7 @@ class _Run:
         """Create the work dir; the training state to resume from, or None for a fresh run."""
         work = self.paths.work_dir
         if self.ctx.is_main:
+            ckpt.check_work_dir(self.paths, resume=self.cfg.resume, overwrite=self.cfg.overwrite)
             work.mkdir(parents=True, exist_ok=True)
             ckpt.remove_stale_temporaries(work)  # left by a save that a kill interrupted
             if self.cfg.overwrite:

@@ -137,6 +137,7 @@ def train_experiment(
     data_root: Path,
     device: str = "auto",
     resume: bool = False,
+    overwrite: bool = False,
     num_workers: int | None = None,
     with_eval: bool = True,
 ) -> TrainResult:
@@ -150,6 +151,7 @@ def train_experiment(
         record=experiment.record(),
         device=device,
         resume=resume,
+        overwrite=overwrite,
         **({} if num_workers is None else {"num_workers": num_workers}),
     )
     evaluate_fn = None

@@ -325,7 +325,7 @@ def test_overwrite_replaces_every_file_of_the_previous_run(tiny, tmp_path, strai
     assert json.loads((tmp_path / "config.json").read_text())["seed"] == 0
     assert [r["iter"] for r in read_log(tmp_path / "log.jsonl") if r["kind"] == "eval"] == [4, 8]
     with pytest.raises(SegvitError, match="--resume continues the run, --overwrite replaces"):
-        _cfg(tmp_path, resume=True, overwrite=True)
+        _run(tiny, tmp_path, resume=True, overwrite=True)
 
 
 def test_resuming_a_finished_run_whose_last_pt_was_deleted_writes_it_again(tiny, tmp_path):
