@@ -1,12 +1,19 @@
 """The result table writer keeps paper and measured columns apart, and the plot is drawn."""
 
+import re
 from pathlib import Path
 
 import pandas as pd
 
 from segvit.experiments.config import load_figure, load_table
 from segvit.experiments.plot import plot_figure
-from segvit.experiments.tables import NOT_IMPLEMENTED, RowResult, build_frame, write_table
+from segvit.experiments.tables import (
+    NOT_IMPLEMENTED,
+    RowResult,
+    build_frame,
+    machine_label,
+    write_table,
+)
 
 EXPERIMENTS = Path(__file__).parents[2] / "experiments"
 
@@ -69,3 +76,21 @@ def test_figure4_reads_back_a_csv_with_bounds(tmp_path):
     assert not pd.api.types.is_numeric_dtype(reread["paper_gflops"])  # the case being tested
     out = plot_figure(load_figure(EXPERIMENTS / "figure4.yaml"), reread, tmp_path / "f4.png")
     assert out.stat().st_size > 10_000
+
+
+# How `machine_label` names a machine: "cpu (MODEL, N threads), N cores" or "cuda (NAME) xN".
+MACHINE = re.compile(r"cpu \([^()]+, \d+ threads?\), \d+ cores|cuda \([^()]+\) x\d+")
+
+
+def test_the_machine_label_and_every_committed_table_share_one_format():
+    """A rerun on the same machine must not rewrite a committed table only because the
+    machine string changed format (it once read "x86_64 CPU, 2 cores")."""
+    assert MACHINE.fullmatch(machine_label())
+    results = Path(__file__).parents[2] / "results"
+    labels = {
+        label
+        for csv in results.rglob("*.csv")
+        if "machine" in (frame := pd.read_csv(csv)).columns
+        for label in frame["machine"].dropna()
+    }
+    assert labels and all(MACHINE.fullmatch(label) for label in labels), labels
