@@ -94,3 +94,29 @@ def test_the_machine_label_and_every_committed_table_share_one_format():
         for label in frame["machine"].dropna()
     }
     assert labels and all(MACHINE.fullmatch(label) for label in labels), labels
+
+
+def test_figure4_draws_only_segvit_in_its_colour(tmp_path, monkeypatch):
+    """The comparison rows have variants too (dpt_b, setr_mla_b...): they are other methods."""
+    from matplotlib.axes import Axes
+
+    from segvit.experiments import plot
+
+    drawn = []
+    scatter = Axes.scatter
+
+    def recording(self, x, y, *args, **kwargs):
+        if not isinstance(x, list):  # a point, not a legend entry
+            drawn.append((x, kwargs.get("color")))
+        return scatter(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "scatter", recording)
+    table = load_table(EXPERIMENTS / "table1.yaml")
+    frame = build_frame(table, [RowResult(NOT_IMPLEMENTED)] * len(table.rows), preset="paper",
+                        machine="m")  # fmt: skip
+    plot_figure(load_figure(EXPERIMENTS / "figure4.yaml"), frame, tmp_path / "f4.png")
+    colours = dict(drawn)
+    assert colours[120.9] == colours[637.9] == colours[373.5] == plot.SEGVIT  # SegViT rows
+    assert (
+        colours[219.8] == colours[113.5] == colours[129.6] == plot.OTHERS
+    )  # DPT, SETR-MLA, Segmenter
