@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from segvit.errors import SegvitError
 from segvit.fileio import TMP_SUFFIX, atomic_write, write_json  # noqa: F401 (re-exported)
+from segvit.modeling.weights import load_failure
 
 Meta = dict[str, str | int | float | bool]
 
@@ -90,7 +91,7 @@ def _load(path: Path, what: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated, not a torch file, or unsafe pickled objects
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = load_failure(path, err)
         raise SegvitError(f"{path}: not a readable {what} file ({reason})") from None
 
 

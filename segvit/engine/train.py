@@ -36,6 +36,7 @@ from segvit.engine.distributed import (
     init_distributed,
     split_batch,
     unwrap,
+    worker_error,
     wrap_model,
 )
 from segvit.engine.logging import Progress, RunLog, Window, memory_mb
@@ -302,7 +303,10 @@ class _Run:
         data_time = 0.0
         for micro in range(self.accum):
             tic = time.perf_counter()
-            batch = next(batches)
+            try:
+                batch = next(batches)
+            except SegvitError as err:
+                raise worker_error(err) from None
             images = batch["image"].to(self.ctx.device, non_blocking=True)  # (b, 3, H, W)
             labels = batch["label"].to(self.ctx.device, non_blocking=True)  # (b, H, W)
             data_time += time.perf_counter() - tic

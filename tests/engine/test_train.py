@@ -356,3 +356,20 @@ def test_a_second_training_into_a_held_work_dir_is_refused(tiny, tmp_path):
         _run(tiny, tmp_path, iters=2, resume=True)
     assert not (tmp_path / "last.pt").exists() and not (tmp_path / "config.json").exists()
     _run(tiny, tmp_path, iters=2, resume=True)  # the lock dies with its holder
+
+
+def _broken_set(tiny):
+    class Broken(tiny.TinySet):
+        def __getitem__(self, index):
+            raise SegvitError(f"image_{index}.jpg: not a readable image (Truncated File Read)")
+
+    return Broken()
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_bad_sample_is_the_same_one_line_with_or_without_workers(tiny, tmp_path, workers):
+    with pytest.raises(SegvitError) as raised:
+        train(_cfg(tmp_path, num_workers=workers), model=tiny.TinySegmentor(),
+              train_set=_broken_set(tiny), loss_fn=tiny.pixel_loss)  # fmt: skip
+    assert str(raised.value).startswith("image_") and "\n" not in str(raised.value)
+    assert str(raised.value).endswith(".jpg: not a readable image (Truncated File Read)")
