@@ -114,11 +114,15 @@ def wants_bar() -> bool:
 class Progress:
     """Live bar (rank 0, terminal) or plain lines (rank 0, elsewhere); silent on other ranks."""
 
-    def __init__(self, *, total: int, initial: int, enabled: bool, bar: bool | None = None) -> None:
-        self.enabled = enabled
+    def __init__(
+        self, *, total: int, initial: int, enabled: bool, bar: bool | None = None, label: str = ""
+    ) -> None:
+        self.enabled, self.label = enabled, label  # label: whose iterations these are
         self.bar = None
         if enabled and (wants_bar() if bar is None else bar):
-            self.bar = tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True)
+            self.bar = tqdm(
+                total=total, initial=initial, unit="it", dynamic_ncols=True, desc=label or None
+            )
 
     @property
     def has_bar(self) -> bool:
@@ -150,6 +154,7 @@ class Progress:
         """A plain line: printed above the bar, or alone when there is no bar."""
         if not self.enabled:
             return
+        text = f"{self.label}: {text}" if self.label else text
         if self.bar is not None:
             self.bar.write(text, file=sys.stderr)
         else:

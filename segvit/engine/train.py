@@ -77,6 +77,7 @@ class TrainConfig:
     overwrite: bool = False  # start afresh where a run is, removing its files first
     num_workers: int = field(default_factory=default_workers)  # loader processes per device
     best_metric: str = "mIoU"  # evaluation key that picks best.pt (higher is better)
+    label: str = ""  # titles the progress bar and lines when the run is not the user's own
 
     def __post_init__(self) -> None:
         if self.num_workers < 0:
@@ -250,7 +251,9 @@ class _Run:
         model.train()
         if self.saved_at is None:  # a fresh run: fail early on an unwritable work dir, and
             self._save(0, None)  # make even a kill before the first interval resumable
-        progress = Progress(total=cfg.recipe.iters, initial=self.start, enabled=ctx.is_main)
+        progress = Progress(
+            total=cfg.recipe.iters, initial=self.start, enabled=ctx.is_main, label=cfg.label
+        )
         window = Window()
         losses: dict[str, float] = {}
         try:

@@ -108,7 +108,7 @@ def load_failure(path: Path, err: Exception) -> str:
     try:
         wanted = torch.serialization.get_unsafe_globals_in_checkpoint(path)
     except Exception:  # the legacy (non-zip) format: torch's message names the first one
-        wanted = re.findall(r"GLOBAL (\S+)", text)
+        wanted = re.findall(r"GLOBAL (\S+)", f"{text} {err.__cause__}")
     what = ", ".join(wanted) if wanted else "objects other than tensors and plain data"
     return f"refused to unpickle {what}: loading it could run code; segvit loads only tensors"
 
