@@ -35,7 +35,9 @@ def prepare(
     from segvit.data.demo import save_preview
     from segvit.data.info import get_dataset
     from segvit.data.prepare import prepare_dataset
+    from segvit.fileio import check_folder
 
+    check_folder(root, "--root")
     info = get_dataset(name)
     tree = prepare_dataset(name, src=src, root=root)
     console.print(

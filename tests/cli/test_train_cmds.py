@@ -77,6 +77,7 @@ def test_eval_out_names_the_file_and_writes_strict_json(tmp_path, cli, demo_weig
     code, out, err = cli("eval", weights, "--data-root", data, "--out", tmp_path / "r.json",
                          "--stride", "64")  # fmt: skip
     assert code == 0, err
+    assert "eval demo" not in err  # no progress bar in a log: stderr is not a terminal here
     text = (tmp_path / "r.json").read_text()  # a file, not a folder
     results = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in the JSON"))
     assert results["data_root"] == str(data.resolve())
