@@ -64,12 +64,16 @@ def train(
             overwrite=overwrite, num_workers=workers,
         )  # fmt: skip
     except KeyboardInterrupt:
-        saved = (
-            f"{paths.state} holds the last checkpoint; rerun with --resume to continue"
-            if paths.state.is_file()
-            else "nothing was saved"
-        )
-        Console(stderr=True).print(f"interrupted: {saved}", highlight=False, soft_wrap=True)
+        from segvit.experiments.spec import SMOKE_BACKBONE
+
+        if paths.state.is_file():
+            said = f"interrupted: {paths.state} holds the last checkpoint; rerun with --resume"
+        elif experiment.recipe.pretrained == SMOKE_BACKBONE:  # the run itself saves at once
+            said = "interrupted before training began; rerun the same command (the smoke "
+            said += "backbone's pretraining goes on from its last checkpoint)"
+        else:
+            said = "interrupted before training began; nothing was saved"
+        Console(stderr=True).print(said, highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
     best = (
         f", best mIoU {result.best_metric:.2f} ({result.best_weights})"

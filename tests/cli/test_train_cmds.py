@@ -135,4 +135,4 @@ def test_train_refuses_a_finished_run_and_says_how_to_resume_after_ctrl_c(
 
     monkeypatch.setattr(spec, "train_experiment", interrupted)
     code, _, err = cli(*args, "--overwrite")
-    assert code == 130 and "rerun with --resume to continue" in err
+    assert code == 130 and "last.state.pt holds the last checkpoint; rerun with --resume" in err
