@@ -59,6 +59,19 @@ def read_json(path: Path) -> Any | None:
         return None
 
 
+def check_folder(path: Path, option: str) -> Path:
+    """`path` as the folder a command will create or fill (`option` names it): a file there or
+    in its way fails at once in one line, before any work, not as "File exists" after it."""
+    path = Path(path)
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                where = "" if candidate == path else f" ({candidate} is a file)"
+                raise SegvitError(f"{option} {path}: a file is there{where}; expected a folder")
+            break
+    return path
+
+
 @contextmanager
 def exclusive_lock(path: Path, what: str) -> Iterator[None]:
     """Hold `path` as a lock file while the block runs; a second holder fails at once with one

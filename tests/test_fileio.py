@@ -8,6 +8,7 @@ from segvit.errors import SegvitError
 from segvit.fileio import (
     TMP_SUFFIX,
     atomic_write,
+    check_folder,
     exclusive_lock,
     read_json,
     write_json,
@@ -87,3 +88,13 @@ def test_read_json_is_none_for_missing_or_broken_files(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     assert read_json(tmp_path / "bad.json") is None
     assert read_json(tmp_path / "missing.json") is None
+
+
+def test_a_folder_option_naming_a_file_fails_before_any_work(tmp_path):
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(SegvitError, match=r"^--out .*taken: a file is there; expected a folder$"):
+        check_folder(tmp_path / "taken", "--out")
+    with pytest.raises(SegvitError, match=r"taken/sub: a file is there \(.*taken is a file\)"):
+        check_folder(tmp_path / "taken" / "sub", "--root")
+    assert check_folder(tmp_path / "new" / "sub", "--out") == tmp_path / "new" / "sub"
+    assert not (tmp_path / "new").exists()  # checking creates nothing

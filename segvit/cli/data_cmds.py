@@ -58,12 +58,14 @@ def prepare(
     from segvit.data.demo import save_preview
     from segvit.data.info import get_dataset, load_dataset
     from segvit.data.prepare import prepare_dataset
+    from segvit.fileio import check_folder
 
     if name == "folder":
         from segvit.data.folder import prepare_folder
 
         if images is None or labels is None or out is None:
             raise SegvitError("prepare folder: --images, --labels and --out are required")
+        check_folder(out, "--out")
         path = prepare_folder(
             images, labels, out, classes=classes, val_fraction=val_fraction, seed=seed,
             label_suffix=label_suffix, ignore_index=ignore_index,
@@ -77,6 +79,7 @@ def prepare(
         )
         root = Path(".")
     else:
+        check_folder(root, "--root")
         info = get_dataset(name)
         tree = prepare_dataset(name, src=src, root=root)
         console.print(

@@ -49,7 +49,9 @@ def reproduce(
     from segvit.engine.recipe import get_recipe
     from segvit.experiments import reproduce as sweep
     from segvit.experiments.launch import Launch
+    from segvit.fileio import check_folder
 
+    check_folder(results, "--results"), check_folder(runs, "--runs")  # before hours of work
     launch = Launch(gpus=gpus, nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint,
                     rdzv_id=rdzv_id)  # fmt: skip
     if plan:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from segvit.errors import SegvitError
 
 console = Console()
 
@@ -29,6 +32,9 @@ def train(
     ] = None,
     data_root: Annotated[Path, typer.Option(help="prepared datasets")] = Path("data"),
     resume: Annotated[bool, typer.Option(help="continue the run in --work-dir")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="replace the run in --work-dir (its weights, log, scores)")
+    ] = False,
     amp: Annotated[bool, typer.Option(help="bf16 autocast on GPUs")] = True,
     pretrained: Annotated[
         str | None,
@@ -44,6 +50,7 @@ def train(
     ] = False,
 ) -> None:
     """Train a variant; multi-GPU with `torchrun --nproc_per_node N -m segvit.cli train ...`."""
+    from segvit.engine.checkpoint import CheckpointPaths, check_work_dir
     from segvit.engine.logging import TENSORBOARD_MISSING, tensorboard_available
     from segvit.errors import SegvitError
     from segvit.experiments.spec import resolve, train_experiment
@@ -60,15 +67,27 @@ def train(
 
         experiment = experiment.with_recipe(pretrained=Backbone.parse(pretrained))
     name = experiment.dataset.name
-    result = train_experiment(
-        experiment,
-        work_dir=work_dir or Path("runs") / f"{variant}-{name}-{preset}",
-        data_root=data_root,
-        device=device,
-        resume=resume,
-        num_workers=workers,
-        tensorboard=tensorboard,
-    )
+    work_dir = work_dir or Path("runs") / f"{variant}-{name}-{preset}"
+    paths = CheckpointPaths(work_dir)
+    # Before the smoke backbone's minutes of pretraining: what the work dir cannot take.
+    check_work_dir(paths, resume=resume, overwrite=overwrite)
+    try:
+        result = train_experiment(
+            experiment, work_dir=work_dir, data_root=data_root, device=device, resume=resume,
+            overwrite=overwrite, num_workers=workers, tensorboard=tensorboard,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        from segvit.engine.recipe import Backbone
+
+        if paths.state.is_file():
+            said = f"interrupted: {paths.state} holds the last checkpoint; rerun with --resume"
+        elif experiment.recipe.pretrained == Backbone.SMOKE:  # the run itself saves at once
+            said = "interrupted before training began; rerun the same command (the smoke "
+            said += "backbone's pretraining goes on from its last checkpoint)"
+        else:
+            said = "interrupted before training began; nothing was saved"
+        Console(stderr=True).print(said, highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
     best = (
         f", best mIoU {result.best_metric:.2f} ({result.best_weights})"
         if result.best_weights
@@ -95,7 +114,8 @@ def eval_command(
         int | None, typer.Option(help="sliding-window stride; default: the paper's for the crop")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="where the JSON goes; default: beside it")
+        Path | None,
+        typer.Option(help="a .json file, or a folder for it; default: beside the checkpoint"),
     ] = None,
     data_root: Annotated[Path, typer.Option(help="prepared datasets")] = Path("data"),
     max_images: Annotated[int | None, typer.Option(help="only the first N images")] = None,
@@ -103,18 +123,63 @@ def eval_command(
 ) -> None:
     """Evaluate a checkpoint: mIoU, aAcc, mAcc and per-class IoU, as mmsegmentation counts."""
     from segvit.engine.distributed import resolve_device
-    from segvit.engine.evaluate import EvalSettings, evaluate, write_results
+    from segvit.engine.evaluate import EvalSettings, evaluate
     from segvit.engine.loading import load_checkpoint
+    from segvit.engine.logging import json_safe, wants_bar
     from segvit.experiments.spec import checkpoint_dataset
+    from segvit.fileio import write_json
 
     settings = EvalSettings(mode=mode, multi_scale=ms, stride=stride, max_images=max_images)
     model, meta = load_checkpoint(checkpoint, device=resolve_device(device))
     spec = checkpoint_dataset(meta, dataset)
-    results = evaluate(model, spec, settings, data_root=data_root)
+    root = str(data_root.resolve())
+    name = _results_name(checkpoint, spec.name, settings)
+    path = _results_file(out, checkpoint, name, data_root=root)
+    results = evaluate(model, spec, settings, data_root=data_root, progress=wants_bar())
+    results |= {"checkpoint": checkpoint, "data_root": root}
     scales = "ms" if ms else "ss"
     _print_results(results, title=f"{checkpoint} on {spec.name} ({scales})")
-    path = write_results(results, out or _beside(checkpoint), f"eval_{spec.name}_{scales}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, json_safe(results), indent=1)  # strict JSON: NaN (no pixels) as null
     console.print(f"wrote {path}")
+
+
+def _results_name(checkpoint: str, dataset: str, settings) -> str:
+    """A scores file named by what changes the scores, so that one evaluation beside a
+    checkpoint never replaces another: eval_best_ade20k_ss, eval_last_demo_ms_whole_first2;
+    a release (its own folder) leaves out the file's name: eval_ade20k_ss."""
+    weights = "" if checkpoint.startswith("release:") else f"{Path(checkpoint).stem}_"
+    name = f"eval_{weights}{dataset}_{'ms' if settings.multi_scale else 'ss'}"
+    name += "_whole" if settings.mode == "whole" else ""
+    name += f"_stride{settings.stride}" if settings.stride is not None else ""
+    return name + (f"_first{settings.max_images}" if settings.max_images is not None else "")
+
+
+def _results_file(out: Path | None, checkpoint: str, name: str, *, data_root: str) -> Path:
+    """Where `segvit eval` writes, checked before any work: `--out FILE.json` as named, else
+    NAME.json in `--out` or beside the checkpoint. The default file is replaced only by the
+    same evaluation of the same data root; `--out` names a file the user gives away."""
+    from segvit.fileio import check_folder
+
+    if out is not None and out.is_file() and out.suffix != ".json":
+        raise SegvitError(f"--out {out}: a file is there; expected a .json file or a folder")
+    if out is not None and out.suffix == ".json":
+        check_folder(out.parent, "--out")
+        if out.is_dir():
+            raise SegvitError(f"--out {out}: a folder is there; expected a .json file")
+        return out
+    path = check_folder(out or _beside(checkpoint), "--out") / f"{name}.json"
+    if out is None and path.is_file():
+        try:
+            before = json.loads(path.read_text()).get("data_root")
+        except (ValueError, AttributeError):
+            before = None
+        if before != data_root:
+            raise SegvitError(
+                f"{path} holds scores of {before or 'an unrecorded data root'}, not {data_root}; "
+                "pass --out to write elsewhere, or delete it"
+            )
+    return path
 
 
 def _beside(checkpoint: str) -> Path:
@@ -155,7 +220,9 @@ def predict(
     from segvit.engine.loading import load_checkpoint
     from segvit.engine.predict import predict_images
     from segvit.experiments.spec import checkpoint_dataset
+    from segvit.fileio import check_folder
 
+    check_folder(out, "--out")
     model, meta = load_checkpoint(checkpoint, device=resolve_device(device))
     spec = checkpoint_dataset(meta, dataset)
     for source, overlay, labels in predict_images(model, images, spec, out, multi_scale=ms):

@@ -204,8 +204,9 @@ def _download(key: str, missing: list[str], folder: Path, progress: bool) -> dic
             got[role] = fetch(items[role], folder, progress=progress)
     except Unreachable as err:
         files = "; ".join(f"{items[r].url} ({items[r].size})" for r in missing)
+        root = "" if folder.parent == Path("data") else f" --root {folder.parent}"  # as asked
         raise SegvitError(
             f"cannot download {key}: {err}. Download {files} yourself, put the file(s) in "
-            f"{folder}/ (or pass --src PATH), then run `segvit prepare {key}` again"
+            f"{folder}/ (or pass --src PATH), then run `segvit prepare {key}{root}` again"
         ) from None
     return got

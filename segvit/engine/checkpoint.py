@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from segvit.errors import SegvitError
 from segvit.fileio import TMP_SUFFIX, atomic_write
+from segvit.modeling.weights import load_failure
 
 Meta = dict[str, str | int | float | bool]
 
@@ -45,6 +46,25 @@ class CheckpointPaths:
     @property
     def best(self) -> Path:  # weights with the highest evaluation metric so far
         return self.work_dir / "best.pt"
+
+    @property
+    def log(self) -> Path:  # one JSON record per logged step and evaluation
+        return self.work_dir / "log.jsonl"
+
+    @property
+    def config(self) -> Path:  # the settings of the run
+        return self.work_dir / "config.json"
+
+    def results(self) -> list[Path]:
+        """What a run left here that a new run would replace: weights, log, and the
+        evaluations `segvit eval` wrote beside the weights."""
+        kept = [p for p in (self.last, self.best, self.log) if p.is_file()]
+        return kept + sorted(self.work_dir.glob("eval_*.json"))
+
+    def clear(self) -> None:
+        """Remove the previous run (training state, results, config) for a fresh one."""
+        for path in [self.state, self.config, *self.results()]:
+            path.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------- atomic writes
@@ -71,7 +91,7 @@ def _load(path: Path, what: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated, not a torch file, or unsafe pickled objects
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = load_failure(path, err)
         raise SegvitError(f"{path}: not a readable {what} file ({reason})") from None
 
 
@@ -163,22 +183,44 @@ def load_state(path: Path) -> dict[str, Any]:
     return content
 
 
+def check_work_dir(paths: CheckpointPaths, *, resume: bool, overwrite: bool = False) -> None:
+    """Refuse a run the work dir cannot take, before any work: a file where the folder goes;
+    without `overwrite`, a fresh run where a training state is, or any run where a run's
+    results (weights, log) are but no training state (deleted to save disk) to resume from."""
+    work = paths.work_dir
+    if resume and overwrite:
+        raise SegvitError("--resume continues the run, --overwrite replaces it: pick one")
+    if work.exists() and not work.is_dir():
+        raise SegvitError(f"--work-dir {work}: a file is there; expected a folder")
+    if overwrite:
+        return
+    if not paths.state.is_file():
+        results = paths.results()
+        if results:
+            names = ", ".join(p.name for p in results)
+            raise SegvitError(
+                f"{work} holds a run ({names}) but no {paths.state.name} to resume from; "
+                "pass --overwrite to replace it, or choose another work dir"
+            )
+    elif not resume:
+        raise SegvitError(
+            f"{work} already holds a training state ({paths.state.name}); "
+            "resume it (--resume), replace it (--overwrite) or choose another work dir"
+        )
+
+
 def resumable_state(
     paths: CheckpointPaths, *, resume: bool, config: Mapping[str, Any], must_match: Iterable[str]
 ) -> dict[str, Any] | None:
     """The training state a run continues from, or None for a fresh run.
 
-    A fresh run never overwrites a work dir that holds a training state. A resumed run must
-    agree with the saved one on `must_match` (the settings that shape the weights);
-    resuming where nothing was saved yet starts from scratch.
+    The work dir must pass `check_work_dir` (a run that overwrites cleared it first). A
+    resumed run must agree with the saved one on `must_match` (the settings that shape the
+    weights); resuming where nothing was saved yet starts from scratch.
     """
+    check_work_dir(paths, resume=resume)
     if not paths.state.is_file():
         return None
-    if not resume:
-        raise SegvitError(
-            f"{paths.work_dir} already holds a training state ({paths.state.name}); "
-            "resume it or choose another work dir"
-        )
     state = load_state(paths.state)
     saved = state.get("config", {})
     for key in must_match:

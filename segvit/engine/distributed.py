@@ -250,6 +250,17 @@ def _as_tensor(array: Any) -> Tensor:
     return torch.as_tensor(np.ascontiguousarray(array) if isinstance(array, np.ndarray) else array)
 
 
+def worker_error(err: SegvitError) -> SegvitError:
+    """The one line of a SegvitError a DataLoader worker raised (a truncated image, a label
+    out of range): the loader re-raises it with the worker's whole traceback as its message,
+    where a loader without workers gives the line alone."""
+    text = str(err)
+    if not text.startswith("Caught "):  # raised in this process
+        return err
+    last = text.rstrip().splitlines()[-1]  # "segvit.errors.SegvitError: <the line>"
+    return SegvitError(last.split(": ", 1)[1] if ": " in last else last)
+
+
 class SeededDataset(Dataset):
     """Samples by (epoch, index) key, augmented with a generator seeded by (seed, epoch, index).
 

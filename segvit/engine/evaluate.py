@@ -46,6 +46,8 @@ class EvalSettings:
             raise SegvitError(f"--mode {self.mode}: expected slide or whole")
         if self.split not in ("train", "val"):
             raise SegvitError(f"split {self.split!r}: expected train or val")
+        if self.stride is not None and self.stride < 1:  # 0 would read as "the default"
+            raise SegvitError(f"--stride {self.stride}: expected at least 1")
         if self.max_images is not None and self.max_images < 1:
             raise SegvitError(f"--max-images {self.max_images}: expected at least 1")
 

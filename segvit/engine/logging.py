@@ -26,7 +26,7 @@ from segvit.engine.checkpoint import atomic_write
 from segvit.errors import SegvitError
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON-safe: tensors to numbers, NaN/inf to None (json would write non-standard NaN)."""
     if isinstance(value, np.generic) or (isinstance(value, torch.Tensor) and value.numel() == 1):
         value = value.item()
@@ -35,9 +35,9 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -69,7 +69,7 @@ class RunLog:
     def write(self, record: Mapping[str, Any]) -> None:
         if not self.enabled:
             return
-        record = _clean(record)
+        record = json_safe(record)
         with open(self.path, "a", encoding="utf-8") as file:
             file.write(json.dumps(record) + "\n")
         if self.board is not None:
@@ -166,11 +166,15 @@ def wants_bar() -> bool:
 class Progress:
     """Live bar (rank 0, terminal) or plain lines (rank 0, elsewhere); silent on other ranks."""
 
-    def __init__(self, *, total: int, initial: int, enabled: bool, bar: bool | None = None) -> None:
-        self.enabled = enabled
+    def __init__(
+        self, *, total: int, initial: int, enabled: bool, bar: bool | None = None, label: str = ""
+    ) -> None:
+        self.enabled, self.label = enabled, label  # label: whose iterations these are
         self.bar = None
         if enabled and (wants_bar() if bar is None else bar):
-            self.bar = tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True)
+            self.bar = tqdm(
+                total=total, initial=initial, unit="it", dynamic_ncols=True, desc=label or None
+            )
 
     @property
     def has_bar(self) -> bool:
@@ -202,6 +206,7 @@ class Progress:
         """A plain line: printed above the bar, or alone when there is no bar."""
         if not self.enabled:
             return
+        text = f"{self.label}: {text}" if self.label else text
         if self.bar is not None:
             self.bar.write(text, file=sys.stderr)
         else:

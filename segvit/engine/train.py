@@ -13,7 +13,7 @@ import math
 import numbers
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,17 +36,20 @@ from segvit.engine.distributed import (
     init_distributed,
     split_batch,
     unwrap,
+    worker_error,
     wrap_model,
 )
 from segvit.engine.logging import Progress, RunLog, Window, memory_mb
 from segvit.engine.optim import build_schedule, current_lrs, recipe_optimizer
 from segvit.engine.recipe import Recipe
 from segvit.errors import SegvitError
-from segvit.fileio import write_json
+from segvit.fileio import exclusive_lock, write_json
 from segvit.modeling.output import SegOutput
 
 # References: SegViT release (mmseg 0.24 IterBasedRunner recipe: batch 16, grad clip 35,
 # evaluation every 4000 iterations); nanoGPT train.py (gradient accumulation with no_sync).
+
+LOCK_NAME = ".train.lock"  # in the work dir, held by the training that writes there
 
 LossFn = Callable[[SegOutput, Tensor], Mapping[str, Tensor]]  # (output, labels) -> {"loss", ...}
 EvaluateFn = Callable[[nn.Module], Mapping[str, Any]]  # model (eval mode) -> {"mIoU", ...}
@@ -63,9 +66,11 @@ class TrainConfig:
     # run must agree on it.
     device: str = "auto"  # "auto" (CUDA if present), "cpu" or "cuda"
     resume: bool = False  # continue from work_dir's last.state.pt (from scratch if none)
+    overwrite: bool = False  # start afresh where a run is, removing its files first
     num_workers: int = field(default_factory=default_workers)  # loader processes per device
     best_metric: str = "mIoU"  # evaluation key that picks best.pt (higher is better)
     tensorboard: bool = False  # also TensorBoard scalars in work_dir/tensorboard (needs it)
+    label: str = ""  # titles the progress bar and lines when the run is not the user's own
 
     def __post_init__(self) -> None:
         if self.num_workers < 0:
@@ -73,7 +78,8 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         run = {"work_dir": self.work_dir, "device": self.device, "resume": self.resume,
-               "num_workers": self.num_workers, "best_metric": self.best_metric}  # fmt: skip
+               "overwrite": self.overwrite, "num_workers": self.num_workers,
+               "best_metric": self.best_metric}  # fmt: skip
         return self.recipe.to_dict() | dict(self.record) | run
 
     @property
@@ -85,7 +91,7 @@ class TrainConfig:
 class TrainResult:
     iterations: int  # the iteration the run ended at (cfg.recipe.iters)
     last_weights: Path  # work_dir/last.pt
-    best_weights: Path | None  # work_dir/best.pt, None without evaluation
+    best_weights: Path | None  # work_dir/best.pt; None without evaluation or once deleted
     best_metric: float | None  # its value of cfg.best_metric
     losses: dict[str, float]  # the last iteration's losses, averaged over processes
     seconds: float  # wall time of this call
@@ -112,10 +118,21 @@ def train(
     """
     ctx = init_distributed(cfg.device)
     try:
-        run = _Run(cfg, ctx, model, train_set, loss_fn, transform, evaluate_fn, on_iteration)
-        return run.run()
+        with _work_dir_lock(Path(cfg.work_dir), ctx):
+            run = _Run(cfg, ctx, model, train_set, loss_fn, transform, evaluate_fn, on_iteration)
+            return run.run()
     finally:
         cleanup(ctx)
+
+
+def _work_dir_lock(work: Path, ctx: DistContext) -> AbstractContextManager[None]:
+    """Rank 0 holds the work dir for the whole run: a second training into it (a second
+    `--resume` too) would interleave checkpoints, config and log, so it fails at once."""
+    if work.exists() and not work.is_dir():
+        raise SegvitError(f"--work-dir {work}: a file is there; expected a folder")
+    if not ctx.is_main:
+        return nullcontext()
+    return exclusive_lock(work / LOCK_NAME, f"a training into {work}")
 
 
 class _Run:
@@ -164,9 +181,7 @@ class _Run:
             self._restore(state)
         else:
             ckpt.seed_everything(cfg.recipe.seed)
-        self.log = RunLog(
-            self.paths.work_dir / "log.jsonl", enabled=ctx.is_main, tensorboard=cfg.tensorboard
-        )
+        self.log = RunLog(self.paths.log, enabled=ctx.is_main, tensorboard=cfg.tensorboard)
         self.log.truncate_after(self.start)  # records of iterations this run will redo
         if ctx.is_main:
             derived = {
@@ -174,16 +189,17 @@ class _Run:
                 "per_forward_batch": self.device_batch,
                 "accumulation": self.accum,
             }
-            write_json(self.paths.work_dir / "config.json", cfg.to_dict() | derived)
+            write_json(self.paths.config, cfg.to_dict() | derived)
 
     def _open_work_dir(self) -> dict[str, Any] | None:
         """Create the work dir; the training state to resume from, or None for a fresh run."""
         work = self.paths.work_dir
-        if work.exists() and not work.is_dir():
-            raise SegvitError(f"--work-dir {work}: a file is there; expected a folder")
         if self.ctx.is_main:
+            ckpt.check_work_dir(self.paths, resume=self.cfg.resume, overwrite=self.cfg.overwrite)
             work.mkdir(parents=True, exist_ok=True)
             ckpt.remove_stale_temporaries(work)  # left by a save that a kill interrupted
+            if self.cfg.overwrite:
+                self.paths.clear()
         barrier()
         return ckpt.resumable_state(
             self.paths,
@@ -222,7 +238,9 @@ class _Run:
         model.train()
         if self.saved_at is None:  # a fresh run: fail early on an unwritable work dir, and
             self._save(0, None)  # make even a kill before the first interval resumable
-        progress = Progress(total=cfg.recipe.iters, initial=self.start, enabled=ctx.is_main)
+        progress = Progress(
+            total=cfg.recipe.iters, initial=self.start, enabled=ctx.is_main, label=cfg.label
+        )
         window = Window()
         losses: dict[str, float] = {}
         try:
@@ -253,11 +271,14 @@ class _Run:
         finally:
             progress.close()
             del batches  # stops the DataLoader workers, also when the run fails
+        if ctx.is_main and not self.paths.last.is_file():  # resumed at the end, last.pt deleted:
+            self._save(cfg.recipe.iters, None)  # the restored state holds its weights
         barrier()
+        best = self.paths.best if self.best is not None and self.paths.best.is_file() else None
         return TrainResult(
             iterations=cfg.recipe.iters,
             last_weights=self.paths.last,
-            best_weights=self.paths.best if self.best is not None else None,
+            best_weights=best,
             best_metric=self.best,
             losses=losses,
             seconds=time.perf_counter() - began,
@@ -272,7 +293,10 @@ class _Run:
         data_time = 0.0
         for micro in range(self.accum):
             tic = time.perf_counter()
-            batch = next(batches)
+            try:
+                batch = next(batches)
+            except SegvitError as err:
+                raise worker_error(err) from None
             images = batch["image"].to(self.ctx.device, non_blocking=True)  # (b, 3, H, W)
             labels = batch["label"].to(self.ctx.device, non_blocking=True)  # (b, H, W)
             data_time += time.perf_counter() - tic

@@ -7,6 +7,7 @@ path in the message, before anything runs.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +18,7 @@ from segvit.schema import from_mapping, read_yaml
 Metric = Literal["miou_ss", "miou_ms", "miou59_ms", "miou60_ms", "gflops"]
 Inference = Literal["ss", "ms"]
 PaperValue = float | str | None  # a number, a bound such as ">250", or not reported
+BOUND = re.compile(r"[<>]\d+(\.\d+)?")  # how the paper writes a bound: ">250", "<0.5"
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,11 @@ class RowConfig:
     release: str | None = None  # a released file (`segvit weights list`), not trained
     cited: str | None = None  # a result the paper cites from another work on another
     # backbone (its reference number, e.g. "[34]"): reported, never built here
+
+    @property
+    def slug(self) -> str:
+        """The row's name as a folder and `--rows` name: "SegViT, ViT-B" -> "segvit-vit-b"."""
+        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")
 
     @property
     def unbuilt_status(self) -> str:
@@ -82,14 +89,43 @@ def load_table(path: Path) -> TableConfig:
         for row in table.rows
     ]
     table = dataclasses.replace(table, rows=rows)
+    slugs: dict[str, int] = {}
     for i, row in enumerate(table.rows):
-        unknown = set(row.paper) - set(table.metrics)
-        if unknown:
+        _check_row(row, table, f"{path}: rows[{i}]")
+        if row.slug in slugs:  # two rows would share one folder and one row state
             raise SegvitError(
-                f"{path}: rows[{i}].paper: {sorted(unknown)} not among the table's metrics "
-                f"{table.metrics}"
+                f"{path}: rows[{i}] {row.name!r} has the name of rows[{slugs[row.slug]}] "
+                f"(both {row.slug!r}); every row needs its own name"
             )
+        slugs[row.slug] = i
     return table
+
+
+def _check_row(row: RowConfig, table: TableConfig, where: str) -> None:
+    """What the types alone cannot say: a known variant, a valid crop, paper values that
+    are numbers or bounds, and only the table's metrics; errors name the file and row."""
+    from segvit.modeling.variants import VARIANTS  # no torch: the table of names only
+
+    if row.variant is not None and row.variant not in VARIANTS:
+        raise SegvitError(
+            f"{where}.variant: unknown variant {row.variant!r}; expected one of: "
+            f"{', '.join(VARIANTS)}"
+        )
+    if row.crop is not None and (row.crop <= 0 or row.crop % 16):
+        raise SegvitError(
+            f"{where}.crop: {row.crop}: expected a positive multiple of 16 (the patch size)"
+        )
+    unknown = set(row.paper) - set(table.metrics)
+    if unknown:
+        raise SegvitError(
+            f"{where}.paper: {sorted(unknown)} not among the table's metrics {table.metrics}"
+        )
+    for metric, value in row.paper.items():
+        if isinstance(value, str) and not BOUND.fullmatch(value):
+            raise SegvitError(
+                f"{where}.paper.{metric}: {value!r}: expected a number, a bound such as "
+                "'>250', or null"
+            )
 
 
 def load_figure(path: Path) -> FigureConfig:

@@ -11,6 +11,8 @@ from segvit.errors import SegvitError
 from segvit.experiments.config import FigureConfig
 from segvit.fileio import atomic_write
 
+SEGVIT, OTHERS = "tab:red", "tab:gray"  # paper points: the paper's models, the methods beside
+
 
 def plot_figure(figure: FigureConfig, frame: pd.DataFrame, out: Path) -> Path:
     """Draw `figure.y` against `figure.x` for every row with numbers, labelled by row name.
@@ -28,9 +30,9 @@ def plot_figure(figure: FigureConfig, frame: pd.DataFrame, out: Path) -> Path:
     for _, row in frame.iterrows():
         px, py = _number(row[f"paper_{x}"]), _number(row[f"paper_{y}"])
         mx, my = _number(row[x]), _number(row[y])
-        ours = isinstance(row["variant"], str) and bool(row["variant"])  # NaN from CSV: peer
         if px is not None and py is not None:
-            ax.scatter(px, py, s=40, color="tab:red" if ours else "tab:gray", zorder=3)
+            ours = is_segvit(row["variant"])
+            ax.scatter(px, py, s=40, color=SEGVIT if ours else OTHERS, zorder=3)
             ax.annotate(row["row"], (px, py), fontsize=7, xytext=(4, 3), textcoords="offset points")
             drawn += 1
         if mx is not None and my is not None:
@@ -40,8 +42,8 @@ def plot_figure(figure: FigureConfig, frame: pd.DataFrame, out: Path) -> Path:
             drawn += 1
     if not drawn:
         raise SegvitError(f"{figure.source}: no row has both {x} and {y}; nothing to plot")
-    ax.scatter([], [], color="tab:red", label="SegViT (paper)")
-    ax.scatter([], [], color="tab:gray", label="other methods (paper)")
+    ax.scatter([], [], color=SEGVIT, label="SegViT (paper)")
+    ax.scatter([], [], color=OTHERS, label="other methods (paper)")
     ax.scatter([], [], marker="s", facecolors="none", edgecolors="tab:blue", label="measured")
     ax.set_xlabel("GFLOPs" if x == "gflops" else x)
     ax.set_ylabel("mIoU (%)" if y.startswith("miou") else y)
@@ -52,6 +54,13 @@ def plot_figure(figure: FigureConfig, frame: pd.DataFrame, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, lambda file: fig.savefig(file, format="png"))
     return out
+
+
+def is_segvit(variant: object) -> bool:
+    """A SegViT row: the paper's own models are the variants named segvit_* (segvit_b,
+    segvit_shrunk_l, segvit_swin_t...). The comparison rows (DPT, SETR-MLA, Segmenter...)
+    have variants too, built by segvit.modeling.peers; a blank (NaN from CSV) is not built."""
+    return isinstance(variant, str) and variant.startswith("segvit")
 
 
 def _number(value) -> float | None:

@@ -9,7 +9,6 @@ variant, dataset and crop), whatever the preset.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
@@ -108,7 +107,7 @@ def eval_row(
 
 
 def row_slug(row: RowConfig) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", row.name.lower()).strip("-")
+    return row.slug
 
 
 def row_dir(runs_dir: Path, table: str, state_dir: str, row: RowConfig) -> Path:
@@ -274,6 +273,8 @@ def _save_state(path: Path, result: RowResult) -> None:
 def experiment_file(name: str, folder: Path = EXPERIMENTS) -> Path:
     """`folder/NAME.yaml`, or a one-line error listing the experiments that folder holds."""
     path = Path(folder) / f"{name}.yaml"
+    if not Path(folder).is_dir():
+        raise SegvitError(f"--experiments {folder}: no such folder of experiment YAML files")
     if not path.is_file():
         known = sorted(p.stem for p in Path(folder).glob("*.yaml"))
         raise SegvitError(f"no experiment {name!r} in {folder}; expected one of: {known}")

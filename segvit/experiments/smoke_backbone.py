@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +37,7 @@ from segvit.data.transforms import TrainTransform
 from segvit.engine.checkpoint import export_safetensors
 from segvit.engine.recipe import Recipe
 from segvit.engine.train import TrainConfig, train
+from segvit.errors import SegvitError
 from segvit.fileio import read_json
 from segvit.losses import pixel_ce_loss
 from segvit.modeling.backbone import ViTBackbone
@@ -120,6 +123,30 @@ class PretextLoss:
         return {"loss": sum(terms.values()), **terms}
 
 
+def _say(text: str) -> None:
+    """A line to the user, once per job (rank 0 under torchrun)."""
+    if os.environ.get("RANK", "0") == "0":
+        print(text, file=sys.stderr, flush=True)
+
+
+def _checked(target: Path) -> Path:
+    """The cached file, if every tensor in it reads back; else one line saying what to do
+    (a disk that filled up, a copy cut short)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(target), framework="pt") as file:
+            for name in file.keys():  # noqa: SIM118 (safe_open is no dict)
+                file.get_tensor(name)
+    except Exception as err:
+        reason = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        raise SegvitError(
+            f"{target}: the cached smoke backbone is unreadable ({reason}); delete it and rerun "
+            "to pretrain it again"
+        ) from None
+    return target
+
+
 def backbone_key(pretext: Pretext, *, crop: int, demo_marker: object) -> str:
     """A short hash of all that decides the pretrained weights; `demo_marker` stands for the
     data (the demo set's marker, or another dataset's spec and training files)."""
@@ -170,8 +197,14 @@ def smoke_backbone(
     cache_dir = default_cache(data_root, dataset) if cache_dir is None else Path(cache_dir)
     target = cache_dir / f"{key}.safetensors"
     if target.is_file():
-        return target
+        return _checked(target)
     work_dir = cache_dir / f"{key}.run"
+    doing = "resuming" if (work_dir / "last.state.pt").is_file() else "starting"
+    _say(
+        f"{doing} the smoke backbone's pretraining: the tiny ViT-B every smoke row starts from, "
+        f"{pretext.recipe.iters} iterations on {dataset.name} (minutes on a CPU); this happens "
+        f"once, then every smoke run reads it from {target}"
+    )
     torch.manual_seed(pretext.recipe.seed)  # one seed, one set of initial weights
     model = PretextModel(pretext, num_classes=dataset.num_classes, crop=dataset.crop)
     cfg = TrainConfig(
@@ -180,6 +213,7 @@ def smoke_backbone(
         record={"pretext": key},
         device=device,
         resume=True,
+        label="smoke backbone pretraining",  # its iterations are not the user's run
         **({} if num_workers is None else {"num_workers": num_workers}),
     )
     began = time.perf_counter()

@@ -149,6 +149,7 @@ def train_experiment(
     data_root: Path,
     device: str = "auto",
     resume: bool = False,
+    overwrite: bool = False,
     num_workers: int | None = None,
     with_eval: bool = True,
     tensorboard: bool = False,
@@ -164,6 +165,7 @@ def train_experiment(
         device=device,
         resume=resume,
         tensorboard=tensorboard,
+        overwrite=overwrite,
         **({} if num_workers is None else {"num_workers": num_workers}),
     )
     evaluate_fn = None

@@ -43,6 +43,12 @@ def test_an_unknown_table_or_stage_is_one_line(cli, tmp_path):
     assert code == 1 and "no experiment 'table9'" in err and len(err.strip().splitlines()) == 1
     code, _, err = cli("reproduce", "table1", "--only", "bake", "--experiments", experiments)
     assert code == 1 and "--only bake: expected one of flops, train, eval" in err
+    code, _, err = cli("reproduce", "table1", "--experiments", tmp_path / "missing")
+    assert code == 1 and "--experiments" in err and "no such folder" in err
+    (tmp_path / "taken").write_text("")
+    code, out, err = cli("reproduce", "table1", "--only", "flops", "--experiments", experiments,
+                         "--results", tmp_path / "taken")  # fmt: skip
+    assert code == 1 and "--results" in err and "a file is there" in err and not out
 
 
 def test_the_shipped_experiments_are_found_without_a_source_checkout():

@@ -264,6 +264,10 @@ def test_downloads_when_nothing_is_found_and_says_what_to_do_offline(
     assert code == 1
     text = " ".join(err.split())
     assert f"Download {url} (0.9 GB) yourself, put the file(s) in {other}/downloads/" in text
+    assert f"then run `segvit prepare ade20k --root {other}` again" in text  # the same root
+    (tmp_path / "a-file").write_text("")
+    code, _, err = run(capsys, "prepare", "ade20k", "--root", str(tmp_path / "a-file"))
+    assert code == 1 and "--root" in err and "a file is there; expected a folder" in err
 
 
 # --- COCO-Stuff-10K -------------------------------------------------------------------------

@@ -111,3 +111,20 @@ def test_resumable_state_refuses_overwrite_and_mismatch(tmp_path):
         ckpt.resumable_state(paths, resume=True, config=config | {"seed": 1}, must_match=["seed"])
     state = ckpt.resumable_state(paths, resume=True, config=config, must_match=["lr", "seed"])
     assert state["iteration"] == 4
+
+
+def test_a_weights_file_whose_pickle_would_run_code_names_what_it_asked_for(tmp_path):
+    import os
+
+    class MakesAFolder:
+        def __reduce__(self):
+            return (os.makedirs, (str(tmp_path / "ran"),))
+
+    torch.save({"state_dict": {"w": MakesAFolder()}, "meta": {}}, tmp_path / "evil.pt")
+    with pytest.raises(SegvitError) as raised:
+        ckpt.load_weights(tmp_path / "evil.pt")
+    assert str(raised.value) == (
+        f"{tmp_path / 'evil.pt'}: not a readable weights file (refused to unpickle "
+        "os.makedirs: loading it could run code; segvit loads only tensors)"
+    )
+    assert not (tmp_path / "ran").exists()

@@ -69,6 +69,16 @@ def test_bar_counts_from_the_resumed_iteration(capsys):
     assert "5/10" in capsys.readouterr().err
 
 
+def test_a_label_says_whose_iterations_they_are(capsys):
+    progress = Progress(total=300, initial=0, enabled=True, bar=False, label="smoke backbone")
+    progress.report({"kind": "eval", "iter": 25, "mIoU": 0.5}, total=300)
+    assert capsys.readouterr().err == "smoke backbone: iter 25  mIoU 0.5000\n"
+    progress = Progress(total=300, initial=0, enabled=True, bar=True, label="smoke backbone")
+    progress.advance(0.5, 1e-4)
+    progress.close()
+    assert "smoke backbone:" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("ci", ["true", "1"])
 def test_ci_disables_the_bar(monkeypatch, ci):
     monkeypatch.setenv("CI", ci)

@@ -301,3 +301,75 @@ def test_evaluation_must_return_the_best_metric_as_a_number(tiny, tmp_path):
     assert result.best_metric == 0.25
     with pytest.raises(SegvitError, match="expected a number under 'mIoU'"):
         train(_cfg(tmp_path / "b", iters=4), evaluate_fn=lambda m: {"aAcc": 0.9}, **kwargs)
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_finished_run_without_its_state_is_not_overwritten(tiny, tmp_path, resume):
+    """Deleting last.state.pt to save disk leaves weights and log that a new run must not
+    replace unless asked."""
+    _run(tiny, tmp_path, iters=4, evaluate_fn=_weights_eval)
+    (tmp_path / "last.state.pt").unlink()
+    kept = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    with pytest.raises(SegvitError, match="holds a run .*best.pt.* no last.state.pt.*--overwrite"):
+        _run(tiny, tmp_path, iters=4, resume=resume, init_seed=2)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == kept
+
+
+def test_overwrite_replaces_every_file_of_the_previous_run(tiny, tmp_path, straight):
+    _run(tiny, tmp_path, iters=4, seed=5, evaluate_fn=_weights_eval)
+    (tmp_path / "eval_demo_ss.json").write_text("{}")  # a score of the old weights
+    # A run with other settings may replace it; what it leaves is its own, alone.
+    weights = _run(tiny, tmp_path, overwrite=True, evaluate_fn=_weights_eval)
+    assert tiny.state_equal(weights, straight)
+    assert not (tmp_path / "eval_demo_ss.json").exists()
+    assert json.loads((tmp_path / "config.json").read_text())["seed"] == 0
+    assert [r["iter"] for r in read_log(tmp_path / "log.jsonl") if r["kind"] == "eval"] == [4, 8]
+    with pytest.raises(SegvitError, match="--resume continues the run, --overwrite replaces"):
+        _run(tiny, tmp_path, resume=True, overwrite=True)
+
+
+def test_resuming_a_finished_run_whose_last_pt_was_deleted_writes_it_again(tiny, tmp_path):
+    torch.manual_seed(1)
+    model = tiny.TinySegmentor()
+    _run(tiny, tmp_path, iters=4, evaluate_fn=_weights_eval)
+    final = ckpt.load_weights(tmp_path / "last.pt")[0]
+    (tmp_path / "last.pt").unlink()
+    (tmp_path / "best.pt").unlink()
+    result = train(
+        _cfg(tmp_path, iters=4, resume=True),
+        model=model, train_set=tiny.TinySet(), loss_fn=tiny.pixel_loss,
+        evaluate_fn=_weights_eval,
+    )  # fmt: skip
+    # Every path the result names exists; best.pt cannot be rebuilt and is not named.
+    assert result.last_weights.is_file() and result.best_weights is None
+    assert tiny.state_equal(ckpt.load_weights(result.last_weights)[0], final)
+
+
+def test_a_second_training_into_a_held_work_dir_is_refused(tiny, tmp_path):
+    from segvit.engine.train import LOCK_NAME
+
+    held = r"\.train\.lock: a training into .* is already running \(pid"
+    with (
+        fileio.exclusive_lock(tmp_path / LOCK_NAME, "a training into it"),
+        pytest.raises(SegvitError, match=held),
+    ):
+        _run(tiny, tmp_path, iters=2, resume=True)
+    assert not (tmp_path / "last.pt").exists() and not (tmp_path / "config.json").exists()
+    _run(tiny, tmp_path, iters=2, resume=True)  # the lock dies with its holder
+
+
+def _broken_set(tiny):
+    class Broken(tiny.TinySet):
+        def __getitem__(self, index):
+            raise SegvitError(f"image_{index}.jpg: not a readable image (Truncated File Read)")
+
+    return Broken()
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_bad_sample_is_the_same_one_line_with_or_without_workers(tiny, tmp_path, workers):
+    with pytest.raises(SegvitError) as raised:
+        train(_cfg(tmp_path, num_workers=workers), model=tiny.TinySegmentor(),
+              train_set=_broken_set(tiny), loss_fn=tiny.pixel_loss)  # fmt: skip
+    assert str(raised.value).startswith("image_") and "\n" not in str(raised.value)
+    assert str(raised.value).endswith(".jpg: not a readable image (Truncated File Read)")

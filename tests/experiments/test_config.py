@@ -34,6 +34,11 @@ def test_bounds_stay_strings():
     assert row.paper["gflops"] == ">250"
 
 
+def test_every_shipped_row_has_its_own_slug():
+    row = load_table(EXPERIMENTS / "table1.yaml").rows[5]
+    assert (row.name, row.slug) == ("SegViT, ViT-B", "segvit-vit-b")
+
+
 def test_figure4_loads():
     figure = load_figure(EXPERIMENTS / "figure4.yaml")
     assert (figure.source, figure.x, figure.y) == ("table1", "gflops", "miou_ss")
@@ -66,6 +71,18 @@ GOOD_ROW = "{name: a, variant: segvit_b, dataset: ade20k, paper: {miou_ss: 1.0}}
          "rows: [{name: a, variant: null, dataset: ade20k, paper: {gflops: 3}}]\n",
          r"rows\[0\]\.paper: \['gflops'\] not among the table's metrics"),
         ("- just\n- a list\n", r"bad\.yaml: top level: expected a mapping"),
+        ("table: t\ncaption: c\nmetrics: [miou_ss]\n"
+         "rows: [{name: a, variant: segvit_b, dataset: ade20k, crop: -16}]\n",
+         r"bad\.yaml: rows\[0\]\.crop: -16: expected a positive multiple of 16"),
+        ("table: t\ncaption: c\nmetrics: [miou_ss]\n"
+         "rows: [{name: a, variant: segvit_x, dataset: ade20k}]\n",
+         r"bad\.yaml: rows\[0\]\.variant: unknown variant 'segvit_x'"),
+        ("table: t\ncaption: c\nmetrics: [miou_ss]\n"
+         "rows: [{name: a, variant: null, dataset: ade20k, paper: {miou_ss: forty}}]\n",
+         r"bad\.yaml: rows\[0\]\.paper\.miou_ss: 'forty': expected a number, a bound"),
+        (f"table: t\ncaption: c\nmetrics: [miou_ss]\nrows: [{GOOD_ROW}, "
+         "{name: 'A!', variant: segvit_l, dataset: ade20k}]\n",
+         r"bad\.yaml: rows\[1\] 'A!' has the name of rows\[0\] \(both 'a'\)"),
         ("table: [unclosed\n", r"bad\.yaml: not valid YAML"),
     ],
 )  # fmt: skip

@@ -120,3 +120,20 @@ def test_pretext_loss_names_each_tokens_cell():
     assert bad["loss_cells"] == pytest.approx(0.5 * 50, rel=1e-3)
     assert good["loss_classes"] == pytest.approx(torch.log(torch.tensor(3.0)).item(), rel=1e-5)
     assert good["loss"] == pytest.approx(good["loss_classes"] + good["loss_cells"])
+
+
+def test_the_first_smoke_run_says_what_it_pretrains_and_where_it_keeps_it(demo, tmp_path, capfd):
+    path = smoke_backbone(demo, tmp_path, pretext=TINY, num_workers=0)
+    err = capfd.readouterr().err
+    assert "the smoke backbone's pretraining" in err and "once" in err and str(path) in err
+    assert "smoke backbone pretraining: iter 1/2" in err  # not the user's `iter 1/2`
+    smoke_backbone(demo, tmp_path, pretext=TINY, num_workers=0)
+    assert capfd.readouterr().err == ""  # cached: not a word
+
+
+def test_a_corrupt_cached_backbone_says_delete_it_and_rerun(demo, built, tmp_path):
+    _, path = built
+    cut = tmp_path / path.name
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(SegvitError, match=r"cached smoke backbone is unreadable .* delete it and"):
+        smoke_backbone(demo, tmp_path, pretext=TINY, num_workers=0)

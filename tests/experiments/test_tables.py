@@ -1,5 +1,6 @@
 """The result table writer keeps paper and measured columns apart, and the plot is drawn."""
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -7,7 +8,13 @@ import pandas as pd
 from segvit.engine.recipe import get_recipe
 from segvit.experiments.config import load_figure, load_table
 from segvit.experiments.plot import plot_figure
-from segvit.experiments.tables import NOT_IMPLEMENTED, RowResult, build_frame, write_table
+from segvit.experiments.tables import (
+    NOT_IMPLEMENTED,
+    RowResult,
+    build_frame,
+    machine_label,
+    write_table,
+)
 
 EXPERIMENTS = Path(__file__).parents[2] / "experiments"
 
@@ -72,3 +79,47 @@ def test_figure4_reads_back_a_csv_with_bounds(tmp_path):
     assert not pd.api.types.is_numeric_dtype(reread["paper_gflops"])  # the case being tested
     out = plot_figure(load_figure(EXPERIMENTS / "figure4.yaml"), reread, tmp_path / "f4.png")
     assert out.stat().st_size > 10_000
+
+
+# How `machine_label` names a machine: "cpu (MODEL, N threads), N cores" or "cuda (NAME) xN".
+MACHINE = re.compile(r"cpu \([^()]+, \d+ threads?\), \d+ cores|cuda \([^()]+\) x\d+")
+
+
+def test_the_machine_label_and_every_committed_table_share_one_format():
+    """A rerun on the same machine must not rewrite a committed table only because the
+    machine string changed format (it once read "x86_64 CPU, 2 cores")."""
+    assert MACHINE.fullmatch(machine_label())
+    results = Path(__file__).parents[2] / "results"
+    labels = {
+        label
+        for csv in results.rglob("*.csv")
+        if "machine" in (frame := pd.read_csv(csv)).columns
+        for label in frame["machine"].dropna()
+    }
+    assert labels and all(MACHINE.fullmatch(label) for label in labels), labels
+
+
+def test_figure4_draws_only_segvit_in_its_colour(tmp_path, monkeypatch):
+    """The comparison rows have variants too (dpt_b, setr_mla_b...): they are other methods."""
+    from matplotlib.axes import Axes
+
+    from segvit.experiments import plot
+
+    drawn = []
+    scatter = Axes.scatter
+
+    def recording(self, x, y, *args, **kwargs):
+        if not isinstance(x, list):  # a point, not a legend entry
+            drawn.append((x, kwargs.get("color")))
+        return scatter(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "scatter", recording)
+    table = load_table(EXPERIMENTS / "table1.yaml")
+    frame = build_frame(table, [RowResult(NOT_IMPLEMENTED)] * len(table.rows), preset="paper",
+                        machine="m")  # fmt: skip
+    plot_figure(load_figure(EXPERIMENTS / "figure4.yaml"), frame, tmp_path / "f4.png")
+    colours = dict(drawn)
+    assert colours[120.9] == colours[637.9] == colours[373.5] == plot.SEGVIT  # SegViT rows
+    assert (
+        colours[219.8] == colours[113.5] == colours[129.6] == plot.OTHERS
+    )  # DPT, SETR-MLA, Segmenter

@@ -51,12 +51,6 @@ def test_loads_a_checkpoint_file(tmp_path, suffix):
     assert (vit.pos_embed - resized[True]).abs().max() > 0.1 * resized[False].abs().max()
 
 
-def test_missing_file_names_it_and_the_download(tmp_path):
-    missing = tmp_path / "nope.safetensors"
-    with pytest.raises(SegvitError, match=r"nope\.safetensors not found; download https://"):
-        build_model("segvit_b", num_classes=8, crop=64, tiny=True, pretrained=str(missing))
-
-
 def test_weights_of_another_size_are_refused(tmp_path):
     path = tmp_path / "small.pth"
     torch.save(timm.create_model("vit_tiny_patch16_224", num_classes=0).state_dict(), path)
@@ -165,3 +159,39 @@ def test_swin_rows_load_a_swin_checkpoint_at_another_input_size(tmp_path, varian
     torch.save(_reference_vit().state_dict(), vit_file)
     with pytest.raises(SegvitError, match=r"vit.pth: weights do not fit this Swin"):
         build_model(variant, num_classes=8, crop=224, tiny=True, pretrained=str(vit_file))
+
+
+class _MakesAFolder:
+    """A pickle that calls os.makedirs when loaded: the test sees whether it ran."""
+
+    def __init__(self, folder):
+        self.folder = str(folder)
+
+    def __reduce__(self):
+        import os
+
+        return (os.makedirs, (self.folder,))
+
+
+def test_a_pickle_that_would_run_code_is_named_and_never_run(tmp_path):
+    path, ran = tmp_path / "evil.pth", tmp_path / "ran"
+    torch.save({"pos_embed": _MakesAFolder(ran)}, path)
+    with pytest.raises(SegvitError) as raised:
+        build_model("segvit_b", num_classes=8, crop=64, tiny=True, pretrained=str(path))
+    message = str(raised.value)
+    assert "refused to unpickle os.makedirs" in message and "could run code" in message
+    assert "weights_only" not in message and "\n" not in message  # never the unsafe advice
+    assert not ran.exists()
+
+
+def test_a_missing_weights_file_is_said_without_a_malformed_url(tmp_path):
+    missing = tmp_path / "missing.safetensors"
+    with pytest.raises(SegvitError) as raised:  # a tiny ViT has no hub weights to point at
+        build_model("segvit_b", num_classes=8, crop=64, tiny=True, pretrained=str(missing))
+    assert str(raised.value) == f"--pretrained {missing}: no such weights file"
+    with pytest.raises(
+        SegvitError,
+        match=r"no such weights file; its hub weights are at https://"
+        r"huggingface\.co/timm/vit_base_patch16_384\.augreg_in21k_ft_in1k/",
+    ):
+        build_model("segvit_b", num_classes=8, crop=64, pretrained=str(missing))
