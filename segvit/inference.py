@@ -73,6 +73,9 @@ class InferenceSettings:
     flip: bool = False  # also score each scale mirrored (the paper's ms has it)
     mode: Mode = "slide"  # "slide": crop-sized windows every stride; "whole": one call
     window_batch: int = 4  # windows per score_fn call, which bounds memory
+    # mmseg's Resize(min_size): at every ratio the short side becomes at least this, and the
+    # long side follows the aspect unbounded. None: plain keep-ratio fitting in the scale.
+    min_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in ("slide", "whole"):
@@ -90,6 +93,8 @@ class InferenceSettings:
             )
         if self.window_batch < 1:
             raise SegvitError(f"inference window_batch: expected >= 1, got {self.window_batch}")
+        if self.min_size is not None and self.min_size < 1:
+            raise SegvitError(f"inference min_size: expected None or >= 1, got {self.min_size}")
 
     @classmethod
     def for_dataset(
@@ -117,7 +122,13 @@ class InferenceSettings:
 
     def pass_size(self, height: int, width: int, ratio: float) -> tuple[int, int]:
         """(h, w) a height x width photo is resized to at `ratio` (mmcv's imrescale rule)."""
-        return rescale_size(height, width, self.base_scale, ratio)
+        if self.min_size is None:
+            return rescale_size(height, width, self.base_scale, ratio)
+        # mmseg's Resize(min_size) replaces the scale by one whose short side is the larger of
+        # the scale's own and min_size and whose long side keeps the photo's aspect (floats, in
+        # mmseg's order of operations), then rescales to it as usual.
+        short = max(min(int(s * ratio) for s in self.base_scale), self.min_size)
+        return rescale_size(height, width, (short * max(height, width) / min(height, width), short))
 
 
 def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:

@@ -193,6 +193,51 @@ def test_multi_scale_sizes_are_mmsegs(img_scale, photo):
     assert got == expected
 
 
+# The release's PASCAL-Context and COCO-Stuff-10K test pipelines add Resize(min_size=...):
+# the scale's short side is raised to min_size when below it, the long side is the photo's
+# aspect times that short side (not bounded by the scale), then imrescale as above. By hand:
+MIN_SIZE_SIZES = {
+    # PASCAL-Context: (520, 520), min_size 480, a 500x375 photo (aspect 4/3).
+    ((520, 520), 480, (500, 375)): [
+        (640, 480),  # (260, 260): short raised to 480, long 640.0: f 1.28
+        (640, 480),  # (390, 390): raised to 480 as well
+        (693, 520),  # (520, 520): short 520, long 693.33: f 1.3867, w 693.33 + 0.5
+        (867, 650),  # (650, 650): long 866.67 + 0.5
+        (1040, 780),  # (780, 780): long 1040
+        (1213, 910),  # (910, 910): long 1213.33
+    ],
+    # COCO-Stuff-10K: (2048, 512), min_size 512, a 640x480 photo.
+    ((2048, 512), 512, (640, 480)): [
+        (683, 512),  # (1024, 256): short raised to 512, long 682.67 + 0.5
+        (683, 512),  # (1536, 384): raised to 512
+        (683, 512),  # (2048, 512)
+        (853, 640),  # (2560, 640): long 853.33
+        (1024, 768),  # (3072, 768)
+        (1195, 896),  # (3584, 896): long 1194.67
+    ],
+}
+
+
+@pytest.mark.parametrize(("img_scale", "min_size", "photo"), MIN_SIZE_SIZES)
+def test_min_size_sizes_are_mmsegs(img_scale, min_size, photo):
+    (width, height), expected = photo, MIN_SIZE_SIZES[img_scale, min_size, photo]
+    settings = InferenceSettings(num_classes=K, base_scale=img_scale, min_size=min_size)
+    got = [settings.pass_size(height, width, r)[::-1] for r in MS_SCALES]  # (w, h)
+    assert got == expected
+
+
+def test_min_size_lifts_the_long_side_bound():
+    # A 3000x500 panorama into (2048, 512): plain keep-ratio stops at the long side (f 2048/3000
+    # -> 2048x341); with min_size 512 the short side wins: f 1.024 -> 3072x512.
+    plain = InferenceSettings(num_classes=K, base_scale=(2048, 512))
+    lifted = InferenceSettings(num_classes=K, base_scale=(2048, 512), min_size=512)
+    assert plain.pass_size(500, 3000, 1.0) == (341, 2048)
+    assert lifted.pass_size(500, 3000, 1.0) == (512, 3072)
+    # Portrait photos the same way: 375x500 (w x h) in PASCAL-Context's (520, 520).
+    pc = InferenceSettings(num_classes=K, base_scale=(520, 520), min_size=480)
+    assert pc.pass_size(500, 375, 1.0) == (693, 520)
+
+
 class _Recorder:
     """A score function that keeps every input it is given."""
 
@@ -316,6 +361,8 @@ def test_bad_settings_and_photos_are_one_line_errors():
         InferenceSettings(num_classes=K, crop=8, stride=9)
     with pytest.raises(SegvitError, match="window_batch"):
         InferenceSettings(num_classes=K, window_batch=0)
+    with pytest.raises(SegvitError, match="min_size"):
+        InferenceSettings(num_classes=K, min_size=0)
     settings = InferenceSettings(num_classes=K, crop=8, stride=6)
     with pytest.raises(SegvitError, match="8-bit RGB photo, got ndarray of float32"):
         infer(_conv1x1(), _photo(8, 8).astype(np.float32), settings)
