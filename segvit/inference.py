@@ -108,7 +108,8 @@ class InferenceSettings:
         window_batch: int = 4,
     ) -> InferenceSettings:
         """The release's test settings for a model of `crop` on `dataset`: its stride and base
-        scale for the crop (unless `stride` is given), one scale or MS_SCALES with flips."""
+        scale for the crop (unless `stride` is given), its test min_size, one scale or
+        MS_SCALES with flips."""
         return cls(
             num_classes=dataset.num_classes,
             crop=crop,
@@ -118,6 +119,7 @@ class InferenceSettings:
             flip=multi_scale,
             mode=mode,
             window_batch=window_batch,
+            min_size=dataset.test_min_size,
         )
 
     def pass_size(self, height: int, width: int, ratio: float) -> tuple[int, int]:

@@ -378,6 +378,9 @@ def test_settings_for_a_dataset_are_its_test_settings():
     ms = InferenceSettings.for_dataset(ade, 512, multi_scale=True, stride=256, window_batch=1)
     assert (ms.stride, ms.base_scale, ms.scales, ms.flip) == (256, (2048, 512), MS_SCALES, True)
     assert ms.window_batch == 1
+    assert ss.min_size is None  # ADE20K's test Resize has none
+    assert InferenceSettings.for_dataset(get_dataset("pascal-context-59"), 480).min_size == 480
+    assert InferenceSettings.for_dataset(get_dataset("coco-stuff-10k"), 512).min_size == 512
 
 
 def test_ms_scales_are_the_papers():
