@@ -1,38 +1,41 @@
 """Test-time inference: sliding window or whole image, over one or many scales, with flips.
 
-Pure functions over a score function `score_fn(images (B, 3, h, w)) -> (B, K, h, w)` that
-returns pre-softmax per-class scores at its input size (a model's `semantic_inference`).
-Scores are averaged within a scale (overlapping windows); probabilities (softmax over K at
-the original size) are averaged across scales and flips, as mmsegmentation's aug_test does.
+The image goes through mmsegmentation's test pipeline as the SegViT release configures it.
+For each scale ratio (and each flip) the 8-bit RGB photo is resized by OpenCV (INTER_LINEAR)
+to the size mmcv's `imrescale` gives for that ratio of the base scale, mirrored after the
+resize if flipped, and only then turned into floats and normalised; so the network sees the
+very pixels the release's model saw. Each pass is scored by a score function
+`score_fn(images (B, 3, h, w)) -> (B, K, h, w)` (a model's `semantic_inference`) at its own
+size: averaged over overlapping windows, or the whole image at once. The scores are mirrored
+back, resized (bilinear) to the photo's size and turned into probabilities (softmax over K),
+which are averaged across passes, as mmsegmentation's aug_test does.
 
-`infer` returns those probabilities: K float32 maps at the original size. `infer_labels`
+`infer` returns those probabilities: K float32 maps at the photo's size. `infer_labels`
 returns only their argmax and never holds such maps (memory follows the base scale, not the
-photo), with labels identical to `infer(...).argmax(1)`; evaluation and prediction use it.
+photo); evaluation and prediction use it. docs/test-pipeline.md walks through the steps.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from segvit.data.transforms import rescale_size  # the training resize's rule, shared
+from segvit.data.info import DatasetSpec
+from segvit.data.transforms import normalize, rescale_size, resize_image  # training's rules
 from segvit.errors import SegvitError
-from segvit.rowwise import (
-    SpilledScores,
-    Workspace,
-    bands_match_full,
-    resize_rows,
-    softmax_rows,
-)
+from segvit.rowwise import SpilledScores, resize_rows
 
-# References: mmsegmentation 0.24 EncoderDecoder.slide_inference / aug_test (window grid,
-# count normalisation, probability averaging), mmseg MultiScaleFlipAug + Resize(keep_ratio)
-# and mmcv.imrescale (scale rule); SegViT release test configs for crops, strides and ratios.
+# References: mmsegmentation 0.24 MultiScaleFlipAug, Resize(keep_ratio), RandomFlip,
+# Normalize and EncoderDecoder.slide_inference / aug_test (window grid, count normalisation,
+# probability averaging); mmcv 1.x imrescale / imresize (scale rule, cv2 INTER_LINEAR);
+# SegViT release test configs for crops, strides and ratios.
 
 ScoreFn = Callable[[Tensor], Tensor]
 Mode = Literal["slide", "whole"]
@@ -40,8 +43,8 @@ Mode = Literal["slide", "whole"]
 MS_SCALES: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # with flip=True
 
 # infer_labels finishes this many bytes of one pass's K-channel float32 rows at a time; the
-# band's other buffers (float64 products, softmax, the running sum) take about 7 times as
-# much. Below glibc's 32 MiB mmap ceiling, so the per-band softmax output reuses heap pages.
+# band's probabilities and running sum take as much again each. Below glibc's 32 MiB mmap
+# ceiling, so band after band reuses heap pages instead of faulting in fresh ones.
 BAND_BYTES = 24 * 2**20
 
 # infer_labels keeps the passes' low-resolution scores in memory up to this many bytes in
@@ -58,6 +61,78 @@ def window_batch(device: torch.device) -> int:
     return 1 if device.type == "cpu" else 4
 
 
+@dataclass(frozen=True)
+class InferenceSettings:
+    """How one photo is scored at test time; built once (`for_dataset`) and passed down."""
+
+    num_classes: int  # classes the score function returns
+    crop: int = 512  # sliding window side: the model's training crop
+    stride: int = 341  # sliding window step, at most the crop
+    base_scale: tuple[int, int] = (2048, 512)  # (long, short) bounds the photo fits at ratio 1
+    scales: tuple[float, ...] = (1.0,)  # ratios of base_scale; MS_SCALES is the paper's ms
+    flip: bool = False  # also score each scale mirrored (the paper's ms has it)
+    mode: Mode = "slide"  # "slide": crop-sized windows every stride; "whole": one call
+    window_batch: int = 4  # windows per score_fn call, which bounds memory
+    # mmseg's Resize(min_size): at every ratio the short side becomes at least this, and the
+    # long side follows the aspect unbounded. None: plain keep-ratio fitting in the scale.
+    min_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("slide", "whole"):
+            raise SegvitError(f"inference mode: expected 'slide' or 'whole', got {self.mode!r}")
+        if not self.scales or min(self.scales) <= 0:
+            raise SegvitError(f"inference scales: expected positive ratios, got {self.scales}")
+        if self.num_classes < 1 or self.crop < 1 or min(self.base_scale) < 1:
+            raise SegvitError(
+                f"inference: expected positive classes, crop and base scale, got "
+                f"{self.num_classes}, {self.crop}, {self.base_scale}"
+            )
+        if not 0 < self.stride <= self.crop:  # a wider step leaves columns without a score
+            raise SegvitError(
+                f"inference stride {self.stride}: expected 1 to the crop ({self.crop})"
+            )
+        if self.window_batch < 1:
+            raise SegvitError(f"inference window_batch: expected >= 1, got {self.window_batch}")
+        if self.min_size is not None and self.min_size < 1:
+            raise SegvitError(f"inference min_size: expected None or >= 1, got {self.min_size}")
+
+    @classmethod
+    def for_dataset(
+        cls,
+        dataset: DatasetSpec,
+        crop: int,
+        *,
+        multi_scale: bool = False,
+        mode: Mode = "slide",
+        stride: int | None = None,
+        window_batch: int = 4,
+    ) -> InferenceSettings:
+        """The release's test settings for a model of `crop` on `dataset`: its stride and base
+        scale for the crop (unless `stride` is given), its test min_size, one scale or
+        MS_SCALES with flips."""
+        return cls(
+            num_classes=dataset.num_classes,
+            crop=crop,
+            stride=stride or dataset.stride_for(crop),
+            base_scale=tuple(dataset.base_scale_for(crop)),
+            scales=MS_SCALES if multi_scale else (1.0,),
+            flip=multi_scale,
+            mode=mode,
+            window_batch=window_batch,
+            min_size=dataset.test_min_size,
+        )
+
+    def pass_size(self, height: int, width: int, ratio: float) -> tuple[int, int]:
+        """(h, w) a height x width photo is resized to at `ratio` (mmcv's imrescale rule)."""
+        if self.min_size is None:
+            return rescale_size(height, width, self.base_scale, ratio)
+        # mmseg's Resize(min_size) replaces the scale by one whose short side is the larger of
+        # the scale's own and min_size and whose long side keeps the photo's aspect (floats, in
+        # mmseg's order of operations), then rescales to it as usual.
+        short = max(min(int(s * ratio) for s in self.base_scale), self.min_size)
+        return rescale_size(height, width, (short * max(height, width) / min(height, width), short))
+
+
 def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
     pair = (value, value) if isinstance(value, int) else tuple(value)
     if len(pair) != 2 or min(pair) < 1:
@@ -65,9 +140,21 @@ def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
     return pair  # type: ignore[return-value]
 
 
-def _check_image(image: Tensor) -> None:
+def _check_batch(image: Tensor) -> None:
     if image.dim() != 4 or image.shape[1] != 3:
         raise SegvitError(f"inference: expected an image (B, 3, H, W), got {tuple(image.shape)}")
+
+
+def _check_photo(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise SegvitError(f"inference: expected an 8-bit RGB photo, got {_describe(image)}")
+    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
+        raise SegvitError(f"inference: expected an (H, W, 3) photo, got {image.shape}")
+
+
+def _describe(image: object) -> str:
+    dtype = getattr(image, "dtype", None)
+    return f"{type(image).__name__} of {dtype}" if dtype is not None else type(image).__name__
 
 
 def _scores(score_fn: ScoreFn, images: Tensor, num_classes: int | None) -> Tensor:
@@ -106,7 +193,7 @@ def window_grid(
 @torch.no_grad()
 def whole_inference(score_fn: ScoreFn, image: Tensor) -> Tensor:
     """Scores (B, K, H, W) of the whole image in one call."""
-    _check_image(image)
+    _check_batch(image)
     return _scores(score_fn, image, None)
 
 
@@ -127,7 +214,7 @@ def slide_inference(
     exactly the crop, and its scores are cropped back. `batch_size` windows (times B images)
     go through `score_fn` at once, which bounds memory.
     """
-    _check_image(image)
+    _check_batch(image)
     if batch_size < 1:
         raise SegvitError(f"slide inference: batch_size must be >= 1, got {batch_size}")
     crop, stride = _pair(crop, "crop"), _pair(stride, "stride")
@@ -149,48 +236,34 @@ def slide_inference(
     return scores.div_(count)  # in place: a large image's scores are not held twice
 
 
-def _check_options(image: Tensor, mode: str, scales: Sequence[float]) -> None:
-    _check_image(image)
-    if mode not in ("slide", "whole"):
-        raise SegvitError(f"inference mode: expected 'slide' or 'whole', got {mode!r}")
-    if not scales or min(scales) <= 0:
-        raise SegvitError(f"inference scales: expected positive ratios, got {tuple(scales)}")
-
-
 def _pass_scores(
     score_fn: ScoreFn,
-    image: Tensor,
-    *,
-    num_classes: int,
-    mode: Mode,
-    crop: int | tuple[int, int],
-    stride: int | tuple[int, int],
-    base_scale: tuple[int, int],
-    scales: Sequence[float],
-    flip: bool,
-    batch_size: int,
+    image: np.ndarray,
+    settings: InferenceSettings,
+    ratios: Sequence[float],
+    device: torch.device,
 ) -> Iterator[Tensor]:
-    """Scores (B, K, h, w) of each scale/flip pass at its own size, flips mirrored back,
-    contiguous, in the order their probabilities are summed."""
-    _, _, H, W = image.shape
-    for ratio in scales:
-        size = rescale_size(H, W, base_scale, ratio)
-        resized = image
-        if size != (H, W):
-            resized = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
-        for flipped in (False, True) if flip else (False,):
-            view = resized.flip(-1) if flipped else resized
-            if mode == "whole":
-                scores = _scores(score_fn, view, num_classes)
+    """Scores (1, K, h, w) of each pass (each ratio, then its mirror image) at the pass's own
+    size, on `device`, flips mirrored back, contiguous."""
+    H, W = image.shape[:2]
+    for ratio in ratios:
+        resized = resize_image(image, settings.pass_size(H, W, ratio))  # uint8, as mmcv
+        for flipped in (False, True) if settings.flip else (False,):
+            # Mirrored after the resize, on the 8-bit image (mmseg's RandomFlip follows Resize);
+            # floats exist only at the pass's size, never at the photo's.
+            pixels = normalize(resized[:, ::-1] if flipped else resized)[None].to(device)
+            if settings.mode == "whole":
+                scores = _scores(score_fn, pixels, settings.num_classes)
             else:
                 scores = slide_inference(
                     score_fn,
-                    view,
-                    num_classes=num_classes,
-                    crop=crop,
-                    stride=stride,
-                    batch_size=batch_size,
+                    pixels,
+                    num_classes=settings.num_classes,
+                    crop=settings.crop,
+                    stride=settings.stride,
+                    batch_size=settings.window_batch,
                 )
+            del pixels
             if flipped:  # rebound, so the unflipped scores go before the pass is kept
                 scores = scores.flip(-1)
             yield scores.contiguous()
@@ -208,73 +281,46 @@ def _probs(scores: Tensor, size: tuple[int, int]) -> Tensor:
 @torch.no_grad()
 def infer(
     score_fn: ScoreFn,
-    image: Tensor,
+    image: np.ndarray,
+    settings: InferenceSettings,
     *,
-    num_classes: int,
-    mode: Mode = "slide",
-    crop: int | tuple[int, int] = 512,
-    stride: int | tuple[int, int] = 341,
-    base_scale: tuple[int, int] = (2048, 512),
-    scales: Sequence[float] = (1.0,),
-    flip: bool = False,
+    device: torch.device | str = "cpu",
     out_size: tuple[int, int] | None = None,
-    batch_size: int = 4,
 ) -> Tensor:
-    """Class probabilities (B, K, *out_size) averaged over scales and flips.
+    """Class probabilities (K, *out_size) on `device`, averaged over scales and flips.
 
     Arguments:
-        score_fn: images (n, 3, h, w) -> pre-softmax scores (n, K, h, w).
-        image: (B, 3, H, W) normalised image at its ORIGINAL resolution.
-        mode: "slide" (windows of `crop` every `stride`) or "whole".
-        base_scale: (long, short) the image is fitted into, keeping aspect, at ratio 1.
-        scales: ratios of `base_scale`; (1.0,) is single scale, MS_SCALES the paper's set.
-        flip: also run each scale on the horizontally flipped image (scores flipped back).
-        out_size: size of the returned probabilities; default the original (H, W).
+        score_fn: normalised images (n, 3, h, w) on `device` -> pre-softmax scores (n, K, h, w).
+        image: (H, W, 3) uint8 RGB photo at its original resolution.
+        settings: crop, stride, base scale, scales, flip, mode (see InferenceSettings).
+        device: where the passes are scored and the probabilities kept.
+        out_size: size of the returned probabilities; default the photo's (H, W).
 
-    Per pass: resize (bilinear) to the scale's size, score, resize the scores (bilinear) to
-    `out_size`, softmax over K, add to a running sum; only one pass's tensors live at once.
     The result holds K floats per output pixel: for labels use `infer_labels`, which never
     makes a full-resolution K-channel tensor.
     """
-    _check_options(image, mode, scales)
-    B, _, H, W = image.shape
-    out_size = (H, W) if out_size is None else tuple(out_size)
-    total = image.new_zeros((B, num_classes, *out_size), dtype=torch.float32)
+    _check_photo(image)
+    device = torch.device(device)
+    out_size = image.shape[:2] if out_size is None else tuple(out_size)
+    total = torch.zeros((1, settings.num_classes, *out_size), device=device)
     passes = 0
-    for scores in _pass_scores(
-        score_fn,
-        image,
-        num_classes=num_classes,
-        mode=mode,
-        crop=crop,
-        stride=stride,
-        base_scale=base_scale,
-        scales=scales,
-        flip=flip,
-        batch_size=batch_size,
-    ):
+    for scores in _pass_scores(score_fn, image, settings, settings.scales, device):
         total += _probs(scores, out_size)
         passes += 1
-    return total / passes
+    return total.div_(passes)[0]
 
 
 @torch.no_grad()
 def infer_labels(
     score_fn: ScoreFn,
-    image: Tensor,
+    image: np.ndarray,
+    settings: InferenceSettings,
     *,
-    num_classes: int,
-    mode: Mode = "slide",
-    crop: int | tuple[int, int] = 512,
-    stride: int | tuple[int, int] = 341,
-    base_scale: tuple[int, int] = (2048, 512),
-    scales: Sequence[float] = (1.0,),
-    flip: bool = False,
-    batch_size: int = 4,
+    device: torch.device | str = "cpu",
     band_rows: int | None = None,
     keep_bytes: int = KEEP_BYTES,
 ) -> Tensor:
-    """Class labels (B, H, W) int64 at the original size, equal to `infer(...).argmax(1)`.
+    """Class labels (H, W) int64 on `device`: the argmax of `infer`'s probabilities.
 
     Arguments as `infer`, and:
         band_rows: output rows finished at a time; None: as many as keep one K-channel band
@@ -284,48 +330,31 @@ def infer_labels(
 
     Every pass is scored first and kept at its own (small) size, in memory or, past
     `keep_bytes`, in a temporary file, so memory follows the base scale, not the photo.
-    Then, band by band, each pass's scores are resized to the band's rows, turned into
-    probabilities and summed in `infer`'s order, and the argmax is written into the label
-    map. segvit.rowwise makes each band's floats the very ones the full-image resize and
-    softmax would give, so the labels are identical bit for bit; where aten's kernels leave
-    no way to do that (see `bands_match_full`: tiny outputs, or 3 classes on one CPU thread)
-    the image is done as one band.
+    Then, band by band, each pass's scores are resized to the band's rows (segvit.rowwise),
+    turned into probabilities and summed, and the argmax is written into the label map.
+    A band's floats may differ from the full-image ones in the last bits, so a label may
+    differ from `infer(...).argmax(0)` only where its two best classes' mean probabilities
+    lie within float32 rounding of each other (tests/test_inference.py bounds it by 1e-5).
     """
-    _check_options(image, mode, scales)
-    B, _, H, W = image.shape
+    _check_photo(image)
+    device = torch.device(device)
+    H, W = image.shape[:2]
+    K = settings.num_classes
     if band_rows is not None and band_rows < 1:
         raise SegvitError(f"inference band_rows: expected None or >= 1, got {band_rows}")
-    # Largest scale first: its scoring (the model's peak) then runs while little is kept.
-    # The kept list stays in infer's order, which the sums below must follow.
-    per_scale = 2 if flip else 1
-    passes: list[Tensor | SpilledScores] = [image.new_empty(0)] * (len(scales) * per_scale)
-    kept = sum(  # bytes of every pass's float32 scores, each at its scale's size
-        4 * B * num_classes * math.prod(rescale_size(H, W, base_scale, r)) for r in scales
-    )
-    spill = kept * per_scale > keep_bytes
-    if band_rows is None:
-        band_rows = max(1, BAND_BYTES // (4 * B * num_classes * W))
-    if band_rows >= H or not bands_match_full(image.device, (H, W), num_classes):
-        band_rows = H
+    band_rows = min(H, band_rows or max(1, BAND_BYTES // (4 * K * W)))
+    scales = settings.scales
+    per_scale = 2 if settings.flip else 1
+    kept = per_scale * sum(4 * K * math.prod(settings.pass_size(H, W, r)) for r in scales)
+    spill = kept > keep_bytes
+    passes: list[Tensor | SpilledScores] = []
     try:
-        for i in sorted(range(len(scales)), key=lambda i: -scales[i]):
-            at = i * per_scale
-            for scores in _pass_scores(
-                score_fn,
-                image,
-                num_classes=num_classes,
-                mode=mode,
-                crop=crop,
-                stride=stride,
-                base_scale=base_scale,
-                scales=(scales[i],),
-                flip=flip,
-                batch_size=batch_size,
-            ):
-                passes[at] = SpilledScores(scores) if spill else scores
-                at += 1
+        # Largest scale first: its scoring (the model's peak) then runs while little is kept.
+        for ratio in sorted(scales, reverse=True):
+            for scores in _pass_scores(score_fn, image, settings, (ratio,), device):
+                passes.append(SpilledScores(scores) if spill else scores)
                 del scores
-        labels = torch.empty((B, H, W), dtype=torch.int64, device=image.device)
+        labels = torch.empty((H, W), dtype=torch.int64, device=device)
         _label_bands(passes, labels, band_rows)
     finally:
         for scores in passes:
@@ -335,28 +364,15 @@ def infer_labels(
 
 
 def _label_bands(passes: list[Tensor | SpilledScores], labels: Tensor, band_rows: int) -> None:
-    """Write the argmax of the passes' mean probabilities into `labels` (B, H, W), band by
-    band of `band_rows` rows (H: the whole image at once)."""
-    B, H, W = labels.shape
-    num_classes = passes[0].shape[1]
-    workspace = Workspace()
+    """Write the argmax of the passes' summed probabilities into `labels` (H, W), band by
+    band of `band_rows` rows (the sum, not the mean: dividing by the pass count changes no
+    argmax)."""
+    H, W = labels.shape
     for start in range(0, H, band_rows):
         stop = min(start + band_rows, H)
-        # Classes first, like the bands rowwise makes: the sum and the argmax run contiguous.
-        total = workspace.take(
-            "total", (num_classes, B, stop - start, W), torch.float32, labels.device
-        )
-        for index, scores in enumerate(passes):
-            if band_rows == H:
-                full = scores.full() if isinstance(scores, SpilledScores) else scores
-                probs = _probs(full, (H, W))
-                del full
-            else:
-                band = resize_rows(scores, (H, W), start, stop, workspace=workspace)
-                probs = softmax_rows(band, height=H, start=start, workspace=workspace)
-            if index:
-                total.add_(probs.transpose(0, 1))
-            else:  # infer adds to zeros; 0 + p == p for probabilities: a copy is the same
-                total.copy_(probs.transpose(0, 1))
+        total = None
+        for scores in passes:
+            probs = resize_rows(scores, (H, W), start, stop).softmax(dim=1)  # (1, K, R, W)
+            total = probs if total is None else total.add_(probs)
             del probs
-        labels[:, start:stop] = total.div_(len(passes)).argmax(dim=0)
+        labels[start:stop] = total[0].argmax(dim=0)

@@ -1,13 +1,20 @@
-"""Sliding window, whole image, multi-scale and flip inference over tiny score functions."""
+"""Test-time inference over tiny score functions: the release's test pipeline (cv2 resize of
+the 8-bit photo, flip, normalise), sliding windows, multi-scale and flip, banded labels."""
 
+import cv2
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
+from segvit.data.info import get_dataset
+from segvit.data.transforms import normalize
 from segvit.errors import SegvitError
 from segvit.inference import (
     MS_SCALES,
+    InferenceSettings,
     infer,
     infer_labels,
     rescale_size,
@@ -19,6 +26,11 @@ from segvit.inference import (
 from segvit.rowwise import SpilledScores
 
 K = 4
+
+
+def _photo(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A random 8-bit RGB photo (H, W, 3)."""
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
 def _conv1x1() -> nn.Module:
@@ -132,6 +144,151 @@ def test_rescale_size_matches_hand_computed_sizes():
     assert rescale_size(480, 640, (1536, 384)) == (384, 512)
 
 
+# mmseg's MultiScaleFlipAug turns img_scale (w, h) and a ratio r into (int(w r), int(h r));
+# Resize(keep_ratio) hands that to mmcv's imrescale: factor min(long / max(w, h), short /
+# min(w, h)), new size (int(w f + 0.5), int(h f + 0.5)). Worked out by hand, as (w, h):
+MMSEG_SIZES = {
+    # 683x512: f = short / 512 at every ratio (the long bound never binds).
+    ((2048, 512), (683, 512)): [
+        (342, 256),  # (1024, 256): f 0.5, 341.5 + 0.5
+        (512, 384),  # (1536, 384): f 0.75, 512.25 + 0.5
+        (683, 512),  # (2048, 512): f 1
+        (854, 640),  # (2560, 640): f 1.25, 853.75 + 0.5
+        (1025, 768),  # (3072, 768): f 1.5, 1024.5 + 0.5 = 1025 exactly
+        (1195, 896),  # (3584, 896): f 1.75, 1195.25 + 0.5
+    ],
+    ((2560, 640), (683, 512)): [
+        (427, 320),  # (1280, 320): f 0.625, 426.875 + 0.5
+        (640, 480),  # (1920, 480): f 0.9375, 640.3125 + 0.5
+        (854, 640),  # (2560, 640): f 1.25
+        (1067, 800),  # (3200, 800): f 1.5625, 1067.1875 + 0.5
+        (1281, 960),  # (3840, 960): f 1.875, 1280.625 + 0.5
+        (1494, 1120),  # (4480, 1120): f 2.1875, 1494.0625 + 0.5
+    ],
+    # 500x375: f = short / 375.
+    ((2048, 512), (500, 375)): [
+        (341, 256),  # f 256/375: w 341.33 + 0.5
+        (512, 384),  # f 1.024: w 512 + 0.5
+        (683, 512),  # f 512/375: w 682.67 + 0.5
+        (853, 640),  # f 640/375: w 853.33 + 0.5
+        (1024, 768),  # f 2.048: w 1024 + 0.5
+        (1195, 896),  # f 896/375: w 1194.67 + 0.5
+    ],
+    ((2560, 640), (500, 375)): [
+        (427, 320),  # f 320/375: w 426.67 + 0.5
+        (640, 480),  # f 1.28: w 640 + 0.5
+        (853, 640),  # f 640/375
+        (1067, 800),  # f 800/375: w 1066.67 + 0.5
+        (1280, 960),  # f 2.56: w 1280 + 0.5
+        (1493, 1120),  # f 1120/375: w 1493.33 + 0.5
+    ],
+}
+
+
+@pytest.mark.parametrize(("img_scale", "photo"), MMSEG_SIZES)
+def test_multi_scale_sizes_are_mmsegs(img_scale, photo):
+    (width, height), expected = photo, MMSEG_SIZES[img_scale, photo]
+    settings = InferenceSettings(num_classes=K, base_scale=img_scale, scales=MS_SCALES)
+    got = [settings.pass_size(height, width, r)[::-1] for r in MS_SCALES]  # (w, h)
+    assert got == expected
+
+
+# The release's PASCAL-Context and COCO-Stuff-10K test pipelines add Resize(min_size=...):
+# the scale's short side is raised to min_size when below it, the long side is the photo's
+# aspect times that short side (not bounded by the scale), then imrescale as above. By hand:
+MIN_SIZE_SIZES = {
+    # PASCAL-Context: (520, 520), min_size 480, a 500x375 photo (aspect 4/3).
+    ((520, 520), 480, (500, 375)): [
+        (640, 480),  # (260, 260): short raised to 480, long 640.0: f 1.28
+        (640, 480),  # (390, 390): raised to 480 as well
+        (693, 520),  # (520, 520): short 520, long 693.33: f 1.3867, w 693.33 + 0.5
+        (867, 650),  # (650, 650): long 866.67 + 0.5
+        (1040, 780),  # (780, 780): long 1040
+        (1213, 910),  # (910, 910): long 1213.33
+    ],
+    # COCO-Stuff-10K: (2048, 512), min_size 512, a 640x480 photo.
+    ((2048, 512), 512, (640, 480)): [
+        (683, 512),  # (1024, 256): short raised to 512, long 682.67 + 0.5
+        (683, 512),  # (1536, 384): raised to 512
+        (683, 512),  # (2048, 512)
+        (853, 640),  # (2560, 640): long 853.33
+        (1024, 768),  # (3072, 768)
+        (1195, 896),  # (3584, 896): long 1194.67
+    ],
+}
+
+
+@pytest.mark.parametrize(("img_scale", "min_size", "photo"), MIN_SIZE_SIZES)
+def test_min_size_sizes_are_mmsegs(img_scale, min_size, photo):
+    (width, height), expected = photo, MIN_SIZE_SIZES[img_scale, min_size, photo]
+    settings = InferenceSettings(num_classes=K, base_scale=img_scale, min_size=min_size)
+    got = [settings.pass_size(height, width, r)[::-1] for r in MS_SCALES]  # (w, h)
+    assert got == expected
+
+
+def test_min_size_lifts_the_long_side_bound():
+    # A 3000x500 panorama into (2048, 512): plain keep-ratio stops at the long side (f 2048/3000
+    # -> 2048x341); with min_size 512 the short side wins: f 1.024 -> 3072x512.
+    plain = InferenceSettings(num_classes=K, base_scale=(2048, 512))
+    lifted = InferenceSettings(num_classes=K, base_scale=(2048, 512), min_size=512)
+    assert plain.pass_size(500, 3000, 1.0) == (341, 2048)
+    assert lifted.pass_size(500, 3000, 1.0) == (512, 3072)
+    # Portrait photos the same way: 375x500 (w x h) in PASCAL-Context's (520, 520).
+    pc = InferenceSettings(num_classes=K, base_scale=(520, 520), min_size=480)
+    assert pc.pass_size(500, 375, 1.0) == (693, 520)
+
+
+class _Recorder:
+    """A score function that keeps every input it is given."""
+
+    def __init__(self) -> None:
+        self.inputs: list[torch.Tensor] = []
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.inputs.append(x.clone())
+        return x[:, :1].repeat(1, K, 1, 1)
+
+
+def _cv2_then_normalise(photo: np.ndarray, size_hw: tuple[int, int]) -> torch.Tensor:
+    """The release's network input: cv2 INTER_LINEAR on the 8-bit image, then normalised."""
+    resized = cv2.resize(photo, size_hw[::-1], interpolation=cv2.INTER_LINEAR)
+    return normalize(resized)[None]
+
+
+@pytest.mark.parametrize(
+    ("size", "base_scale", "scales", "passes"),
+    [
+        # 53x37 into (80, 30) at 0.5, 1, 1.75: (40, 15) f 15/37 -> w 21.49; (80, 30) f 30/37
+        # -> w 42.97 + 0.5; (140, 52) f 52/37 -> w 74.49 (down, down, up; odd sizes).
+        ((37, 53), (80, 30), (0.5, 1.0, 1.75), [(15, 21), (30, 43), (52, 74)]),
+        # 90x64 into (2048, 32): f 0.5 exactly, cv2's own 2x shrink; and back up at 1.75.
+        ((64, 90), (2048, 32), (1.0, 1.75), [(32, 45), (56, 79)]),
+    ],
+)
+def test_network_input_is_cv2_on_the_8bit_photo_then_normalised(size, base_scale, scales, passes):
+    photo = _photo(*size, seed=size[0])
+    fn = _Recorder()
+    settings = InferenceSettings(
+        num_classes=K, mode="whole", base_scale=base_scale, scales=scales, flip=True
+    )
+    infer(fn, photo, settings)
+    assert [tuple(x.shape[-2:]) for x in fn.inputs[::2]] == passes
+    for i, size_hw in enumerate(passes):
+        expected = _cv2_then_normalise(photo, size_hw)
+        assert torch.equal(fn.inputs[2 * i], expected)  # bit for bit
+        assert torch.equal(fn.inputs[2 * i + 1], expected.flip(-1))  # mirrored after the resize
+    # The float path (normalise the photo, then resize the floats) is another input.
+    floats = F.interpolate(normalize(photo)[None], size=passes[0], mode="bilinear")
+    assert not torch.equal(floats, fn.inputs[0])
+
+
+def test_the_same_size_pass_is_the_photo_itself():
+    photo = _photo(30, 40)
+    fn = _Recorder()
+    infer(fn, photo, InferenceSettings(num_classes=K, mode="whole", base_scale=(40, 30)))
+    assert torch.equal(fn.inputs[0], normalize(photo)[None])
+
+
 def test_infer_resizes_to_the_scale_and_back():
     sizes = []
 
@@ -139,11 +296,11 @@ def test_infer_resizes_to_the_scale_and_back():
         sizes.append(tuple(x.shape[-2:]))
         return torch.zeros(x.shape[0], K, *x.shape[-2:])
 
-    image = torch.randn(1, 3, 30, 40)
-    probs = infer(fn, image, num_classes=K, mode="whole", base_scale=(80, 20), scales=(1.0, 0.5))
+    settings = InferenceSettings(num_classes=K, mode="whole", base_scale=(80, 20), scales=(1, 0.5))
+    probs = infer(fn, _photo(30, 40), settings)
     # (80, 20): factor min(80/40, 20/30) -> 20x27; (40, 10): factor 1/3 -> 10x13.
     assert sizes == [(20, 27), (10, 13)]
-    assert probs.shape == (1, K, 30, 40)
+    assert probs.shape == (K, 30, 40)
     torch.testing.assert_close(probs, torch.full_like(probs, 1 / K))
 
 
@@ -158,77 +315,76 @@ def test_flip_averaging_is_symmetric(mode_kw):
     def mirrored(x):
         return fn(x.flip(-1)).flip(-1)
 
-    image = torch.randn(1, 3, 12, 16)
-    kw = dict(num_classes=K, base_scale=(16, 12), flip=True, **mode_kw)
-    a = infer(fn, image, **kw)
-    torch.testing.assert_close(a, infer(mirrored, image, **kw))
-    torch.testing.assert_close(infer(fn, image.flip(-1), **kw), a.flip(-1))
-    no_flip = infer(fn, image, **{**kw, "flip": False})
+    photo = _photo(12, 16)
+    settings = InferenceSettings(num_classes=K, base_scale=(16, 12), flip=True, **mode_kw)
+    a = infer(fn, photo, settings)
+    torch.testing.assert_close(a, infer(mirrored, photo, settings))
+    torch.testing.assert_close(infer(fn, photo[:, ::-1].copy(), settings), a.flip(-1))
+    no_flip = infer(fn, photo, InferenceSettings(**{**settings.__dict__, "flip": False}))
     assert not torch.allclose(a, no_flip)  # the flipped pass did contribute
 
 
 def test_flip_pass_is_the_mirrored_probabilities_averaged_in():
     fn = _Tiny().eval()
-    image = torch.randn(1, 3, 6, 9)
-    got = infer(fn, image, num_classes=K, mode="whole", base_scale=(9, 6), flip=True)
-    expected = (fn(image).softmax(1) + fn(image.flip(-1)).flip(-1).softmax(1)) / 2
-    torch.testing.assert_close(got, expected.detach())
+    photo = _photo(6, 9)
+    settings = InferenceSettings(num_classes=K, mode="whole", base_scale=(9, 6), flip=True)
+    got = infer(fn, photo, settings)
+    x = normalize(photo)[None]
+    expected = (fn(x).softmax(1) + fn(x.flip(-1)).flip(-1).softmax(1)) / 2
+    torch.testing.assert_close(got, expected[0].detach())
 
 
 def test_multiscale_slide_gives_probabilities_at_the_original_size():
     fn = _Tiny().eval()
-    image = torch.randn(1, 3, 21, 29)
-    probs = infer(
-        fn,
-        image,
-        num_classes=K,
-        mode="slide",
-        crop=8,
-        stride=6,
-        base_scale=(32, 24),
-        scales=MS_SCALES,
-        flip=True,
-    )
-    assert probs.shape == (1, K, 21, 29)
-    torch.testing.assert_close(probs.sum(1), torch.ones(1, 21, 29))
+    photo = _photo(21, 29)
+    slide = dict(num_classes=K, crop=8, stride=6)
+    ms = InferenceSettings(base_scale=(32, 24), scales=MS_SCALES, flip=True, **slide)
+    probs = infer(fn, photo, ms)
+    assert probs.shape == (K, 21, 29)
+    torch.testing.assert_close(probs.sum(0), torch.ones(21, 29))
     assert (probs >= 0).all()
     # Single scale at the original size is the softmax of the sliding-window scores.
-    single = infer(fn, image, num_classes=K, crop=8, stride=6, base_scale=(29, 21))
-    ref = slide_inference(fn, image, num_classes=K, crop=8, stride=6).softmax(1)
-    torch.testing.assert_close(single, ref)
-    out = infer(fn, image, num_classes=K, crop=8, stride=6, base_scale=(29, 21), out_size=(5, 7))
-    assert out.shape == (1, K, 5, 7)
+    single = InferenceSettings(base_scale=(29, 21), **slide)
+    ref = slide_inference(fn, normalize(photo)[None], crop=8, stride=6, num_classes=K)
+    torch.testing.assert_close(infer(fn, photo, single), ref[0].softmax(0))
+    assert infer(fn, photo, single, out_size=(5, 7)).shape == (K, 5, 7)
 
 
-def test_infer_rejects_bad_options():
-    fn = _conv1x1()
-    image = torch.randn(1, 3, 8, 8)
+def test_bad_settings_and_photos_are_one_line_errors():
     with pytest.raises(SegvitError, match="mode"):
-        infer(fn, image, num_classes=K, mode="tiles")
+        InferenceSettings(num_classes=K, mode="tiles")
     with pytest.raises(SegvitError, match="scales"):
-        infer(fn, image, num_classes=K, scales=())
+        InferenceSettings(num_classes=K, scales=())
     with pytest.raises(SegvitError, match="crop"):
-        infer(fn, image, num_classes=K, crop=0)
-    with pytest.raises(SegvitError, match="image"):
-        infer(fn, image[0], num_classes=K)
+        InferenceSettings(num_classes=K, crop=0)
+    with pytest.raises(SegvitError, match=r"stride 9: expected 1 to the crop \(8\)"):
+        InferenceSettings(num_classes=K, crop=8, stride=9)
+    with pytest.raises(SegvitError, match="window_batch"):
+        InferenceSettings(num_classes=K, window_batch=0)
+    with pytest.raises(SegvitError, match="min_size"):
+        InferenceSettings(num_classes=K, min_size=0)
+    settings = InferenceSettings(num_classes=K, crop=8, stride=6)
+    with pytest.raises(SegvitError, match="8-bit RGB photo, got ndarray of float32"):
+        infer(_conv1x1(), _photo(8, 8).astype(np.float32), settings)
+    with pytest.raises(SegvitError, match=r"\(H, W, 3\) photo, got \(8, 8\)"):
+        infer_labels(_conv1x1(), _photo(8, 8)[..., 0], settings)
+
+
+def test_settings_for_a_dataset_are_its_test_settings():
+    ade = get_dataset("ade20k")
+    ss = InferenceSettings.for_dataset(ade, 640)
+    assert (ss.num_classes, ss.crop, ss.stride, ss.base_scale) == (150, 640, 608, (2048, 640))
+    assert (ss.scales, ss.flip, ss.mode, ss.window_batch) == ((1.0,), False, "slide", 4)
+    ms = InferenceSettings.for_dataset(ade, 512, multi_scale=True, stride=256, window_batch=1)
+    assert (ms.stride, ms.base_scale, ms.scales, ms.flip) == (256, (2048, 512), MS_SCALES, True)
+    assert ms.window_batch == 1
+    assert ss.min_size is None  # ADE20K's test Resize has none
+    assert InferenceSettings.for_dataset(get_dataset("pascal-context-59"), 480).min_size == 480
+    assert InferenceSettings.for_dataset(get_dataset("coco-stuff-10k"), 512).min_size == 512
 
 
 def test_ms_scales_are_the_papers():
     assert MS_SCALES == (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
-
-
-class _NearTie(nn.Module):
-    """Classes that nearly tie everywhere: the argmax turns on the last bits of the averaged
-    probabilities, so any rounding difference between two paths would change labels."""
-
-    def __init__(self, num_classes: int = K) -> None:
-        super().__init__()
-        torch.manual_seed(2)
-        self.common = nn.Conv2d(3, 1, 3, padding=1)
-        self.detail = nn.Conv2d(3, num_classes, 3, padding=1)
-
-    def forward(self, x):
-        return 4 * self.common(x).tanh() + 2e-7 * self.detail(x).tanh()
 
 
 SETTINGS = {
@@ -240,46 +396,52 @@ SETTINGS = {
 }
 
 
-def test_near_tie_labels_change_with_one_ulp():
-    # The check below has teeth: one ulp on some classes' probabilities moves many labels.
-    fn = _NearTie().eval()
-    probs = infer(fn, torch.randn(1, 3, 67, 90), num_classes=K, **SETTINGS["slide-ss"])
-    bumped = probs.clone()
-    bumped[:, ::2] = torch.nextafter(probs[:, ::2], torch.tensor(1.0))
-    assert (bumped.argmax(1) != probs.argmax(1)).float().mean() > 0.05
+class _Sharp(nn.Module):
+    """Labels that change every few pixels, with top-2 margins from large to tiny."""
+
+    def __init__(self, num_classes: int = K) -> None:
+        super().__init__()
+        torch.manual_seed(2)
+        self.conv = nn.Conv2d(3, num_classes, 3, padding=1)
+
+    def forward(self, x):
+        return 3 * self.conv(x)
+
+
+def _margin_where_labels_differ(labels: torch.Tensor, probs: torch.Tensor) -> float:
+    """The largest gap between the two best mean probabilities at a pixel whose label is not
+    the argmax of `probs` (K, H, W); 0 where none differs."""
+    top2 = probs.topk(2, dim=0).values
+    margins = (top2[0] - top2[1])[labels != probs.argmax(dim=0)]
+    return float(margins.max()) if margins.numel() else 0.0
 
 
 @pytest.mark.parametrize("size", [(67, 90), (131, 57)], ids=["67x90", "131x57"])
 @pytest.mark.parametrize("setting", SETTINGS)
 @pytest.mark.parametrize("band_rows", [7, None])
-def test_infer_labels_equal_infer_argmax(size, setting, band_rows):
-    fn = _NearTie().eval()
-    image = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(size[0]))
-    expected = infer(fn, image, num_classes=K, **SETTINGS[setting]).argmax(dim=1)
-    labels = infer_labels(fn, image, num_classes=K, band_rows=band_rows, **SETTINGS[setting])
-    assert labels.dtype == torch.int64 and labels.shape == (1, *size)
-    assert torch.equal(labels, expected)
+def test_banded_labels_equal_the_full_argmax_but_for_near_ties(size, setting, band_rows):
+    fn = _Sharp().eval()
+    photo = _photo(*size, seed=size[0])
+    settings = InferenceSettings(num_classes=K, **SETTINGS[setting])
+    probs = infer(fn, photo, settings)
+    labels = infer_labels(fn, photo, settings, band_rows=band_rows)
+    assert labels.dtype == torch.int64 and labels.shape == size
+    assert _margin_where_labels_differ(labels, probs) < 1e-5
+    assert len(labels.unique()) > 1  # labels vary: a shifted band would show
 
 
 @pytest.mark.parametrize("threads", [1, 3])
-def test_infer_labels_equal_infer_argmax_on_other_thread_counts(threads):
+def test_banded_labels_on_other_thread_counts(threads):
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        fn = _NearTie(num_classes=3).eval()  # 3 classes on one thread: done as one band
-        image = torch.randn(2, 3, 53, 97, generator=torch.Generator().manual_seed(threads))
-        kw = dict(num_classes=3, **SETTINGS["whole-ms-flip"])
-        expected = infer(fn, image, **kw).argmax(dim=1)
-        assert torch.equal(infer_labels(fn, image, band_rows=5, **kw), expected)
+        fn = _Sharp(num_classes=3).eval()
+        photo = _photo(53, 97, seed=threads)
+        settings = InferenceSettings(num_classes=3, **SETTINGS["whole-ms-flip"])
+        labels = infer_labels(fn, photo, settings, band_rows=5)
+        assert _margin_where_labels_differ(labels, infer(fn, photo, settings)) < 1e-5
     finally:
         torch.set_num_threads(before)
-
-
-def test_small_images_are_one_band_and_still_equal():
-    fn = _NearTie().eval()
-    image = torch.randn(1, 3, 40, 50)  # H + W <= 128: aten resizes it with another kernel
-    kw = dict(num_classes=K, **SETTINGS["slide-ms-flip"])
-    assert torch.equal(infer_labels(fn, image, band_rows=3, **kw), infer(fn, image, **kw).argmax(1))
 
 
 def _largest_allocation(run) -> int:
@@ -289,48 +451,34 @@ def _largest_allocation(run) -> int:
     return max(event.self_cpu_memory_usage for event in prof.events())
 
 
-def test_infer_labels_makes_no_full_resolution_class_maps():
-    fn = _NearTie(num_classes=16).eval()
-    image = torch.randn(1, 3, 160, 200)
-    kw = dict(num_classes=16, mode="whole", base_scale=(40, 24), scales=(0.5, 1.0), flip=True)
+def test_infer_labels_makes_no_full_resolution_maps():
+    fn = _Sharp(num_classes=16).eval()
+    photo = _photo(160, 200)
+    settings = InferenceSettings(
+        num_classes=16, mode="whole", base_scale=(40, 24), scales=(0.5, 1.0), flip=True
+    )
     class_maps = 16 * 160 * 200 * 4  # bytes of K float32 maps at the original size
-    assert _largest_allocation(lambda: infer(fn, image, **kw)) >= class_maps  # the probe works
-    largest = _largest_allocation(lambda: infer_labels(fn, image, band_rows=10, **kw))
+    assert _largest_allocation(lambda: infer(fn, photo, settings)) >= class_maps  # the probe works
+    largest = _largest_allocation(lambda: infer_labels(fn, photo, settings, band_rows=10))
     assert largest < class_maps / 4
+    assert largest < 3 * 160 * 200 * 4  # not even one float copy of the photo
 
 
 def test_infer_labels_rejects_bad_band_rows():
+    settings = InferenceSettings(num_classes=K, crop=8, stride=6)
     with pytest.raises(SegvitError, match="band_rows"):
-        infer_labels(_conv1x1(), torch.randn(1, 3, 8, 8), num_classes=K, band_rows=0)
+        infer_labels(_conv1x1(), _photo(8, 8), settings, band_rows=0)
 
 
 @pytest.mark.parametrize("setting", ["slide-ss", "slide-ms-flip"])
 def test_scores_kept_on_disk_give_the_same_labels(setting):
-    fn = _NearTie().eval()
-    image = torch.randn(1, 3, 131, 57, generator=torch.Generator().manual_seed(3))
-    kw = dict(num_classes=K, **SETTINGS[setting])
-    expected = infer(fn, image, **kw).argmax(dim=1)
+    fn = _Sharp().eval()
+    photo = _photo(131, 57, seed=3)
+    settings = InferenceSettings(num_classes=K, **SETTINGS[setting])
     for band_rows in (7, 131):  # bands read a few rows back; one band reads them all
-        assert torch.equal(
-            infer_labels(fn, image, band_rows=band_rows, keep_bytes=0, **kw), expected
-        )
-
-
-def test_spilled_scores_read_back_any_rows(tmp_path):
-    scores = torch.randn(2, 5, 9, 4)
-    spilled = SpilledScores(scores, str(tmp_path))
-    try:
-        assert torch.equal(spilled.rows(3, 7), scores[:, :, 3:7])
-        assert torch.equal(spilled.full(), scores) and spilled.shape == scores.shape
-        assert not list(tmp_path.iterdir())  # unnamed: nothing to leave behind on a crash
-    finally:
-        spilled.close()
-
-
-def test_no_room_for_the_scores_is_one_line(tmp_path):
-    message = r"cannot keep 0 MiB of scores in .*nowhere .*set TMPDIR"
-    with pytest.raises(SegvitError, match=message):
-        SpilledScores(torch.zeros(1, 2, 3, 4), str(tmp_path / "nowhere"))
+        kept = infer_labels(fn, photo, settings, band_rows=band_rows)
+        spilled = infer_labels(fn, photo, settings, band_rows=band_rows, keep_bytes=0)
+        assert torch.equal(spilled, kept)
 
 
 def test_prediction_scores_one_window_at_a_time_on_a_cpu():
@@ -349,11 +497,11 @@ def test_scores_go_to_disk_only_past_keep_bytes(monkeypatch):
             super().__init__(scores, directory)
 
     monkeypatch.setattr(inference, "SpilledScores", Counted)
-    fn = _NearTie().eval()
-    image = torch.randn(1, 3, 131, 57, generator=torch.Generator().manual_seed(4))
-    kw = dict(num_classes=K, band_rows=7, **SETTINGS["slide-ms-flip"])
+    fn = _Sharp().eval()
+    photo = _photo(131, 57, seed=4)
+    settings = InferenceSettings(num_classes=K, **SETTINGS["slide-ms-flip"])
     per_pass = [4 * K * h * w for h, w in (rescale_size(131, 57, (40, 24), r) for r in MS_SCALES)]
-    infer_labels(fn, image, keep_bytes=2 * sum(per_pass), **kw)  # all 12 passes fit exactly
+    infer_labels(fn, photo, settings, band_rows=7, keep_bytes=2 * sum(per_pass))  # all fit
     assert made == []
-    infer_labels(fn, image, keep_bytes=2 * sum(per_pass) - 1, **kw)
+    infer_labels(fn, photo, settings, band_rows=7, keep_bytes=2 * sum(per_pass) - 1)
     assert len(made) == 2 * len(MS_SCALES)  # every pass spilled, flips included

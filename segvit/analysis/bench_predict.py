@@ -1,15 +1,16 @@
 """Peak memory and wall time of one prediction of a large photo on the CPU.
 
-The measured work is what `segvit predict` does after decoding: `infer_labels` (scores kept
-at each pass's small size, labels finished in bands of rows) on a random normalised image of
-the given size through a randomly initialised model. `full_path=True` measures the path used
-before it, `infer(...).argmax(1)`, which holds K full-resolution float32 maps several times
+The measured work is what `segvit predict` does after decoding: `infer_labels` (each pass
+resized from the 8-bit photo and normalised at its own size, scores kept at that small size,
+labels finished in bands of rows) on a random 8-bit RGB photo of the given size through a
+randomly initialised model. `full_path=True` measures the path used
+before it, `infer(...).argmax(0)`, which holds K full-resolution float32 maps several times
 over (about 125 bytes per pixel for 150 classes).
 
 Peak memory is the resident set size high-water mark (getrusage ru_maxrss), which a process
 cannot reset; so by default the work runs in a fresh subprocess and the peak is that
 prediction's alone. `before_rss_mb` is the same mark just before the prediction: the
-interpreter, torch, the model and the image.
+interpreter, torch, the model and the 8-bit photo.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 import segvit
 from segvit.errors import SegvitError
-from segvit.inference import MS_SCALES, infer, infer_labels, window_batch
+from segvit.inference import MS_SCALES, InferenceSettings, infer, infer_labels, window_batch
 from segvit.modeling.segmentor import Segmentor
 from segvit.modeling.variants import build_model
 
@@ -57,7 +59,7 @@ class PredictBench:
     width: int
     num_classes: int
     multi_scale: bool  # MS_SCALES with flips, else one scale
-    path: str  # "bands" (infer_labels) or "full" (infer(...).argmax(1))
+    path: str  # "bands" (infer_labels) or "full" (infer(...).argmax(0))
     seconds: float  # wall time of the prediction alone
     peak_rss_mb: float  # resident set high-water mark of the measuring process, in MiB
     before_rss_mb: float  # the same mark just before the prediction started
@@ -96,27 +98,28 @@ def _measure_with_threads(
     model = variant_builder().eval()
     meta = model.meta
     H, W = options["height"], options["width"]
-    image = torch.randn(1, 3, H, W)  # a normalised image: mean 0, unit variance
-    kwargs = dict(
+    rng = np.random.default_rng(options["seed"])
+    image = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)  # a decoded photo
+    settings = InferenceSettings(
         num_classes=meta.num_classes,
-        mode=options["mode"],
         crop=meta.crop,
         stride=options["stride"],
         base_scale=options["base_scale"],
         scales=MS_SCALES if options["multi_scale"] else (1.0,),
         flip=options["multi_scale"],
-        batch_size=options["batch_size"],
+        mode=options["mode"],
+        window_batch=options["batch_size"],
     )
     before = _peak_rss_mb()
     start = time.perf_counter()
     if options["full_path"]:
-        labels = infer(model.predict, image, **kwargs).argmax(dim=1)
+        labels = infer(model.predict, image, settings).argmax(dim=0)
     else:
-        labels = infer_labels(model.predict, image, band_rows=options["band_rows"], **kwargs)
+        labels = infer_labels(model.predict, image, settings, band_rows=options["band_rows"])
     seconds = time.perf_counter() - start
-    if labels.shape != (1, H, W):
+    if labels.shape != (H, W):
         raise SegvitError(
-            f"bench predict: labels of shape {tuple(labels.shape)}, expected (1, {H}, {W})"
+            f"bench predict: labels of shape {tuple(labels.shape)}, expected ({H}, {W})"
         )
     return PredictBench(
         variant=meta.variant,
@@ -156,7 +159,7 @@ def bench_predict(
             functools.partial(build_bench_model, "segvit_b", crop=512)); its meta gives the
             class count and the crop.
         multi_scale: MS_SCALES with flips (12 passes: 6 scales x 2), else one pass.
-        full_path: measure `infer(...).argmax(1)` instead of `infer_labels`.
+        full_path: measure `infer(...).argmax(0)` instead of `infer_labels`.
         stride, base_scale: slide stride and (long, short) base scale for the model's crop.
         batch_size: windows per model call; None: what `segvit predict` uses on a CPU.
         band_rows: `infer_labels`'s rows per band; None: its default.

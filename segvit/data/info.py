@@ -61,6 +61,9 @@ class DatasetSpec:
     # 2/3 of the crop and `base_scale` (see stride_for / base_scale_for).
     strides: dict[int, int] = field(default_factory=dict)
     base_scales: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # The release's test-time Resize(min_size): every test scale's short side is at least this
+    # (segvit.inference.InferenceSettings.min_size); None where its configs set none.
+    test_min_size: int | None = None
     background: int | None = None  # a class also left out in a second score (PASCAL-Context:
     # mIoU over the 59 classes without background, as the paper reports it)
     paper_schedule: Schedule | None = None  # what the paper's recipe trains on it
@@ -163,7 +166,7 @@ def _pascal_context(name: str, classes: tuple[str, ...], reduce_zero_label: bool
     return DatasetSpec(
         name=name, classes=classes, train=split("train", 4996), val=split("val", 5104),
         crop=480, base_scale=(520, 520), reduce_zero_label=reduce_zero_label,
-        strides={480: 320}, background=0 if not reduce_zero_label else None,
+        strides={480: 320}, test_min_size=480, background=0 if not reduce_zero_label else None,
         paper_schedule=Schedule(80_000, 0.03, 1.0), folder="VOCdevkit/VOC2010",
         prepare="pascal-context", disk_gb=(1.3, 1.4),
     )  # fmt: skip
@@ -187,7 +190,7 @@ def _builtins() -> dict[str, DatasetSpec]:
             val=Split("images/test2014", "annotations/test2014",
                       label_suffix="_labelTrainIds.png", count=1000),
             crop=512, base_scale=(2048, 512), reduce_zero_label=True, strides={512: 341},
-            paper_schedule=Schedule(80_000, 0.02, 2.0), folder="coco_stuff10k",
+            test_min_size=512, paper_schedule=Schedule(80_000, 0.02, 2.0), folder="coco_stuff10k",
             prepare="coco-stuff-10k", disk_gb=(2.0, 2.0),
         ),
         "pascal-context": _pascal_context("pascal-context", names.PASCAL_CONTEXT, False),

@@ -12,17 +12,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
 from segvit.data.datasets import SegDataset
 from segvit.data.info import DatasetSpec
-from segvit.data.transforms import TestTransform
 from segvit.engine.distributed import unwrap
 from segvit.errors import SegvitError
 from segvit.fileio import write_json
-from segvit.inference import MS_SCALES, infer_labels
+from segvit.inference import InferenceSettings, infer_labels
 from segvit.metrics import SegMetric
 from segvit.modeling.segmentor import Segmentor
 
@@ -82,7 +82,15 @@ def evaluate(
     check_dataset(segmentor, dataset, segmentor.meta.variant)
     crop = segmentor.meta.crop
     stride = settings.stride_for(dataset, crop)
-    split = SegDataset(dataset, Path(data_root), settings.split, TestTransform(dataset))
+    inference = InferenceSettings.for_dataset(
+        dataset,
+        crop,
+        multi_scale=settings.multi_scale,
+        mode=settings.mode,
+        stride=stride,
+        window_batch=settings.window_batch,
+    )
+    split = SegDataset(dataset, Path(data_root), settings.split)  # 8-bit photos, as decoded
     count = len(split) if settings.max_images is None else min(settings.max_images, len(split))
     device = next(segmentor.parameters()).device
     metric = SegMetric(num_classes=dataset.num_classes, device=device)
@@ -97,20 +105,8 @@ def evaluate(
             range(rank, count, world), desc=f"eval {dataset.name}", disable=not shown
         ):
             sample = split[index]
-            image = sample["image"][None].to(device)  # (1, 3, H, W) at original size
-            labels = infer_labels(
-                segmentor.predict,
-                image,
-                num_classes=dataset.num_classes,
-                mode=settings.mode,
-                crop=crop,
-                stride=stride,
-                base_scale=dataset.base_scale_for(crop),
-                scales=MS_SCALES if settings.multi_scale else (1.0,),
-                flip=settings.multi_scale,
-                batch_size=settings.window_batch,
-            )
-            metric.update(labels[0], sample["label"].to(device))
+            labels = infer_labels(segmentor.predict, sample["image"], inference, device=device)
+            metric.update(labels, torch.from_numpy(sample["label"]))
     finally:
         segmentor.train(was_training)
     metric.all_reduce()

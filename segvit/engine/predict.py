@@ -6,16 +6,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry
 from matplotlib.patches import Patch
 from PIL import Image
 
 from segvit.data.imageio import read_rgb
 from segvit.data.info import DatasetSpec
-from segvit.data.transforms import normalize_tensor
 from segvit.fileio import atomic_write
-from segvit.inference import MS_SCALES, infer_labels, window_batch
+from segvit.inference import InferenceSettings, infer_labels, window_batch
 from segvit.modeling.segmentor import Segmentor
 
 
@@ -24,21 +22,11 @@ def segment(
 ) -> np.ndarray:
     """The (H, W) class map of one RGB image, with the dataset's test settings."""
     device = next(model.parameters()).device
-    image = torch.from_numpy(rgb).to(device).permute(2, 0, 1).float()
-    image = normalize_tensor(image)[None]  # rebound: one float copy of a large photo, not two
-    crop = model.meta.crop
-    labels = infer_labels(
-        model.predict,
-        image,
-        num_classes=model.meta.num_classes,
-        crop=crop,
-        stride=dataset.stride_for(crop),
-        base_scale=dataset.base_scale_for(crop),
-        scales=MS_SCALES if multi_scale else (1.0,),
-        flip=multi_scale,
-        batch_size=window_batch(device),
+    settings = InferenceSettings.for_dataset(
+        dataset, model.meta.crop, multi_scale=multi_scale, window_batch=window_batch(device)
     )
-    labels = labels[0].cpu().numpy()
+    # The 8-bit photo goes in as it is: each scale is resized and normalised from it.
+    labels = infer_labels(model.predict, rgb, settings, device=device).cpu().numpy()
     # Class indices fit 16 bits (a dataset has < 65536 classes): a quarter of int64's bytes.
     return labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.uint16)
 

@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from segvit.data import transforms
 from segvit.data.datasets import SegDataset
 from segvit.data.demo import make_demo
 from segvit.data.info import get_dataset
@@ -11,7 +10,7 @@ from segvit.engine.checkpoint import save_weights
 from segvit.engine.evaluate import EvalSettings, evaluate
 from segvit.engine.loading import load_checkpoint
 from segvit.errors import SegvitError
-from segvit.inference import infer
+from segvit.inference import InferenceSettings, infer
 from segvit.metrics import SegMetric
 from segvit.modeling.variants import build_model
 
@@ -86,13 +85,13 @@ def test_metrics_equal_a_hand_loop(demo_root):
     model = _tiny()
     results = evaluate(model, get_dataset("demo"), data_root=demo_root, progress=False)
     info = get_dataset("demo")
-    dataset = SegDataset(info, demo_root, "val", transforms.TestTransform(info))
+    dataset = SegDataset(info, demo_root, "val")  # the decoded 8-bit photos and labels
+    settings = InferenceSettings(num_classes=8, crop=64, stride=42, base_scale=(512, 128))
     metric = SegMetric(num_classes=8)
     for i in range(len(dataset)):
         sample = dataset[i]
-        probs = infer(model.predict, sample["image"][None], num_classes=8, crop=64, stride=42,
-                      base_scale=info.base_scale_for(64))  # fmt: skip
-        metric.update(probs.argmax(1)[0], sample["label"])
+        probs = infer(model.predict, sample["image"], settings)
+        metric.update(probs.argmax(0), torch.from_numpy(sample["label"]))
     expected = metric.compute()
     assert results["images"] == 3
     assert results["mIoU"] == pytest.approx(expected["mIoU"], nan_ok=True)
