@@ -34,23 +34,50 @@ ROOT = Path(__file__).resolve().parents[2]
 # The test files each area's mutants are checked against, fastest first (pytest -x stops at
 # the first failure): the module's own tests and those that exercise it directly.
 AREA_TESTS: dict[str, list[str]] = {
-    "loss": ["tests/test_losses.py"],
-    "metrics": ["tests/test_metrics.py", "tests/engine/test_evaluate.py"],
-    "inference": ["tests/test_inference.py", "tests/engine/test_evaluate.py"],
+    "loss": ["tests/test_criteria.py", "tests/test_losses.py"],
+    "metrics": [
+        "tests/test_metrics_exclusion.py",
+        "tests/test_metrics.py",
+        "tests/engine/test_evaluate_context59.py",
+        "tests/engine/test_evaluate.py",
+    ],
+    "inference": [
+        "tests/test_inference_windows.py",
+        "tests/test_inference.py",
+        "tests/engine/test_evaluate.py",
+    ],
     "heads": [
+        "tests/modeling/test_atm_order.py",
         "tests/modeling/test_heads.py",
         "tests/modeling/test_decoder.py",
         "tests/modeling/test_output.py",
         "tests/modeling/test_release.py",
     ],
-    "backbone": ["tests/modeling/test_backbone.py", "tests/modeling/test_release.py"],
-    "transforms": ["tests/data/test_transforms.py"],
-    "optimiser": ["tests/engine/test_optim.py", "tests/engine/test_train.py"],
-    "recipe": ["tests/engine/test_recipe.py"],
-    "engine": ["tests/engine/test_train.py"],
-    "evaluation": ["tests/engine/test_evaluate.py"],
-    "converter": ["tests/modeling/test_release.py"],
-    "data-prep": ["tests/data/test_prepare.py"],
+    "backbone": [
+        "tests/modeling/test_backbone_qd.py",
+        "tests/modeling/test_backbone.py",
+        "tests/modeling/test_release.py",
+    ],
+    "transforms": ["tests/data/test_transform_defaults.py", "tests/data/test_transforms.py"],
+    "optimiser": [
+        "tests/engine/test_optim_adamw.py",
+        "tests/engine/test_optim.py",
+        "tests/engine/test_recipe_honoured.py",
+        "tests/engine/test_train.py",
+    ],
+    "recipe": ["tests/engine/test_recipe_schedules.py", "tests/engine/test_recipe.py"],
+    "engine": [
+        "tests/engine/test_recipe_honoured.py",
+        "tests/engine/test_best_weights.py",
+        "tests/engine/test_train.py",
+    ],
+    "evaluation": [
+        "tests/engine/test_evaluate_passes.py",
+        "tests/engine/test_evaluate_context59.py",
+        "tests/engine/test_evaluate.py",
+    ],
+    "converter": ["tests/modeling/test_release_datasets.py", "tests/modeling/test_release.py"],
+    "data-prep": ["tests/data/test_prepare_context_ids.py", "tests/data/test_prepare.py"],
 }
 
 
