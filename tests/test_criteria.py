@@ -71,3 +71,21 @@ def test_semantic_criterion_sums_aux_and_main_unweighted_over_every_pixel():
     )
     labelled = SemanticCECriterion(K, avg_non_ignore=True)(one, labels)["loss"].item()
     assert labelled == pytest.approx(math.log(3))
+
+
+def test_pixel_scores_are_upsampled_as_mmseg_resizes_them():
+    # mmseg's resize: bilinear, align_corners False. A 2x2 map to 4x4 differs between the two
+    # corner rules at every pixel but the corners, so the loss tells them apart.
+    torch.manual_seed(0)
+    scores = torch.randn(1, 3, 2, 2)
+    labels = torch.randint(0, 3, (1, 4, 4))
+
+    def ce(align_corners: bool) -> float:
+        up = torch.nn.functional.interpolate(
+            scores, size=(4, 4), mode="bilinear", align_corners=align_corners
+        )
+        return torch.nn.functional.cross_entropy(up, labels).item()
+
+    got = PixelCECriterion(3)(_pixel_output(scores), labels)["loss"].item()
+    assert got == pytest.approx(ce(False), rel=1e-6)
+    assert got != pytest.approx(ce(True), rel=1e-3)

@@ -61,6 +61,7 @@ AREA_TESTS: dict[str, list[str]] = {
     "transforms": ["tests/data/test_transform_defaults.py", "tests/data/test_transforms.py"],
     "optimiser": [
         "tests/engine/test_optim_adamw.py",
+        "tests/engine/test_schedule_end.py",
         "tests/engine/test_optim.py",
         "tests/engine/test_recipe_honoured.py",
         "tests/engine/test_train.py",

@@ -99,3 +99,8 @@ def test_accumulated_clipped_gradient_equals_the_full_batchs(tiny, tmp_path, cli
         assert clipped.item() == pytest.approx(min(clip, norms["full"]), rel=1e-4)
     for a, b in zip(grads["full"], grads["acc"], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-8)
+
+
+def test_the_last_iteration_is_logged_off_the_interval(tiny, tmp_path):
+    steps = _train(tiny, tmp_path, iters=5, log_interval=2)
+    assert [r["iter"] for r in steps] == [2, 4, 5]
