@@ -1,0 +1,60 @@
+"""Which inference passes `evaluate` asks for: one at the base scale, or the paper's six
+ratios each with its horizontal flip; sliding windows of the crop at the dataset's stride.
+
+# References: SegViT release test configs (MultiScaleFlipAug, img_ratios 0.5-1.75, flip).
+"""
+
+import pytest
+import torch
+
+from segvit.data.info import get_dataset
+from segvit.engine import evaluate as evaluate_module
+from segvit.engine.evaluate import EvalSettings, evaluate
+from segvit.modeling.variants import build_model
+
+
+class _OneImage:
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"image": torch.zeros(3, 2, 2), "label": torch.zeros(2, 2, dtype=torch.int64)}
+
+
+@pytest.fixture
+def asked(monkeypatch):
+    """Evaluate a tiny ADE20K model on one image; the keyword arguments inference got."""
+    calls = []
+
+    def infer_labels(score_fn, image, **kwargs):
+        calls.append(kwargs)
+        return torch.zeros(1, 2, 2, dtype=torch.int64)
+
+    monkeypatch.setattr(evaluate_module, "SegDataset", _OneImage)
+    monkeypatch.setattr(evaluate_module, "infer_labels", infer_labels)
+
+    def run(settings: EvalSettings):
+        torch.manual_seed(0)
+        model = build_model("segvit_b", num_classes=150, crop=512, tiny=True).eval()
+        evaluate(model, get_dataset("ade20k"), settings, progress=False)
+        (kwargs,) = calls[-1:]
+        return kwargs
+
+    return run
+
+
+def test_single_scale_is_one_pass_without_flip(asked):
+    kwargs = asked(EvalSettings())
+    assert tuple(kwargs["scales"]) == (1.0,) and kwargs["flip"] is False
+    assert (kwargs["mode"], kwargs["crop"], kwargs["stride"]) == ("slide", 512, 341)
+    assert tuple(kwargs["base_scale"]) == (2048, 512) and kwargs["num_classes"] == 150
+
+
+def test_multi_scale_is_the_papers_six_ratios_each_flipped(asked):
+    kwargs = asked(EvalSettings(multi_scale=True, stride=256, mode="whole"))
+    assert tuple(kwargs["scales"]) == (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+    assert kwargs["flip"] is True
+    assert (kwargs["mode"], kwargs["stride"]) == ("whole", 256)
