@@ -63,6 +63,15 @@ def check_folder(path: Path, option: str) -> Path:
     return path
 
 
+def read_json(path: Path) -> Any | None:
+    """The JSON content of `path`, or None where it is missing or unreadable (a marker that
+    is not there, or not ours, reads as absent)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 @contextmanager
 def exclusive_lock(path: Path, what: str) -> Iterator[None]:
     """Hold `path` as a lock file while the block runs; a second holder fails at once with one

@@ -10,6 +10,7 @@ from segvit.fileio import (
     atomic_write,
     check_folder,
     exclusive_lock,
+    read_json,
     write_json,
     write_text,
 )
@@ -89,3 +90,11 @@ def test_a_folder_option_naming_a_file_fails_before_any_work(tmp_path):
         check_folder(tmp_path / "taken" / "sub", "--root")
     assert check_folder(tmp_path / "new" / "sub", "--out") == tmp_path / "new" / "sub"
     assert not (tmp_path / "new").exists()  # checking creates nothing
+
+
+def test_read_json_is_none_for_missing_or_broken_files(tmp_path):
+    write_json(tmp_path / "m.json", {"a": 1}, indent=1)
+    assert read_json(tmp_path / "m.json") == {"a": 1}
+    (tmp_path / "bad.json").write_text("{")
+    assert read_json(tmp_path / "bad.json") is None
+    assert read_json(tmp_path / "missing.json") is None

@@ -21,13 +21,10 @@ dense bf16 peak (segvit.analysis.hardware); None where the peak is unknown (CPUs
 from __future__ import annotations
 
 import json
-import math
 import platform
 import re
-import statistics
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -37,19 +34,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
-from segvit.analysis.flops import count_flops
-from segvit.analysis.hardware import peak_for, training_tflops
-from segvit.engine.distributed import describe_device, resolve_device
-from segvit.engine.logging import memory_mb
-from segvit.engine.optim import build_optimizer
-from segvit.engine.train import LossFn, autocast_dtype, forward_backward, optimizer_step
+from segvit.engine.train import LossFn, forward_backward, optimizer_step
 from segvit.errors import SegvitError
-from segvit.experiments.spec import resolve
 from segvit.fileio import write_json
-from segvit.modeling.variants import build_model
 
 # References: SegViT release configs (batch 16 in total, 2 per GPU on 8 GPUs for ViT-B; AdamW,
-# head lr x10, grad clip 35); ../shared/paper/architecture.md.
+# head lr x10, grad clip 35); docs/architecture.md.
 
 CPU_BATCH = 2  # default per-device batch on a CPU: a ViT-B step at 512 takes seconds already
 CUDA_BATCH = 8  # default per-device batch on CUDA: between the release's 2 (ViT-B) or 4
@@ -156,102 +146,6 @@ def train_step(
     terms = forward_backward(model, images, labels, loss_fn, amp_dtype=amp_dtype)
     optimizer_step(model, optimizer, None, clip_grad)
     return terms["loss"]
-
-
-def _timed(step: Callable[[], Tensor], device: torch.device) -> tuple[float, Tensor]:
-    """Wall seconds of `step()`, with CUDA's queue drained on both sides."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    tic = time.perf_counter()
-    loss = step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - tic, loss
-
-
-def bench_train(cfg: BenchConfig) -> BenchResult:
-    """Time `cfg.steps` training steps after `cfg.warmup` untimed ones; see the module doc."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads or threads)
-    try:
-        return _bench(cfg)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _bench(cfg: BenchConfig) -> BenchResult:
-    # The paper's recipe for this dataset: its optimiser settings and schedule length.
-    experiment = resolve(cfg.variant, cfg.dataset, crop=cfg.crop, seed=cfg.seed)
-    crop, dataset, recipe = experiment.crop, experiment.dataset, experiment.recipe
-    device = resolve_device(cfg.device)
-    batch = cfg.batch or (CUDA_BATCH if device.type == "cuda" else CPU_BATCH)
-    amp_dtype = autocast_dtype(replace(recipe, amp=cfg.amp), device)
-
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-        baseline = torch.cuda.memory_allocated(device) / 2**20
-    else:
-        baseline = memory_mb(device)
-    model = build_model(
-        cfg.variant, num_classes=dataset.num_classes, crop=crop, tiny=cfg.tiny
-    )  # random weights: the step costs the same
-    gflops = count_flops(model).gflops if cfg.flops else None  # on the CPU, before it moves
-    model = model.to(device).train()
-    optimizer = build_optimizer(
-        model, lr=recipe.lr, weight_decay=recipe.weight_decay, head_lr_mult=recipe.head_lr_mult,
-        release_rule=recipe.release_decay_rule,
-    )  # fmt: skip
-    loss_fn = experiment.criterion()
-    generator = torch.Generator().manual_seed(cfg.seed)
-    images, labels = synthetic_batch(batch, crop, dataset.num_classes, generator=generator)
-    images, labels = images.to(device), labels.to(device)
-
-    def step() -> Tensor:
-        return train_step(model, optimizer, images, labels, loss_fn, amp_dtype=amp_dtype)
-
-    times: list[float] = []
-    try:
-        for i in range(cfg.warmup + cfg.steps):
-            seconds, loss = _timed(step, device)
-            if i >= cfg.warmup:
-                times.append(seconds)
-    except torch.cuda.OutOfMemoryError:
-        raise SegvitError(
-            f"{cfg.variant} at {crop}x{crop}, batch {batch}: out of GPU memory; try a smaller "
-            "--batch"
-        ) from None
-    final_loss = float(loss)
-    if not math.isfinite(final_loss):
-        raise SegvitError(f"{cfg.variant}: the loss is {final_loss} after {len(times)} steps")
-
-    seconds = statistics.median(times)
-    tflops = None if gflops is None else training_tflops(gflops, batch / seconds)
-    mixed = device.type == "cuda" and amp_dtype is not None  # peaks are for bf16 tensor cores
-    peak = peak_for(torch.cuda.get_device_name(device)) if mixed else None
-    return BenchResult(
-        variant=cfg.variant,
-        dataset=cfg.dataset,
-        crop=crop,
-        batch=batch,
-        tiny=cfg.tiny,
-        device=describe_device(device),
-        dtype="bfloat16 autocast" if amp_dtype else "float32",
-        steps=cfg.steps,
-        seconds_per_iter=seconds,
-        images_per_second=batch / seconds,
-        peak_memory_mb=memory_mb(device),
-        memory_kind="cuda max allocated" if device.type == "cuda" else "process peak RSS",
-        baseline_memory_mb=baseline,
-        params_m=sum(p.numel() for p in model.parameters()) / 1e6,
-        final_loss=final_loss,
-        schedule_hours=seconds * (recipe.batch / batch) * recipe.iters / 3600,
-        model_gflops=gflops,
-        train_tflops=tflops,
-        peak_tflops=peak.bf16_tflops if peak else None,
-        peak_label=peak.label if peak else None,
-        mfu=tflops / peak.bf16_tflops if peak and tflops is not None else None,
-    )
 
 
 def record_name(result: BenchResult) -> str:

@@ -10,10 +10,12 @@ import warnings
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from segvit.cli import (
     bench_cmds,
     data_cmds,
+    dataset_cmds,
     demo_cmds,
     model_cmds,
     reproduce_cmds,
@@ -36,6 +38,7 @@ app.add_typer(weights_app, name="weights")
 
 # Data (segvit.data)
 app.command("prepare")(data_cmds.prepare)
+app.command("datasets")(dataset_cmds.datasets)
 bench_app.command("data")(data_cmds.bench_data)
 bench_app.command("train")(bench_cmds.bench_train)
 bench_app.command("predict")(bench_cmds.bench_predict)
@@ -77,5 +80,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _fail(message: str) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # escape: a message is plain text; "segvit[tensorboard]" or a path "[a]" is no markup.
+    Console(stderr=True).print(
+        f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True
+    )
     sys.exit(1)

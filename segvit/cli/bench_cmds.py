@@ -15,7 +15,9 @@ console = Console()
 
 def bench_train(
     variant: Annotated[str, typer.Argument(help="a variant name (see `segvit variants`)")],
-    dataset: Annotated[str, typer.Option(help="sets the class count and crop")] = "ade20k",
+    dataset: Annotated[
+        str, typer.Option(help="a name or dataset file: class count, crop")
+    ] = "ade20k",
     crop: Annotated[int | None, typer.Option(help="crop size; default: the dataset's")] = None,
     batch: Annotated[
         int | None, typer.Option(help="images per step on this device; default: 2 CPU, 8 CUDA")
@@ -39,7 +41,7 @@ def bench_train(
 ) -> None:
     """Time training steps (forward, loss, backward, clip, AdamW) on a synthetic batch."""
     from segvit.analysis.bench import BenchConfig, write_record
-    from segvit.analysis.bench import bench_train as run_bench
+    from segvit.experiments.bench_train import bench_train as run_bench
 
     cfg = BenchConfig(
         variant=variant,

@@ -39,16 +39,30 @@ def demo(
         ["table8"], preset="smoke", results=results, runs=runs, data_root=data_root
     )
     stages.append(("table 8 rows", time.perf_counter() - tic))
+    _curves(runs, results)
     _shrunk_evidence(runs, results, data_root)
     stages.append(("total", time.perf_counter() - began))
     console.print("  ".join(f"{name} {seconds:.0f} s" for name, seconds in stages))
 
 
-def _shrunk_evidence(runs: Path, results: Path, data_root: Path) -> None:
-    """Beside the smoke table: whether QU found its place in the Shrunk row (qu_probe.md)."""
-    from segvit.analysis.qu_probe import shrunk_evidence
+def _curves(runs: Path, results: Path) -> None:
+    """Beside the smoke table: the four rows' losses, learning rates and mIoU (curves.png)."""
+    from segvit.analysis.curves import draw_curves
     from segvit.engine.recipe import get_recipe
     from segvit.experiments.config import load_table
+    from segvit.experiments.reproduce import experiment_file, results_dir_for, row_dir
+
+    table, recipe = load_table(experiment_file("table8")), get_recipe("smoke")
+    rows = [row_dir(runs, table.table, recipe.name, row) for row in table.rows]
+    out = draw_curves(rows, results_dir_for(results, recipe) / "curves.png")
+    reproduce_cmds.console.print(f"training curves: {out}")
+
+
+def _shrunk_evidence(runs: Path, results: Path, data_root: Path) -> None:
+    """Beside the smoke table: whether QU found its place in the Shrunk row (qu_probe.md)."""
+    from segvit.engine.recipe import get_recipe
+    from segvit.experiments.config import load_table
+    from segvit.experiments.qu_evidence import shrunk_evidence
     from segvit.experiments.reproduce import experiment_file, results_dir_for, row_dir
     from segvit.fileio import write_text
 

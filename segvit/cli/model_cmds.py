@@ -26,7 +26,9 @@ def variants() -> None:
 
 def flops(
     variant: Annotated[str, typer.Argument(help="a variant name (see `segvit variants`)")],
-    dataset: Annotated[str, typer.Option(help="sets the class count and crop")] = "ade20k",
+    dataset: Annotated[
+        str, typer.Option(help="a name or dataset file: class count, crop")
+    ] = "ade20k",
     crop: Annotated[int | None, typer.Option(help="crop size; default: the dataset's")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:

@@ -17,7 +17,9 @@ console = Console()
 
 def train(
     variant: Annotated[str, typer.Argument(help="a variant name (see `segvit variants`)")],
-    dataset: Annotated[str | None, typer.Option(help="default: the preset's (smoke: demo)")] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="a name or a dataset file; default: the preset's (demo)")
+    ] = None,
     preset: Annotated[
         str, typer.Option(help="the recipe: paper (the paper's) or smoke (CPU)")
     ] = "paper",
@@ -35,24 +37,34 @@ def train(
     ] = False,
     amp: Annotated[bool, typer.Option(help="bf16 autocast on GPUs")] = True,
     pretrained: Annotated[
-        str | None, typer.Option(help="hub, a weights file, or none; default: the recipe's")
+        str | None,
+        typer.Option(help="hub, smoke, a weights file, or none; default: the recipe's"),
     ] = None,
     workers: Annotated[
         int | None, typer.Option(help="data loader processes per device; default: by cores")
     ] = None,
     seed: Annotated[int, typer.Option(help="seeds weights, data order, augmentation")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    tensorboard: Annotated[
+        bool, typer.Option("--tensorboard", help="also TensorBoard events in WORK_DIR/tensorboard")
+    ] = False,
 ) -> None:
     """Train a variant; multi-GPU with `torchrun --nproc_per_node N -m segvit.cli train ...`."""
     from segvit.engine.checkpoint import CheckpointPaths, check_work_dir
+    from segvit.engine.logging import TENSORBOARD_MISSING, tensorboard_available
     from segvit.experiments.spec import resolve, train_experiment
+
+    if tensorboard and not tensorboard_available():  # before any data or model is built
+        raise SegvitError(TENSORBOARD_MISSING)
 
     experiment = resolve(
         variant, dataset, recipe=preset, crop=crop, iters=iters, batch=batch, lr=lr, amp=amp,
         seed=seed,
     )  # fmt: skip
     if pretrained is not None:
-        experiment = experiment.with_recipe(pretrained=None if pretrained == "none" else pretrained)
+        from segvit.engine.recipe import Backbone
+
+        experiment = experiment.with_recipe(pretrained=Backbone.parse(pretrained))
     name = experiment.dataset.name
     work_dir = work_dir or Path("runs") / f"{variant}-{name}-{preset}"
     paths = CheckpointPaths(work_dir)
@@ -61,14 +73,14 @@ def train(
     try:
         result = train_experiment(
             experiment, work_dir=work_dir, data_root=data_root, device=device, resume=resume,
-            overwrite=overwrite, num_workers=workers,
+            overwrite=overwrite, num_workers=workers, tensorboard=tensorboard,
         )  # fmt: skip
     except KeyboardInterrupt:
-        from segvit.experiments.spec import SMOKE_BACKBONE
+        from segvit.engine.recipe import Backbone
 
         if paths.state.is_file():
             said = f"interrupted: {paths.state} holds the last checkpoint; rerun with --resume"
-        elif experiment.recipe.pretrained == SMOKE_BACKBONE:  # the run itself saves at once
+        elif experiment.recipe.pretrained == Backbone.SMOKE:  # the run itself saves at once
             said = "interrupted before training began; rerun the same command (the smoke "
             said += "backbone's pretraining goes on from its last checkpoint)"
         else:
@@ -91,7 +103,10 @@ CHECKPOINT_HELP = "a weights file from `segvit train`, release:NAME or a release
 
 def eval_command(
     checkpoint: Annotated[str, typer.Argument(help=CHECKPOINT_HELP)],
-    dataset: Annotated[str | None, typer.Option(help="default: the one it was trained on")] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="a name or a dataset file; default: the one it was trained on"),
+    ] = None,
     ms: Annotated[bool, typer.Option("--ms", help="multi-scale 0.5-1.75 with flip")] = False,
     mode: Annotated[str, typer.Option(help="slide (the paper) or whole")] = "slide",
     stride: Annotated[
@@ -107,7 +122,8 @@ def eval_command(
 ) -> None:
     """Evaluate a checkpoint: mIoU, aAcc, mAcc and per-class IoU, as mmsegmentation counts."""
     from segvit.engine.distributed import resolve_device
-    from segvit.engine.evaluate import EvalSettings, evaluate, load_checkpoint
+    from segvit.engine.evaluate import EvalSettings, evaluate
+    from segvit.engine.loading import load_checkpoint
     from segvit.engine.logging import json_safe, wants_bar
     from segvit.experiments.spec import checkpoint_dataset
     from segvit.fileio import write_json
@@ -200,7 +216,7 @@ def predict(
 ) -> None:
     """Segment images: NAME_overlay.png (palette and legend) and NAME_labels.png (class ids)."""
     from segvit.engine.distributed import resolve_device
-    from segvit.engine.evaluate import load_checkpoint
+    from segvit.engine.loading import load_checkpoint
     from segvit.engine.predict import predict_images
     from segvit.experiments.spec import checkpoint_dataset
     from segvit.fileio import check_folder

@@ -3,22 +3,21 @@ installing a prepared tree atomically.
 
 `segvit prepare` never trusts an archive: member names that would land outside the target
 folder, links and devices are refused; a truncated archive is one error naming it. The
-official annotations come as MATLAB 5 files (COCO-Stuff-10K, PASCAL-Context) and COCO
-run-length masks (the Detail JSON of PASCAL-Context); both are small formats decoded here so
-that preparing needs neither scipy nor pycocotools. A tree is built in a scratch folder inside
-the data root and renamed into place, so an interrupted run leaves nothing that looks done.
+official annotations come as MATLAB 5 files (COCO-Stuff-10K, PASCAL-Context), read with
+scipy.io, and COCO run-length masks (the Detail JSON of PASCAL-Context), a small format
+decoded here so that preparing does not need pycocotools. A tree is built in a scratch
+folder inside the data root and renamed into place, so an interrupted run leaves nothing
+that looks done.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
-import json
+import io
 import os
 import shutil
 import stat
-import struct
 import tarfile
 import tempfile
 import zipfile
@@ -30,12 +29,11 @@ from typing import BinaryIO
 
 import numpy as np
 
-from segvit import fileio
 from segvit.errors import SegvitError
+from segvit.fileio import exclusive_lock, read_json, write_json
 
-# References: MATLAB "MAT-File Format" (level 5) specification; the COCO API's compressed
-# run-length encoding (rleFrString / rleDecode) as documented with pycocotools. Both
-# readers are tested against files written by scipy.io.savemat and pycocotools.mask.encode.
+# References: the COCO API's compressed run-length encoding (rleFrString / rleDecode) as
+# documented with pycocotools; the decoder is tested against pycocotools.mask.encode.
 
 MARKER = ".segvit_prepared.json"  # written last: the tree is complete and verified
 PARTIAL = ".segvit_partial"  # present while new folders are merged into an existing tree
@@ -155,66 +153,35 @@ def write_member(member: Member, dest: Path, archive: Path) -> None:
 
 # --- MATLAB 5 files (level 5 MAT-files, compressed or not) --------------------------------
 
-_MI_DTYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 9: "f8",
-              12: "i8", 13: "u8"}  # fmt: skip
-_MX_DTYPES = {6: "f8", 7: "f4", 8: "i1", 9: "u1", 10: "i2", 11: "u2", 12: "i4", 13: "u4",
-              14: "i8", 15: "u8"}  # fmt: skip
-_MI_MATRIX, _MI_COMPRESSED = 14, 15
-
 
 def read_mat_variable(data: bytes, key: str, *, source: str) -> np.ndarray:
-    """The numeric array `key` of a level-5 MAT-file's bytes (e.g. COCO-Stuff's 'S')."""
+    """The numeric array `key` of a level-5 MAT-file's bytes (e.g. COCO-Stuff's 'S'), in the
+    type of its MATLAB class and native byte order."""
     if b"MATLAB 7.3" in data[:128]:
         raise SegvitError(f"{source} is a MATLAB 7.3 (HDF5) file; expected a MATLAB 5/7 file")
     if len(data) < 128 or not data.startswith(b"MATLAB 5.0 MAT-file"):
         raise SegvitError(f"{source} is not a MATLAB file (or is truncated)")
-    order = {b"IM": "<", b"MI": ">"}.get(data[126:128])
-    if order is None:
-        raise SegvitError(f"{source} has an unreadable MATLAB header")
-    pos = 128
+    import scipy.io  # here: only COCO-Stuff and PASCAL-Context labels need it, not the demo
+    from scipy.io.matlab import MatReadError
+
     try:
-        while pos < len(data):
-            mtype, body, pos = _element(data, pos, order)
-            if mtype == _MI_COMPRESSED:
-                mtype, body, _ = _element(zlib.decompress(body), 0, order)
-            if mtype == _MI_MATRIX:
-                array = _matrix(body, order, key, source)
-                if array is not None:
-                    return array
-    except (struct.error, zlib.error, ValueError) as err:
+        classes = {name: cls for name, _, cls in scipy.io.whosmat(io.BytesIO(data))}
+        found = scipy.io.loadmat(io.BytesIO(data), variable_names=[key]) if key in classes else {}
+    except (OSError, EOFError, ValueError, TypeError, zlib.error, MatReadError) as err:
         raise SegvitError(f"{source} is truncated or corrupt ({err})") from None
-    raise SegvitError(f"{source} has no variable {key!r}")
-
-
-def _element(buf: bytes, pos: int, order: str) -> tuple[int, bytes, int]:
-    """(type, payload, next position) of the data element at `pos`, padded to 8 bytes."""
-    (first,) = struct.unpack_from(order + "I", buf, pos)
-    if first >> 16:  # small element: type and size share one word, data in the next four
-        return first & 0xFFFF, buf[pos + 4 : pos + 4 + (first >> 16)], pos + 8
-    (size,) = struct.unpack_from(order + "I", buf, pos + 4)
-    end = pos + 8 + size
-    if end > len(buf):
-        raise ValueError(f"element of {size} bytes runs past the end")
-    step = size if first == _MI_COMPRESSED else (size + 7) // 8 * 8
-    return first, buf[pos + 8 : end], pos + 8 + step
-
-
-def _matrix(body: bytes, order: str, key: str, source: str) -> np.ndarray | None:
-    _, flags, pos = _element(body, 0, order)
-    _, dims, pos = _element(body, pos, order)
-    _, name, pos = _element(body, pos, order)
-    if name.decode("ascii", "replace") != key:
-        return None
-    (word,) = struct.unpack_from(order + "I", flags, 0)
-    mx_class, shape = word & 0xFF, struct.unpack(f"{order}{len(dims) // 4}i", dims)
-    if mx_class not in _MX_DTYPES or word & 0x800:
+    if key not in found:
+        raise SegvitError(f"{source} has no variable {key!r}")
+    # Cells, structs, text, sparse, logical and complex arrays are no label maps.
+    array, dtype = found[key], _MATLAB_CLASSES.get(classes[key])
+    if dtype is None or not isinstance(array, np.ndarray) or array.dtype.kind not in "iuf":
         raise SegvitError(f"{source}: variable {key!r} is not a real numeric array")
-    mtype, real, _ = _element(body, pos, order)
-    if mtype not in _MI_DTYPES:
-        raise SegvitError(f"{source}: variable {key!r} has an unknown storage type {mtype}")
-    # MATLAB stores values in the smallest type that holds them; the class says what they are.
-    values = np.frombuffer(real, order + _MI_DTYPES[mtype], count=int(np.prod(shape)))
-    return values.astype(_MX_DTYPES[mx_class]).reshape(shape, order="F")
+    return array.astype(dtype)  # MATLAB may store values narrower than their class
+
+
+_MATLAB_CLASSES = {  # the numeric classes (scipy.io.whosmat's names) and their numpy types
+    "double": "f8", "single": "f4", "int8": "i1", "uint8": "u1", "int16": "i2", "uint16": "u2",
+    "int32": "i4", "uint32": "u4", "int64": "i8", "uint64": "u8",
+}  # fmt: skip
 
 
 # --- COCO run-length masks (Detail API JSON) ----------------------------------------------
@@ -258,11 +225,7 @@ def staging(root: Path, name: str) -> Iterator[Path]:
     lock per dataset keeps two `segvit prepare` runs from interleaving; holding it also
     makes any scratch folder left by a killed run safe to delete.
     """
-    with open(root / f".segvit-{name}.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise SegvitError(f"another `segvit prepare {name}` is running on {root}") from None
+    with exclusive_lock(root / f".segvit-{name}.lock", f"`segvit prepare {name}`"):
         for stale in root.glob(f".segvit-tmp-{name}-*"):
             shutil.rmtree(stale, ignore_errors=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".segvit-tmp-{name}-", dir=root))
@@ -285,7 +248,7 @@ def install(built: Path, final: Path) -> None:
         os.rename(built, final)
         return
     added = _new_paths(built, final)
-    write_json(final / PARTIAL, [path.relative_to(built).as_posix() for path in added])
+    write_json(final / PARTIAL, [p.relative_to(built).as_posix() for p in added], indent=1)
     for path in sorted(added, key=lambda p: "ImageSets" in p.parts):
         target = final / path.relative_to(built)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -318,15 +281,3 @@ def undo_partial(final: Path) -> bool:
             target.unlink()
     marker.unlink()
     return True
-
-
-def write_json(path: Path, payload: object) -> None:
-    """A marker or listing as JSON, atomically."""
-    fileio.write_json(path, payload, indent=1)
-
-
-def read_json(path: Path) -> object | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None

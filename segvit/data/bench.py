@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from segvit.data.datasets import SegDataset, dataset_root, read_pair
+from segvit.data.datasets import SegDataset, read_pair
 from segvit.data.info import DATASETS, DatasetSpec
 from segvit.data.transforms import TrainTransform, sample_rng
 
@@ -73,20 +73,20 @@ def make_synthetic_ade(root: Path, *, count: int = 50, seed: int = 0) -> Dataset
     photos cost; labels are regions of ~10 of the 150 classes. Returns the ADE20K info.
     """
     info = DATASETS["ade20k"]
-    tree = dataset_root(info, root)
+    tree = info.root(root)
     width, height = ADE_SIZE
-    for split, n in ((info.train_split, count), (info.val_split, 1)):
-        (tree / "images" / split).mkdir(parents=True, exist_ok=True)
-        (tree / "annotations" / split).mkdir(parents=True, exist_ok=True)
+    for split, n in ((info.train, count), (info.val, 1)):
+        (tree / split.images).mkdir(parents=True, exist_ok=True)
+        (tree / split.labels).mkdir(parents=True, exist_ok=True)
         for index in range(n):
-            rng = np.random.default_rng((seed, index, split == info.val_split))
+            rng = np.random.default_rng((seed, index, split is info.val))
             coarse = rng.random((6, 8, 3)).astype(np.float32) * 255
             smooth = Image.fromarray(coarse.astype(np.uint8)).resize((width, height), Image.BICUBIC)
             pixels = np.asarray(smooth, np.float32) + rng.normal(0, 6, (height, width, 3))
             regions = rng.integers(1, 151, size=(6, 8)).astype(np.uint8)
             label = Image.fromarray(regions).resize((width, height), Image.NEAREST)
-            stem = f"ADE_{split[:5]}_{index + 1:08d}"
+            stem = f"ADE_{Path(split.images).name[:5]}_{index + 1:08d}"
             image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-            image.save(tree / "images" / split / f"{stem}.jpg", quality=90)
-            label.save(tree / "annotations" / split / f"{stem}.png")
+            image.save(tree / split.images / f"{stem}.jpg", quality=90)
+            label.save(tree / split.labels / f"{stem}.png")
     return info

@@ -1,15 +1,14 @@
 """Class names, palettes and the official id tables of each dataset.
 
 Names are in training-id order (after reduce_zero_label where the dataset applies it), so
-`class_names(name)[k]` names the model's output channel k. The id tables map the ids used in
-the official annotation files to those training ids; `segvit prepare` converts with them.
+`DatasetSpec.classes[k]` names the model's output channel k (segvit.data.info). The id
+tables map the ids used in the official annotation files to those training ids; `segvit
+prepare` converts with them.
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-from segvit.errors import SegvitError
 
 # References: mmsegmentation 0.24 dataset classes (ADE20KDataset, COCOStuffDataset,
 # PascalContextDataset/PascalContextDataset59) for names and order; COCO-Stuff
@@ -95,25 +94,6 @@ DEMO_PALETTE = (
     (30, 210, 220), (250, 140, 20),
 )  # fmt: skip
 
-CLASS_NAMES: dict[str, tuple[str, ...]] = {
-    "ade20k": ADE20K,
-    "coco-stuff-10k": COCO_STUFF,
-    "pascal-context": PASCAL_CONTEXT,
-    "pascal-context-59": PASCAL_CONTEXT[1:],
-    "demo": DEMO,
-}
-
-
-def class_names(dataset: str) -> tuple[str, ...]:
-    """Names of the model's output classes for `dataset`, in training-id order."""
-    try:
-        return CLASS_NAMES[dataset]
-    except KeyError:
-        known = ", ".join(CLASS_NAMES)
-        raise SegvitError(
-            f"no class names for dataset {dataset!r}; expected one of: {known}"
-        ) from None
-
 
 def bit_palette(n: int) -> np.ndarray:
     """(n, 3) uint8 colours spreading the bits of each index over R, G and B.
@@ -130,13 +110,3 @@ def bit_palette(n: int) -> np.ndarray:
             code >>= 3
         colours[index] = rgb
     return colours
-
-
-def palette(dataset: str) -> np.ndarray:
-    """(K, 3) uint8 RGB colour of each training id of `dataset`, for overlays."""
-    if dataset == "demo":
-        return np.array(DEMO_PALETTE, np.uint8)
-    names = class_names(dataset)
-    # Skip the black first entry where class 0 is a real class, so it stays visible.
-    offset = 0 if dataset == "pascal-context" else 1
-    return bit_palette(len(names) + offset)[offset:]

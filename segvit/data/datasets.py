@@ -10,6 +10,7 @@ segvit.data.transforms.sample_rng.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -18,85 +19,66 @@ import numpy as np
 import torch
 
 from segvit.data.imageio import exif_orientation, open_image, read_stored, upright
-from segvit.data.info import DatasetSpec
+from segvit.data.info import IGNORE_INDEX, DatasetSpec
 from segvit.errors import SegvitError
 
 # References: mmsegmentation 0.24 ADE20KDataset / COCOStuffDataset / PascalContextDataset
 # (folder layout, label suffixes, reduce_zero_label).
 
-IGNORE_INDEX = 255
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 # (image uint8 HxWx3, label uint8 HxW) -> (image, label), deterministic (no random draws),
 # e.g. segvit.data.transforms.TestTransform.
 Transform = Callable[[np.ndarray, np.ndarray], tuple]
 
-# Where each dataset's tree lives under the data root (mmsegmentation's defaults).
-TREE_DIRS = {
-    "ade20k": "ade/ADEChallengeData2016",
-    "coco-stuff-10k": "coco_stuff10k",
-    "pascal-context": "VOCdevkit/VOC2010",
-    "pascal-context-59": "VOCdevkit/VOC2010",
-    "demo": "demo",
-}
-# Label file name for an image stem, per layout.
-_LABEL_NAME = {"ade20k": "{}.png", "coco-stuff-10k": "{}_labelTrainIds.png"}
-PASCAL_CONTEXT_LISTS = "ImageSets/SegmentationContext"
-
-
-def dataset_root(info: DatasetSpec, root: Path) -> Path:
-    """The folder holding `info`'s tree under the data root `root`."""
-    return Path(root) / TREE_DIRS[info.name]
-
-
-def prepare_name(info: DatasetSpec) -> str:
-    """The `segvit prepare` argument that builds `info`'s tree (both PASCAL-Contexts share one)."""
-    return "pascal-context" if info.layout == "pascal-context" else info.name
-
 
 def list_pairs(info: DatasetSpec, tree: Path, split: str) -> list[tuple[Path, Path]]:
-    """Sorted (image, label) paths of one split folder; one error for any unpaired file."""
-    if info.layout == "pascal-context":
-        return _list_pascal_context(tree, split)
-    images_dir, labels_dir = tree / "images" / split, tree / "annotations" / split
+    """Sorted (image, label) paths of one split ("train" or "val") of the dataset whose
+    folder is `tree`; one error naming the first unpaired file."""
+    where = info.split(split)
+    images_dir, labels_dir = tree / where.images, tree / where.labels
     for folder in (images_dir, labels_dir):
         if not folder.is_dir():
-            raise SegvitError(f"{folder} is missing; run `segvit prepare {prepare_name(info)}`")
-    label_name = _LABEL_NAME[info.layout]
-    images = {
-        label_name.format(path.stem): path
-        for path in _files(images_dir)
-        if path.suffix.lower() in IMAGE_SUFFIXES
-    }
-    labels = {path.name: path for path in _files(labels_dir) if path.suffix.lower() == ".png"}
-    for name, image in sorted(images.items()):
-        if name not in labels:
-            raise SegvitError(f"image {image} has no label (expected {labels_dir / name})")
+            raise SegvitError(f"{folder} is missing; {info.how_to_get()}")
+    suffix = where.label_suffix
+    images = {p.stem: p for p in _files(images_dir) if p.suffix.lower() in IMAGE_SUFFIXES}
+    if where.listing is not None:
+        return _listed(tree / where.listing, images, images_dir, labels_dir, suffix)
+    labels = {p.name: p for p in _files(labels_dir) if p.name.endswith(suffix)}
+    for stem, image in sorted(images.items()):
+        if stem + suffix not in labels:
+            expected = labels_dir / (stem + suffix)
+            raise SegvitError(f"image {image} has no label (expected {expected})")
+    stems = set(images)
     for name, label in sorted(labels.items()):
-        if name not in images:
+        if name[: -len(suffix)] not in stems:
             raise SegvitError(f"label {label} has no image in {images_dir}")
-    return [(images[name], labels[name]) for name in sorted(images)]
+    return [(images[stem], labels[stem + suffix]) for stem in sorted(images)]
+
+
+def _listed(
+    listing: Path, images: dict[str, Path], images_dir: Path, labels_dir: Path, suffix: str
+) -> list[tuple[Path, Path]]:
+    """The pairs of the stems a list file names, each checked to exist."""
+    if not listing.is_file():
+        raise SegvitError(f"{listing} is missing")
+    pairs = []
+    for stem in sorted({line.strip() for line in listing.read_text().splitlines()} - {""}):
+        if stem not in images:
+            raise SegvitError(
+                f"{images_dir / stem} (.jpg, .jpeg or .png) is missing (listed in {listing})"
+            )
+        label = labels_dir / (stem + suffix)
+        if not label.is_file():
+            raise SegvitError(f"{label} is missing (listed in {listing})")
+        pairs.append((images[stem], label))
+    return pairs
 
 
 def _files(folder: Path) -> list[Path]:
     """Regular files of `folder`, hidden ones (.DS_Store and the like) left out."""
     with os.scandir(folder) as entries:
         return [Path(e.path) for e in entries if e.is_file() and not e.name.startswith(".")]
-
-
-def _list_pascal_context(tree: Path, split: str) -> list[tuple[Path, Path]]:
-    listing = tree / PASCAL_CONTEXT_LISTS / f"{split}.txt"
-    if not listing.is_file():
-        raise SegvitError(f"{listing} is missing; run `segvit prepare pascal-context`")
-    pairs = []
-    for stem in sorted({line.strip() for line in listing.read_text().splitlines()} - {""}):
-        image = tree / "JPEGImages" / f"{stem}.jpg"
-        label = tree / "SegmentationClassContext" / f"{stem}.png"
-        for path in (image, label):
-            if not path.is_file():
-                raise SegvitError(f"{path} is missing (listed in {listing})")
-        pairs.append((image, label))
-    return pairs
 
 
 def read_label(path: Path, info: DatasetSpec) -> np.ndarray:
@@ -110,21 +92,28 @@ def read_label(path: Path, info: DatasetSpec) -> np.ndarray:
             f"{path}: label image has mode {mode}; expected one channel of class ids (L or P PNG)"
         )
     top = info.num_classes if info.reduce_zero_label else info.num_classes - 1
-    if raw.size and int(raw.max()) > top:
-        bad = np.unique(raw[(raw > top) & (raw != IGNORE_INDEX)])
+    if raw.size and (int(raw.max()) > top or int(raw.min()) < 0):
+        bad = np.unique(raw[((raw > top) | (raw < 0)) & (raw != info.ignore_index)])
         if bad.size:
             shown = ", ".join(str(v) for v in bad[:5])
             raise SegvitError(
-                f"{path}: label ids {shown} are outside 0..{top} (255 = ignore) for {info.name}"
+                f"{path}: label ids {shown} are outside 0..{top} ({info.ignore_index} = ignore) "
+                f"for {info.name}"
             )
-    label = raw.astype(np.uint8)
-    if info.reduce_zero_label:
-        label = _REDUCE[label]
-    return label
+    return _training_ids(info.num_classes, info.reduce_zero_label, info.ignore_index)[raw]
 
 
-# reduce_zero_label as a lookup table: 0 -> 255, k -> k - 1, 255 stays 255.
-_REDUCE = np.concatenate([[IGNORE_INDEX], np.arange(254), [IGNORE_INDEX]]).astype(np.uint8)
+@functools.cache
+def _training_ids(num_classes: int, reduce_zero_label: bool, ignore_index: int) -> np.ndarray:
+    """File id -> training id, as a lookup table: the classes keep their ids (one less with
+    reduce_zero_label, where 0 is ignored); the ignore id becomes IGNORE_INDEX."""
+    table = np.full(256, IGNORE_INDEX, np.uint8)
+    if reduce_zero_label:
+        table[1 : num_classes + 1] = np.arange(num_classes)
+    else:
+        table[:num_classes] = np.arange(num_classes)
+    table[ignore_index] = IGNORE_INDEX
+    return table
 
 
 def read_pair(
@@ -179,7 +168,7 @@ class SegDataset(torch.utils.data.Dataset):
 
     Arguments:
         info: the dataset's facts (segvit.data.info).
-        root: the data root holding the prepared tree (see `dataset_root`).
+        root: the data root holding a built-in set's folder (`DatasetSpec.root`).
         split: "train" or "val".
         transform: callable (image uint8 HxWx3, label uint8 HxW) -> (image, label) without
             randomness, or None to return the decoded uint8 arrays.
@@ -188,19 +177,14 @@ class SegDataset(torch.utils.data.Dataset):
     def __init__(
         self, info: DatasetSpec, root: Path, split: str, transform: Transform | None = None
     ):
-        folders = {"train": info.train_split, "val": info.val_split}
-        if split not in folders:
-            raise SegvitError(f"unknown split {split!r}; expected 'train' or 'val'")
-        tree = dataset_root(info, root)
+        info.split(split)  # an unknown split name fails first
+        tree = info.root(root)
         if not tree.is_dir():
-            raise SegvitError(
-                f"no {info.name} data at {tree}; run `segvit prepare {prepare_name(info)} "
-                f"--root {root}`"
-            )
+            raise SegvitError(f"no {info.name} data at {tree}; {info.how_to_get(root)}")
         self.info, self.transform = info, transform
-        self.pairs = list_pairs(info, tree, folders[split])
+        self.pairs = list_pairs(info, tree, split)
         if not self.pairs:
-            raise SegvitError(f"{tree} has no {split} images; run `segvit prepare`")
+            raise SegvitError(f"{tree} has no {split} images; {info.how_to_get()}")
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from segvit.data.archives import MARKER, install, read_json, staging, write_json
-from segvit.data.classes import DEMO, DEMO_PALETTE, palette
-from segvit.data.datasets import dataset_root, list_pairs, read_pair
+from segvit.data.archives import MARKER, install, staging
+from segvit.data.classes import DEMO, DEMO_PALETTE
+from segvit.data.datasets import list_pairs, read_pair
 from segvit.data.info import DATASETS, DatasetSpec
 from segvit.errors import SegvitError
-from segvit.fileio import atomic_write
+from segvit.fileio import atomic_write, read_json, write_json
 
 DEMO_VERSION = 1  # bump when the generator changes, so older trees are regenerated
 SIZE_RANGE = (160, 256)  # image sides in pixels
@@ -34,8 +34,8 @@ def make_demo(
     root: Path,
     *,
     seed: int = 0,
-    num_train: int = DATASETS["demo"].num_train,
-    num_val: int = DATASETS["demo"].num_val,
+    num_train: int = DATASETS["demo"].train.count or 400,
+    num_val: int = DATASETS["demo"].val.count or 50,
 ) -> Path:
     """Write the demo set to `root`/demo (atomically) and return that folder.
 
@@ -56,7 +56,7 @@ def make_demo(
     with staging(root, "demo") as scratch:
         built = scratch / "demo"
         write_demo(built, seed=seed, counts=(num_train, num_val))
-        for split, count in zip(_SPLITS, (num_train, num_val), strict=True):
+        for split, count in (("train", num_train), ("val", num_val)):
             if len(list_pairs(DATASETS["demo"], built, split)) != count:
                 raise SegvitError(f"the demo generator wrote a wrong count into {built}")
         write_json(built / MARKER, want)
@@ -195,10 +195,10 @@ def save_preview(info: DatasetSpec, root: Path, out: Path, *, count: int = 6) ->
     kind = out.suffix[1:].lower() or "png"
     if kind not in FigureCanvasBase.get_supported_filetypes():
         raise SegvitError(f"{out}: cannot save a picture as .{kind}; use .png, .jpg, .pdf or .svg")
-    pairs = list_pairs(info, dataset_root(info, root), info.val_split)[:count]
+    pairs = list_pairs(info, info.root(root), "val")[:count]
     if not pairs:
         raise SegvitError(f"no {info.name} validation samples under {root} to preview")
-    colours, names, shown = palette(info.name), info.class_names, set()
+    colours, names, shown = info.colours, info.class_names, set()
     figure = Figure(figsize=(2.2 * len(pairs), 4.8))
     axes = figure.subplots(2, len(pairs), squeeze=False)
     for column, (image_path, label_path) in enumerate(pairs):

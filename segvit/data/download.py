@@ -94,7 +94,8 @@ def fetch(item: Download, folder: Path, *, timeout: float = 30.0, progress: bool
         with response:
             _receive(response, part, offset, item, progress)
     if item.sha1 is not None:
-        digest = _sha1(part)
+        with open(part, "rb") as handle:
+            digest = hashlib.file_digest(handle, "sha1").hexdigest()
         if digest != item.sha1:
             part.unlink()
             raise SegvitError(
@@ -129,14 +130,6 @@ def _receive(response, part: Path, offset: int, item: Download, progress: bool) 
             f"the download of {item.url} stopped at {received} of {total} bytes; "
             "run again to resume it"
         )
-
-
-def _sha1(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --- Finding the inputs of a dataset ------------------------------------------------------

@@ -31,17 +31,12 @@ from tqdm import tqdm
 from segvit.data import archives
 from segvit.data.archives import MARKER, PARTIAL, Source
 from segvit.data.classes import COCO_STUFF_IDS, PASCAL_CONTEXT_IDS
-from segvit.data.datasets import (
-    PASCAL_CONTEXT_LISTS,
-    check_pair,
-    dataset_root,
-    list_pairs,
-    prepare_name,
-)
+from segvit.data.datasets import check_pair, list_pairs
 from segvit.data.demo import make_demo
 from segvit.data.download import Inputs, find_inputs
 from segvit.data.info import DatasetSpec, get_dataset
 from segvit.errors import SegvitError
+from segvit.fileio import read_json, write_json
 
 # References: mmsegmentation 0.24 tools/convert_datasets (coco_stuff10k.py, pascal_context.py)
 # and its dataset preparation guide, for layouts, file names and the label conversions.
@@ -56,11 +51,13 @@ def prepare_dataset(name: str, *, src: Path | None = None, root: Path = Path("da
     info = get_dataset(name)
     root = Path(root)
     _check_writable(root)
+    if info.prepare is None:
+        raise SegvitError(f"{info.name} is read from {info.source}; there is nothing to prepare")
     if info.name == "demo":
-        make_demo(root, num_train=info.num_train, num_val=info.num_val)
+        make_demo(root, num_train=info.train.count or 0, num_val=info.val.count or 0)
         verify_dataset(info, root)
-        return dataset_root(info, root)
-    key, final = prepare_name(info), dataset_root(info, root)
+        return info.root(root)
+    key, final = info.prepare, info.root(root)
     with archives.staging(root, key) as scratch:
         archives.undo_partial(final)
         augment = (
@@ -91,38 +88,35 @@ def verify_dataset(info: DatasetSpec, root: Path, *, deep: bool = False) -> None
 
     Raises SegvitError naming the first problem. A tree left by an interrupted run fails.
     """
-    tree = dataset_root(info, root)
+    tree = info.root(root)
     if not tree.is_dir():
-        raise SegvitError(
-            f"no {info.name} data at {tree}; run `segvit prepare {prepare_name(info)}`"
-        )
+        raise SegvitError(f"no {info.name} data at {tree}; {info.how_to_get()}")
     if (tree / PARTIAL).exists():
         raise SegvitError(f"an interrupted `segvit prepare` left {tree} incomplete; run it again")
-    expected = expected_counts(info, archives.read_json(tree / MARKER))
+    expected = expected_counts(info, read_json(tree / MARKER))
     _verify_tree(info, tree, expected, deep=deep, progress=False)
 
 
-def expected_counts(info: DatasetSpec, marker: object) -> dict[str, int]:
-    """Images per split folder: the official release's (per route for PASCAL-Context), or
-    for the demo set the counts it was generated with."""
+def expected_counts(info: DatasetSpec, marker: object) -> dict[str, int | None]:
+    """Images per split ("train", "val"; None: any number): the official release's (per
+    route for PASCAL-Context), the spec's, or for the demo set the counts it was generated
+    with (its marker names the split folders)."""
     marker = marker if isinstance(marker, dict) else {}
     if info.name == "demo" and isinstance(marker.get("counts"), dict):
-        return {split: int(count) for split, count in marker["counts"].items()}
+        by_folder = {Path(info.split(s).images).name: s for s in ("train", "val")}
+        return {by_folder.get(k, k): int(count) for k, count in marker["counts"].items()}
     if marker.get("route") == "context-mat":
-        return {
-            info.train_split: MAT_ROUTE_COUNTS["train"],
-            info.val_split: MAT_ROUTE_COUNTS["val"],
-        }
-    return {info.train_split: info.num_train, info.val_split: info.num_val}
+        return dict(MAT_ROUTE_COUNTS)
+    return {"train": info.train.count, "val": info.val.count}
 
 
 def _verify_tree(
-    info: DatasetSpec, tree: Path, counts: dict[str, int], *, deep: bool, progress: bool
+    info: DatasetSpec, tree: Path, counts: dict[str, int | None], *, deep: bool, progress: bool
 ) -> None:
     pairs = []
     for split, expected in counts.items():
         found = list_pairs(info, tree, split)
-        if len(found) != expected:
+        if expected is not None and len(found) != expected:
             raise SegvitError(
                 f"{tree}: {len(found)} {split} image/label pairs, expected {expected} for "
                 f"{info.name}; the source is incomplete or not the official release"
@@ -162,7 +156,7 @@ def _verify_or_undo(info: DatasetSpec, final: Path, route: str, progress: bool) 
 
 def _adopt(info: DatasetSpec, final: Path, progress: bool) -> Path:
     """An existing tree: ours (marked) gets the quick check, any other one the full check."""
-    marker = archives.read_json(final / MARKER)
+    marker = read_json(final / MARKER)
     try:
         counts = expected_counts(info, marker)
         _verify_tree(info, final, counts, deep=marker is None, progress=progress)
@@ -178,8 +172,8 @@ def _adopt(info: DatasetSpec, final: Path, progress: bool) -> Path:
 
 def _mark(info: DatasetSpec, final: Path, route: str) -> None:
     counts = expected_counts(info, {"route": route})
-    payload = {"dataset": prepare_name(info), "route": route, "counts": counts}
-    archives.write_json(final / MARKER, payload)
+    payload = {"dataset": info.prepare, "route": route, "counts": counts}
+    write_json(final / MARKER, payload, indent=1)
 
 
 def _check_writable(root: Path) -> None:
@@ -296,7 +290,7 @@ def _build_pascal_context(inputs: Inputs, built: Path, progress: bool) -> tuple[
         if set(lists) != {"train", "val"}:
             raise SegvitError(f"{voc.path} has no ImageSets/Main/train.txt and val.txt")
     for split, stems in splits.items():
-        listing = built / PASCAL_CONTEXT_LISTS / f"{split}.txt"
+        listing = built / (get_dataset("pascal-context").split(split).listing or "")
         listing.parent.mkdir(parents=True, exist_ok=True)
         listing.write_text("".join(f"{stem}\n" for stem in sorted(stems)))
     return built, route

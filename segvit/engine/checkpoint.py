@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from segvit.errors import SegvitError
-from segvit.fileio import TMP_SUFFIX, atomic_write, write_json  # noqa: F401 (re-exported)
+from segvit.fileio import TMP_SUFFIX, atomic_write
 from segvit.modeling.weights import load_failure
 
 Meta = dict[str, str | int | float | bool]

@@ -8,28 +8,22 @@ models are also scored over the 59 classes without background.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 import torch.distributed as dist
-from torch import Tensor, nn
+from torch import nn
 from tqdm import tqdm
 
 from segvit.data.datasets import SegDataset
 from segvit.data.info import DatasetSpec
 from segvit.data.transforms import TestTransform
-from segvit.engine.checkpoint import load_weights
 from segvit.engine.distributed import unwrap
 from segvit.errors import SegvitError
-from segvit.fileio import write_json
 from segvit.inference import MS_SCALES, infer_labels
 from segvit.metrics import SegMetric
-from segvit.modeling.convert import convert_release, is_release_checkpoint
 from segvit.modeling.segmentor import Segmentor
-from segvit.modeling.variants import build_model
 
 # References: mmsegmentation 0.24 (slide inference, IoU accumulation), SegViT release test
 # settings (crop, stride, base scale per dataset; ms ratios with flip).
@@ -63,51 +57,6 @@ class EvalSettings:
         if not 0 < stride <= crop:
             raise SegvitError(f"--stride {stride}: expected 1 to the crop ({crop})")
         return stride
-
-
-def load_checkpoint(
-    path: Path | str, *, device: torch.device | str = "cpu"
-) -> tuple[Segmentor, dict[str, Any]]:
-    """Rebuild the model a weights file was trained as, load its weights (eval mode); the
-    model and the file's metadata (see `trained_on`). `release:NAME` or an mmseg file of the
-    authors' release is converted on the fly (segvit.modeling.convert)."""
-    if is_release_checkpoint(path):
-        state, meta = convert_release(path)
-    else:
-        state, meta = load_weights(Path(path))
-    try:
-        variant, crop = str(meta["variant"]), int(meta["crop"])
-        num_classes, tiny = int(meta["num_classes"]), bool(meta.get("tiny", False))
-    except KeyError as err:
-        raise SegvitError(f"{path}: weights file has no {err} in its metadata") from None
-    model = build_model(variant, num_classes=num_classes, crop=crop, tiny=tiny)
-    _check_fit(model, state, path, f"{variant}, {num_classes} classes, crop {crop}, tiny {tiny}")
-    model.load_state_dict(state)
-    return model.to(device).eval(), dict(meta)
-
-
-def _check_fit(model: nn.Module, state: dict[str, Tensor], path: Path, says: str) -> None:
-    """One line naming the first tensor that does not fit the model the metadata describes."""
-    expected = model.state_dict()
-    for name, tensor in state.items():
-        if name not in expected:
-            raise SegvitError(f"{path}: unexpected tensor {name} for the model its metadata "
-                              f"describes ({says})")  # fmt: skip
-        if tuple(tensor.shape) != tuple(expected[name].shape):
-            raise SegvitError(
-                f"{path}: tensor {name} has shape {tuple(tensor.shape)}, the model its metadata "
-                f"describes ({says}) needs {tuple(expected[name].shape)}"
-            )
-    missing = [name for name in expected if name not in state]
-    if missing:
-        raise SegvitError(f"{path}: no tensor {missing[0]} (and {len(missing) - 1} more) for "
-                          f"the model its metadata describes ({says})")  # fmt: skip
-
-
-def trained_on(meta: Mapping[str, Any]) -> str | None:
-    """The dataset a weights file says it was trained on (files before 0.2: "dataset")."""
-    name = meta.get("trained_on", meta.get("dataset"))
-    return None if name is None else str(name)
 
 
 def check_dataset(model: Segmentor, dataset: DatasetSpec, source: Path | str) -> None:
@@ -165,9 +114,9 @@ def evaluate(
         segmentor.train(was_training)
     metric.all_reduce()
     results: dict[str, Any] = metric.compute()
-    if dataset.name == "pascal-context":  # the paper reports 60 classes and 59 (no background)
-        without_background = metric.compute(exclude=(0,))
-        results["mIoU59"] = without_background["mIoU"]
+    if dataset.background is not None:  # PASCAL-Context: 60 classes, and 59 without background
+        without_background = metric.compute(exclude=(dataset.background,))
+        results[f"mIoU{dataset.num_classes - 1}"] = without_background["mIoU"]
     results.update(
         images=count,
         seconds=round(time.perf_counter() - start, 2),
@@ -181,11 +130,3 @@ def _rank_and_world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
-
-
-def write_results(results: dict[str, Any], out_dir: Path, name: str) -> Path:
-    """metrics.json beside the predictions: every metric and the settings behind it."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{name}.json"
-    write_json(path, results, indent=1)
-    return path

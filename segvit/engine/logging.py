@@ -2,6 +2,7 @@
 
 Only rank 0 writes. The bar (tqdm: iteration, loss, lr, it/s, ETA) shows on a terminal; in
 CI or a pipe it gives way to one plain line per logged step, and the JSONL log is always kept.
+With `tensorboard` installed, a run can also mirror every record as TensorBoard scalars.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from segvit.engine.checkpoint import atomic_write
+from segvit.errors import SegvitError
 
 
 def json_safe(value: Any) -> Any:
@@ -39,20 +41,44 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-class RunLog:
-    """Appends one JSON object per line to `path` (work_dir/log.jsonl)."""
+TENSORBOARD_MISSING = (
+    "--tensorboard needs the tensorboard package: pip install 'segvit[tensorboard]'"
+)
 
-    def __init__(self, path: Path, *, enabled: bool = True) -> None:
+
+def tensorboard_available() -> bool:
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (needs tensorboard)
+    except ImportError:
+        return False
+    return True
+
+
+class RunLog:
+    """Appends one JSON object per line to `path` (work_dir/log.jsonl); with `tensorboard`,
+    also writes each record's numbers as scalars to work_dir/tensorboard."""
+
+    def __init__(self, path: Path, *, enabled: bool = True, tensorboard: bool = False) -> None:
         self.path, self.enabled = Path(path), enabled
+        if enabled and tensorboard and not tensorboard_available():
+            raise SegvitError(TENSORBOARD_MISSING)
+        self.board = (
+            TensorBoardLog(self.path.parent / "tensorboard") if enabled and tensorboard else None
+        )
 
     def write(self, record: Mapping[str, Any]) -> None:
         if not self.enabled:
             return
+        record = json_safe(record)
         with open(self.path, "a", encoding="utf-8") as file:
-            file.write(json.dumps(json_safe(record)) + "\n")
+            file.write(json.dumps(record) + "\n")
+        if self.board is not None:
+            self.board.write(record)
 
     def truncate_after(self, iteration: int) -> None:
         """Drop records past `iteration`: a resumed run logs those iterations again."""
+        if self.board is not None:
+            self.board.resume_after = iteration
         if not (self.enabled and self.path.is_file()):
             return
         kept = [
@@ -61,6 +87,32 @@ class RunLog:
             if line.strip() and _iteration_of(line) <= iteration
         ]
         atomic_write(self.path, lambda file: file.write("".join(kept).encode("utf-8")))
+
+
+class TensorBoardLog:
+    """A log record's numbers as TensorBoard scalars at its iteration: "train/<key>" for
+    training steps (losses, lrs, times, memory), "val/<key>" for evaluations (mIoU, aAcc...)."""
+
+    # References: mmsegmentation 0.x's TensorboardLoggerHook (the same scalars, tagged by
+    # mode, at the iterations of its json log).
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        # Events past the iteration a run starts from are dropped, as RunLog.truncate_after
+        # drops their records: a resumed run logs them again, a fresh one starts over.
+        self.resume_after = 0
+        self.writer = None  # opened at the first record, once resume_after is known
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        if self.writer is None:
+            self.writer = SummaryWriter(str(self.log_dir), purge_step=self.resume_after + 1)
+        mode = "val" if record.get("kind") == "eval" else "train"
+        for key, value in record.items():
+            if key != "iter" and isinstance(value, numbers.Real) and not isinstance(value, bool):
+                self.writer.add_scalar(f"{mode}/{key}", value, record["iter"])
+        self.writer.flush()  # records come every log_interval steps: cheap, and never lost
 
 
 def _iteration_of(line: str) -> int:

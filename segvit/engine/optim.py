@@ -21,6 +21,7 @@ from torch.optim import AdamW, Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from segvit.engine.distributed import unwrap
+from segvit.engine.recipe import Recipe
 from segvit.errors import SegvitError
 
 # References: SegViT release configs (AdamW 2e-5, betas (0.9, 0.999), head lr x10, norm decay 0,
@@ -43,6 +44,14 @@ def _no_decay_names(model: nn.Module, *, release_rule: bool) -> set[str]:
     if not release_rule:
         names.update(name for name, _ in model.named_parameters() if name.endswith("pos_embed"))
     return names
+
+
+def recipe_optimizer(model: nn.Module, recipe: Recipe) -> AdamW:
+    """The optimiser a recipe trains `model` with (training and `segvit bench train`)."""
+    return build_optimizer(
+        model, lr=recipe.lr, weight_decay=recipe.weight_decay, head_lr_mult=recipe.head_lr_mult,
+        release_rule=recipe.release_decay_rule,
+    )  # fmt: skip
 
 
 def build_optimizer(

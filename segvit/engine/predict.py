@@ -11,7 +11,6 @@ from matplotlib.figure import Figure  # no pyplot: no global backend or figure r
 from matplotlib.patches import Patch
 from PIL import Image
 
-from segvit.data.classes import palette
 from segvit.data.imageio import read_rgb
 from segvit.data.info import DatasetSpec
 from segvit.data.transforms import normalize_tensor
@@ -50,7 +49,7 @@ def save_prediction(
     """Write STEM_overlay.png (palette over the image, legend of the classes present) and
     STEM_labels.png (raw class indices, 8- or 16-bit)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    colours = palette(dataset.name)
+    colours = dataset.colours
     names = dataset.class_names
     labels_path = out_dir / f"{stem}_labels.png"
     depth = np.uint8 if classes.max(initial=0) < 256 else np.uint16

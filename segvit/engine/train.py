@@ -40,10 +40,10 @@ from segvit.engine.distributed import (
     wrap_model,
 )
 from segvit.engine.logging import Progress, RunLog, Window, memory_mb
-from segvit.engine.optim import build_optimizer, build_schedule, current_lrs
+from segvit.engine.optim import build_schedule, current_lrs, recipe_optimizer
 from segvit.engine.recipe import Recipe
 from segvit.errors import SegvitError
-from segvit.fileio import exclusive_lock
+from segvit.fileio import exclusive_lock, write_json
 from segvit.modeling.output import SegOutput
 
 # References: SegViT release (mmseg 0.24 IterBasedRunner recipe: batch 16, grad clip 35,
@@ -53,14 +53,6 @@ LOCK_NAME = ".train.lock"  # in the work dir, held by the training that writes t
 
 LossFn = Callable[[SegOutput, Tensor], Mapping[str, Tensor]]  # (output, labels) -> {"loss", ...}
 EvaluateFn = Callable[[nn.Module], Mapping[str, Any]]  # model (eval mode) -> {"mIoU", ...}
-
-# What a resumed run must share with the run it continues: the recipe settings that shape the
-# weights, and what the run trains (TrainConfig.record).
-_RECIPE_MUST_MATCH = (
-    "iters", "batch", "lr", "head_lr_mult", "weight_decay", "warmup_iters", "warmup_ratio",
-    "power", "min_lr", "clip_grad", "amp", "amp_dtype", "seed", "mask_loss_excludes_ignored",
-    "release_decay_rule",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -78,6 +70,7 @@ class TrainConfig:
     num_workers: int = field(default_factory=default_workers)  # loader processes per device
     best_metric: str = "mIoU"  # evaluation key that picks best.pt (higher is better)
     label: str = ""  # titles the progress bar and lines when the run is not the user's own
+    tensorboard: bool = False  # also TensorBoard scalars in work_dir/tensorboard (needs it)
 
     def __post_init__(self) -> None:
         if self.num_workers < 0:
@@ -91,7 +84,7 @@ class TrainConfig:
 
     @property
     def must_match(self) -> tuple[str, ...]:
-        return _RECIPE_MUST_MATCH + tuple(self.record)
+        return Recipe.weight_shaping_fields() + tuple(self.record)
 
 
 @dataclass(frozen=True)
@@ -165,13 +158,7 @@ class _Run:
         )
         state = self._open_work_dir()
         self.net = model.to(ctx.device)
-        self.optimizer = build_optimizer(
-            self.net,
-            lr=cfg.recipe.lr,
-            weight_decay=cfg.recipe.weight_decay,
-            release_rule=cfg.recipe.release_decay_rule,
-            head_lr_mult=cfg.recipe.head_lr_mult,
-        )
+        self.optimizer = recipe_optimizer(self.net, cfg.recipe)
         self.schedule = build_schedule(
             self.optimizer,
             total_iters=cfg.recipe.iters,
@@ -194,7 +181,7 @@ class _Run:
             self._restore(state)
         else:
             ckpt.seed_everything(cfg.recipe.seed)
-        self.log = RunLog(self.paths.log, enabled=ctx.is_main)
+        self.log = RunLog(self.paths.log, enabled=ctx.is_main, tensorboard=cfg.tensorboard)
         self.log.truncate_after(self.start)  # records of iterations this run will redo
         if ctx.is_main:
             derived = {
@@ -202,7 +189,7 @@ class _Run:
                 "per_forward_batch": self.device_batch,
                 "accumulation": self.accum,
             }
-            ckpt.write_json(self.paths.config, cfg.to_dict() | derived)
+            write_json(self.paths.config, cfg.to_dict() | derived)
 
     def _open_work_dir(self) -> dict[str, Any] | None:
         """Create the work dir; the training state to resume from, or None for a fresh run."""

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from segvit.errors import SegvitError
+from segvit.schema import from_mapping, read_yaml
 
 Metric = Literal["miou_ss", "miou_ms", "miou59_ms", "miou60_ms", "gflops"]
 Inference = Literal["ss", "ms"]
@@ -30,7 +27,8 @@ class RowConfig:
 
     name: str  # how the row reads in the table
     variant: str | None  # a segvit variant; None: a peer method this toolkit does not build
-    dataset: str  # sets classes, crop, schedule and evaluation settings
+    dataset: str  # a name or a dataset file (relative to the table's file): classes, crop,
+    # schedule and evaluation settings
     crop: int | None = None  # None: the dataset's crop for the variant's ViT size
     labels: dict[str, Any] = field(default_factory=dict)  # the paper's descriptive columns
     paper: dict[str, PaperValue] = field(default_factory=dict)  # metric -> paper's number
@@ -57,7 +55,6 @@ class TableConfig:
     caption: str
     metrics: list[Metric]
     rows: list[RowConfig]
-    schedule: Literal["paper"] = "paper"  # the dataset's recipe (iterations, decay, lr)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -84,6 +81,14 @@ class FigureConfig:
 
 def load_table(path: Path) -> TableConfig:
     table = _load(path, TableConfig)
+    # A row's dataset file is named relative to the table's file.
+    rows = [
+        dataclasses.replace(row, dataset=str(Path(path).parent / row.dataset))
+        if row.dataset.endswith((".yaml", ".yml")) and not Path(row.dataset).is_absolute()
+        else row
+        for row in table.rows
+    ]
+    table = dataclasses.replace(table, rows=rows)
     slugs: dict[str, int] = {}
     for i, row in enumerate(table.rows):
         _check_row(row, table, f"{path}: rows[{i}]")
@@ -128,72 +133,4 @@ def load_figure(path: Path) -> FigureConfig:
 
 
 def _load(path: Path, cls: type) -> Any:
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise SegvitError(f"{path}: no such experiment file") from None
-    except yaml.YAMLError as err:
-        raise SegvitError(f"{path}: not valid YAML ({err})") from err
-    return from_mapping(cls, data, source=str(path))
-
-
-def from_mapping(cls: type, data: Any, *, source: str, where: str = "") -> Any:
-    """Build dataclass `cls` from `data`, checking every key and type; errors name `source`."""
-    if not isinstance(data, dict):
-        raise SegvitError(f"{source}: {where or 'top level'}: expected a mapping")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(data) - set(fields)
-    if unknown:
-        key = sorted(unknown)[0]
-        raise SegvitError(
-            f"{source}: {where}{key}: unknown key (expected one of: {', '.join(fields)})"
-        )
-    values = {}
-    for name, f in fields.items():
-        if name not in data:
-            no_default = f.default is dataclasses.MISSING
-            if no_default and f.default_factory is dataclasses.MISSING:
-                raise SegvitError(f"{source}: {where}{name}: missing")
-            continue
-        values[name] = _convert(data[name], hints[name], source, f"{where}{name}")
-    return cls(**values)
-
-
-def _convert(value: Any, hint: Any, source: str, where: str) -> Any:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is Any:
-        return value
-    if dataclasses.is_dataclass(hint):
-        return from_mapping(hint, value, source=source, where=f"{where}.")
-    if origin in (typing.Union, types.UnionType):
-        for option in args:
-            try:
-                return _convert(value, option, source, where)
-            except SegvitError:
-                continue
-        return _wrong(value, hint, source, where)
-    if origin is Literal:
-        if value in args:
-            return value
-        raise SegvitError(f"{source}: {where}: {value!r} is not one of {list(args)}")
-    if origin is list:
-        if not isinstance(value, list):
-            return _wrong(value, hint, source, where)
-        return [_convert(v, args[0], source, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            return _wrong(value, hint, source, where)
-        return {str(k): _convert(v, args[1], source, f"{where}.{k}") for k, v in value.items()}
-    if hint is type(None):
-        return value if value is None else _wrong(value, hint, source, where)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
-        return value
-    return _wrong(value, hint, source, where)
-
-
-def _wrong(value: Any, hint: Any, source: str, where: str) -> typing.NoReturn:
-    expected = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
-    raise SegvitError(f"{source}: {where}: expected {expected}, got {value!r}")
+    return from_mapping(cls, read_yaml(path, "experiment file"), source=str(path))

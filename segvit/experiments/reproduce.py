@@ -20,17 +20,15 @@ from rich.console import Console
 from rich.progress import Progress
 
 from segvit.analysis.flops import count_flops
-from segvit.data.datasets import dataset_root, prepare_name
-from segvit.data.info import get_dataset
-from segvit.engine.distributed import resolve_device
-from segvit.engine.evaluate import EvalSettings, evaluate, load_checkpoint
-from segvit.engine.recipe import Recipe
+from segvit.data.info import load_dataset
+from segvit.engine.recipe import Backbone, Recipe
 from segvit.errors import SegvitError
 from segvit.experiments.config import RowConfig, TableConfig, load_figure, load_table
 from segvit.experiments.launch import Launch, torchrun_command
 from segvit.experiments.plot import plot_figure
 from segvit.experiments.released import RELEASE_NOTE, eval_release, row_release
-from segvit.experiments.spec import SMOKE_BACKBONE, Experiment, resolve, train_experiment
+from segvit.experiments.scoring import score_checkpoint
+from segvit.experiments.spec import Experiment, resolve, train_experiment
 from segvit.experiments.tables import (
     NOT_RUN,
     RowResult,
@@ -87,12 +85,14 @@ def train_row(
 
 def _torchrun(experiment: Experiment, work_dir: Path, data_root: Path, launch: Launch) -> None:
     train_args = [
-        "train", experiment.variant, "--dataset", experiment.dataset.name,
+        "train", experiment.variant.name,
+        "--dataset", experiment.dataset.source or experiment.dataset.name,
         "--preset", experiment.recipe.name, "--crop", str(experiment.crop),
         "--work-dir", str(work_dir), "--data-root", str(data_root), "--resume",
     ]  # fmt: skip
     if subprocess.run(torchrun_command(launch, train_args), check=False).returncode:
-        raise SegvitError(f"training {experiment.variant} failed; see {work_dir / 'log.jsonl'}")
+        name = experiment.variant.name
+        raise SegvitError(f"training {name} failed; see {work_dir / 'log.jsonl'}")
     launch.settle(work_dir)
 
 
@@ -100,17 +100,10 @@ def eval_row(
     row: RowConfig, recipe: Recipe, weights: Path, modes: Sequence[str], *, data_root: Path
 ) -> dict[str, float]:
     """The table's metrics of one trained row: ss and/or ms mIoU (59/60 for PC)."""
-    model, _ = load_checkpoint(weights, device=resolve_device("auto"))
-    experiment = row_experiment(row, recipe)
-    measured = {}
-    for mode in modes:
-        settings = EvalSettings(multi_scale=mode == "ms", max_images=recipe.eval_max_images)
-        results = evaluate(model, experiment.dataset, settings, data_root=data_root)
-        measured[f"miou_{mode}"] = round(float(results["mIoU"]), 2)
-        if "mIoU59" in results:
-            measured[f"miou59_{mode}"] = round(float(results["mIoU59"]), 2)
-            measured[f"miou60_{mode}"] = measured[f"miou_{mode}"]
-    return measured
+    dataset = row_experiment(row, recipe).dataset
+    return score_checkpoint(
+        weights, dataset, modes, data_root=data_root, max_images=recipe.eval_max_images
+    )
 
 
 def row_slug(row: RowConfig) -> str:
@@ -195,7 +188,7 @@ def reproduce(
                     table, row, recipe, stages, state_path, train_fn, eval_fn, console
                 )
             progress.advance(task)
-    frame = build_frame(table, results, preset=recipe.name, machine=machine_label())
+    frame = build_frame(table, results, recipe=recipe, machine=machine_label())
     note = _note(recipe, stages)
     if weights == "release" or any(row.release for row in table.rows):
         note += f" {RELEASE_NOTE}"
@@ -243,10 +236,10 @@ def _note(recipe: Recipe, stages: Sequence[Stage]) -> str:
             f"Only GFLOPs were measured here (`--only flops`, {machine_label()}), at the "
             "paper's scale; accuracy columns stay empty until the rows are trained and evaluated."
         )
-    if recipe.name == "paper":
+    if recipe.paper_schedule:
         scale = "the paper's recipe (full datasets, AugReg weights)"
     else:
-        start = {SMOKE_BACKBONE: "the smoke backbone", None: "a random backbone"}.get(
+        start = {Backbone.SMOKE: "the smoke backbone", None: "a random backbone"}.get(
             recipe.pretrained, recipe.pretrained
         )
         scale = (
@@ -291,7 +284,7 @@ def experiment_file(name: str, folder: Path = EXPERIMENTS) -> Path:
 def results_dir_for(results: Path, recipe: Recipe) -> Path:
     """Where a recipe's tables go: results/ for the paper's, results/NAME/ for any other, so
     a smoke run never overwrites a paper table."""
-    return results if recipe.name == "paper" else results / recipe.name
+    return results if recipe.paper_schedule else results / recipe.name
 
 
 def reproduce_tables(
@@ -375,11 +368,12 @@ def _run_release_row(
     if release is None:
         why.append("no released model (train it: drop --weights release)")
     elif "eval" in stages and needed:
-        dataset = get_dataset(release.dataset)
+        dataset = load_dataset(release.dataset)
         if not cached_path(release).is_file():
             why.append(f"no weights: segvit weights fetch {release.name}")
-        if not dataset_root(dataset, data_root).is_dir():
-            why.append(f"no data: segvit prepare {prepare_name(dataset)}")
+        if not dataset.root(data_root).is_dir():
+            get = f"segvit prepare {dataset.prepare}" if dataset.prepare else dataset.how_to_get()
+            why.append(f"no data: {get}")
         if not why:
             console.print(f"[bold]eval[/] {table.table} / {row.name} (released {release.name})")
             result.measured.update(eval_fn(release, recipe, table.inference))

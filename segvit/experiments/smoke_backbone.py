@@ -30,14 +30,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from segvit.data.archives import MARKER, read_json
-from segvit.data.datasets import SegDataset, dataset_root
-from segvit.data.info import get_dataset
+from segvit.data.archives import MARKER
+from segvit.data.datasets import SegDataset
+from segvit.data.info import DatasetSpec, get_dataset
 from segvit.data.transforms import TrainTransform
 from segvit.engine.checkpoint import export_safetensors
 from segvit.engine.recipe import Recipe
 from segvit.engine.train import TrainConfig, train
 from segvit.errors import SegvitError
+from segvit.fileio import read_json
 from segvit.losses import pixel_ce_loss
 from segvit.modeling.backbone import ViTBackbone
 from segvit.modeling.specs import VIT_B, ViTSpec, tiny
@@ -60,7 +61,8 @@ class Pretext:
 
 PRETEXT = Pretext(
     recipe=Recipe(
-        name="smoke-backbone", dataset="demo", tiny=True, pretrained=None, iters=300, batch=8,
+        name="smoke-backbone", paper_schedule=False, tiny=True, pretrained=None, iters=300,
+        batch=8,
         lr=1e-3, head_lr_mult=1.0, weight_decay=0.05, warmup_iters=30, eval_interval=300,
         checkpoint_interval=100, log_interval=25,
     ),
@@ -146,7 +148,8 @@ def _checked(target: Path) -> Path:
 
 
 def backbone_key(pretext: Pretext, *, crop: int, demo_marker: object) -> str:
-    """A short hash of all that decides the pretrained weights."""
+    """A short hash of all that decides the pretrained weights; `demo_marker` stands for the
+    data (the demo set's marker, or another dataset's spec and training files)."""
     content = {
         "format": FORMAT,
         "pretext": asdict(pretext),
@@ -156,27 +159,42 @@ def backbone_key(pretext: Pretext, *, crop: int, demo_marker: object) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def default_cache(data_root: Path) -> Path:
-    """Where the smoke rows keep the backbone: beside the demo set it is trained on."""
-    return Path(data_root) / "smoke-backbone"
+def default_cache(data_root: Path, dataset: DatasetSpec | None = None) -> Path:
+    """Where the smoke rows keep the backbone: beside the demo set under the data root, or
+    in the folder of the dataset it is trained on."""
+    if dataset is None or dataset.name == "demo" and not dataset.source:
+        return Path(data_root) / "smoke-backbone"
+    return dataset.root(data_root) / "smoke-backbone"
+
+
+def _data_key(dataset: DatasetSpec, data_root: Path, train_set: SegDataset) -> object:
+    """What stands for the data in the key: the demo set's marker (generator, seed, counts),
+    or any other set's spec and its training files (names and sizes)."""
+    if dataset.name == "demo" and not dataset.source:
+        return read_json(dataset.root(data_root) / MARKER)
+    files = [(str(i), i.stat().st_size, str(la), la.stat().st_size) for i, la in train_set.pairs]
+    digest = hashlib.sha256(json.dumps(files).encode()).hexdigest()
+    return {"dataset": dataset.to_record(), "train_files": digest}
 
 
 def smoke_backbone(
     data_root: Path,
     cache_dir: Path | None = None,
     *,
+    dataset: DatasetSpec | None = None,
     pretext: Pretext = PRETEXT,
     device: str = "auto",
     num_workers: int | None = None,
 ) -> Path:
-    """The pretrained tiny backbone's weights file, trained first if not cached (minutes on
-    a CPU, with a progress bar), kept in `cache_dir` (default: beside the demo set). Fails
-    like training does when the demo set is missing."""
-    dataset = get_dataset("demo")
+    """The pretrained tiny backbone's weights file, trained first on `dataset`'s training
+    split (default: the demo set) if not cached (minutes on a CPU, with a progress bar),
+    kept in `cache_dir` (default: `default_cache`). Fails like training does when the data
+    is missing."""
+    dataset = dataset or get_dataset("demo")
     train_set = SegDataset(dataset, Path(data_root), "train")  # "run segvit prepare demo"
-    marker = read_json(dataset_root(dataset, Path(data_root)) / MARKER)
+    marker = _data_key(dataset, Path(data_root), train_set)
     key = backbone_key(pretext, crop=dataset.crop, demo_marker=marker)
-    cache_dir = default_cache(data_root) if cache_dir is None else Path(cache_dir)
+    cache_dir = default_cache(data_root, dataset) if cache_dir is None else Path(cache_dir)
     target = cache_dir / f"{key}.safetensors"
     if target.is_file():
         return _checked(target)
@@ -184,7 +202,7 @@ def smoke_backbone(
     doing = "resuming" if (work_dir / "last.state.pt").is_file() else "starting"
     _say(
         f"{doing} the smoke backbone's pretraining: the tiny ViT-B every smoke row starts from, "
-        f"{pretext.recipe.iters} iterations on the demo set (minutes on a CPU); this happens "
+        f"{pretext.recipe.iters} iterations on {dataset.name} (minutes on a CPU); this happens "
         f"once, then every smoke run reads it from {target}"
     )
     torch.manual_seed(pretext.recipe.seed)  # one seed, one set of initial weights

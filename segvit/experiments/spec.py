@@ -3,10 +3,11 @@ eval settings. A YAML row, a `segvit train` call and a checkpoint all resolve to
 
     resolve("segvit_b", "ade20k")                   # the paper's Table 1 row
     resolve("segvit_b", recipe="smoke")            # tiny, demo data, CPU minutes
+    resolve("atm_single_b", "mydata/dataset.yaml", recipe="smoke")  # your data, CPU minutes
     train_experiment(experiment, work_dir=..., data_root=...)
 
-Names (variant, dataset, recipe) are looked up here, once; the model builder, the data
-pipeline and the engine receive numbers and typed objects.
+Names (variant, dataset or dataset file, recipe) are looked up here, once; the model
+builder, the data pipeline and the engine receive the typed objects.
 """
 
 from __future__ import annotations
@@ -19,21 +20,20 @@ import torch
 
 from segvit.criteria import Criterion
 from segvit.data.datasets import SegDataset
-from segvit.data.info import DatasetSpec, get_dataset
+from segvit.data.info import DatasetSpec, load_dataset
 from segvit.data.transforms import TrainTransform
-from segvit.engine.evaluate import EvalSettings, evaluate, trained_on
-from segvit.engine.recipe import Recipe, get_recipe
+from segvit.engine.evaluate import EvalSettings, evaluate
+from segvit.engine.loading import trained_on
+from segvit.engine.recipe import Backbone, Recipe, get_recipe
 from segvit.engine.train import TrainConfig, TrainResult, train
 from segvit.errors import SegvitError
 from segvit.modeling.segmentor import Segmentor
 from segvit.modeling.variants import Variant, build_model, check_crop, get_variant
 
-SMOKE_BACKBONE = "smoke"  # Recipe.pretrained: the tiny ViT pretrained on the demo set
-
 
 @dataclass(frozen=True)
 class Experiment:
-    variant: str  # a name from segvit.modeling.variants.VARIANTS
+    variant: Variant  # from segvit.modeling.variants.VARIANTS
     dataset: DatasetSpec  # what it trains on and is scored on
     crop: int  # training crop and sliding window
     recipe: Recipe
@@ -43,16 +43,12 @@ class Experiment:
         """The same experiment under a recipe with `changes` (a typed `replace`)."""
         return replace(self, recipe=replace(self.recipe, **changes))
 
-    @property
-    def spec(self) -> Variant:
-        return get_variant(self.variant)
-
     def build_model(self, *, for_flops: bool = False) -> Segmentor:
         """The model, seeded by the recipe so one seed gives one set of initial weights.
         `for_flops`: the full-size model without pretrained weights (the paper's scale)."""
-        if self.recipe.pretrained == SMOKE_BACKBONE and not for_flops:
+        if self.recipe.pretrained == Backbone.SMOKE and not for_flops:
             raise SegvitError(
-                "the smoke backbone is pretrained on the demo data first: train through "
+                "the smoke backbone is pretrained on the dataset first: train through "
                 "train_experiment, or resolve it with with_backbone(experiment, data_root)"
             )
         torch.manual_seed(self.recipe.seed)
@@ -65,7 +61,7 @@ class Experiment:
         )
 
     def criterion(self) -> Criterion:
-        criterion = self.spec.criterion(self.dataset.num_classes)
+        criterion = self.variant.criterion(self.dataset.num_classes)
         if self.recipe.mask_loss_excludes_ignored and hasattr(criterion, "exclude_ignored_pixels"):
             criterion = replace(criterion, exclude_ignored_pixels=True)
         return criterion
@@ -73,44 +69,58 @@ class Experiment:
     def record(self) -> dict[str, str]:
         """What the run is, as every checkpoint and config.json of it records."""
         return {
-            "variant": self.variant,
+            "variant": self.variant.name,
             "trained_on": self.dataset.name,
+            "dataset_spec": self.dataset.to_record(),  # classes, folders: predict and eval
             "recipe": self.recipe.name,
             "loss": self.criterion().name,
         }
 
 
 def resolve(
-    variant: str,
-    dataset: str | None = None,
+    variant: str | Variant,
+    dataset: str | DatasetSpec | None = None,
     *,
     recipe: str | Recipe = "paper",
     crop: int | None = None,
     eval: EvalSettings | None = None,
     **overrides: Any,
 ) -> Experiment:
-    """The experiment of `variant` on `dataset` under `recipe` (a name or a Recipe), with
-    recipe `overrides` (None values ignored). A recipe bound to a dataset (smoke: demo)
-    supplies it; the crop defaults to the dataset's crop for the variant's ViT size."""
-    chosen = get_variant(variant)
+    """The experiment of `variant` on `dataset` (a name, a dataset file or a spec; default:
+    the recipe's, else ADE20K) under `recipe` (a name or a Recipe), with recipe `overrides`
+    (None values ignored). The paper's recipe takes the dataset's paper schedule; the crop
+    defaults to the dataset's for the variant's ViT size."""
+    chosen = variant if isinstance(variant, Variant) else get_variant(variant)
     if isinstance(recipe, str):
-        recipe = get_recipe(recipe, dataset)
-    elif recipe.dataset and dataset and dataset != recipe.dataset:
-        raise SegvitError(f"recipe {recipe.name} trains on {recipe.dataset}, not {dataset}")
-    spec = get_dataset(recipe.dataset or dataset or "ade20k")
-    recipe = recipe.for_dataset(spec.name)  # a table's paper recipe meets each row's dataset
-    crop = check_crop(crop if crop is not None else spec.crop_for(chosen.large))
+        recipe = get_recipe(recipe)
+    if not isinstance(dataset, DatasetSpec):
+        dataset = load_dataset(dataset or recipe.dataset or "ade20k")
+    recipe = recipe.for_dataset(dataset)  # a table's paper recipe meets each row's dataset
+    crop = check_crop(crop if crop is not None else dataset.crop_for(chosen.large))
     recipe = recipe.override(**overrides)
     settings = eval or EvalSettings(max_images=recipe.eval_max_images)
-    return Experiment(variant, spec, crop, recipe, settings)
+    return Experiment(chosen, dataset, crop, recipe, settings)
 
 
 def checkpoint_dataset(meta: dict[str, Any], dataset: str | None = None) -> DatasetSpec:
-    """The dataset to score a checkpoint on: the one asked, else the one it was trained on."""
-    name = dataset or trained_on(meta)
-    if name is None:
+    """The dataset to score or name a checkpoint's classes by: the one asked (a name or a
+    dataset file), else the one the file records it was trained on. A dataset of another
+    class count than the model's is refused."""
+    if dataset is not None:
+        spec = load_dataset(dataset)
+    elif meta.get("dataset_spec"):
+        spec = DatasetSpec.from_record(str(meta["dataset_spec"]))
+    elif trained_on(meta) is not None:
+        spec = load_dataset(str(trained_on(meta)))
+    else:
         raise SegvitError("the weights file does not say what it was trained on; pass --dataset")
-    return get_dataset(name)
+    classes = meta.get("num_classes")
+    if classes is not None and int(classes) != spec.num_classes:
+        raise SegvitError(
+            f"--dataset {dataset or spec.name}: {spec.num_classes} classes, but the "
+            f"{meta.get('variant', 'model')} checkpoint predicts {classes}"
+        )
+    return spec
 
 
 def with_backbone(
@@ -120,13 +130,15 @@ def with_backbone(
     device: str = "auto",
     num_workers: int | None = None,
 ) -> Experiment:
-    """`experiment` with the "smoke" backbone named by its weights file, pretrained on the
-    demo set under `data_root` first if it is not cached there; other recipes unchanged."""
-    if experiment.recipe.pretrained != SMOKE_BACKBONE:
+    """`experiment` with the smoke backbone named by its weights file, pretrained on the
+    experiment's dataset first if it is not cached there; other recipes unchanged."""
+    if experiment.recipe.pretrained != Backbone.SMOKE:
         return experiment
     from segvit.experiments.smoke_backbone import smoke_backbone
 
-    weights = smoke_backbone(data_root, device=device, num_workers=num_workers)
+    weights = smoke_backbone(
+        data_root, dataset=experiment.dataset, device=device, num_workers=num_workers
+    )
     return experiment.with_recipe(pretrained=str(weights))
 
 
@@ -140,6 +152,7 @@ def train_experiment(
     overwrite: bool = False,
     num_workers: int | None = None,
     with_eval: bool = True,
+    tensorboard: bool = False,
 ) -> TrainResult:
     """Build everything `experiment` names and train it; evaluation every eval_interval."""
     experiment = with_backbone(experiment, Path(data_root), device=device, num_workers=num_workers)
@@ -152,6 +165,7 @@ def train_experiment(
         device=device,
         resume=resume,
         overwrite=overwrite,
+        tensorboard=tensorboard,
         **({} if num_workers is None else {"num_workers": num_workers}),
     )
     evaluate_fn = None

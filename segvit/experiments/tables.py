@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from segvit.engine.recipe import Recipe
 from segvit.experiments.config import PaperValue, TableConfig
 from segvit.fileio import write_text
 
@@ -43,7 +44,7 @@ def machine_label() -> str:
 
 
 def build_frame(
-    table: TableConfig, results: list[RowResult], *, preset: str, machine: str
+    table: TableConfig, results: list[RowResult], *, recipe: Recipe, machine: str
 ) -> pd.DataFrame:
     """One frame row per table row; mIoU differences only where the run used the paper's recipe
     (a smoke run's mIoU is on the demo data and not comparable); GFLOPs always compare."""
@@ -55,13 +56,13 @@ def build_frame(
             measured = result.measured.get(metric)
             record[f"paper_{metric}"] = _paper_cell(paper)
             record[metric] = measured
-            comparable = metric == "gflops" or preset == "paper"
+            comparable = metric == "gflops" or recipe.paper_schedule
             record[f"diff_{metric}"] = (
                 round(measured - paper, 2)
                 if comparable and measured is not None and isinstance(paper, float)
                 else None
             )
-        record.update(status=result.status, preset=preset, machine=machine)
+        record.update(status=result.status, preset=recipe.name, machine=machine)
         records.append(record)
     return pd.DataFrame.from_records(records)
 

@@ -1,4 +1,5 @@
-"""Where downloaded weights live: the AugReg backbones and the authors' released models.
+"""Where downloaded weights live: the AugReg backbones, and released models placed by hand
+(`segvit weights fetch` downloads into the Hugging Face cache instead).
 
 Kept apart from segvit.modeling.weights (which imports torch and timm) so that listing the
 cache answers at once.
@@ -16,5 +17,6 @@ def weights_dir() -> Path:
 
 
 def release_dir() -> Path:
-    """Where the authors' released checkpoints are cached: `release/` in the weights folder."""
+    """Where a released checkpoint downloaded by hand goes: `release/` in the weights folder,
+    looked at before the Hugging Face cache."""
     return weights_dir() / "release"

@@ -29,7 +29,7 @@ from segvit.modeling.variants import build_model, get_variant
 
 # References: the SegViT release (zbwxp/SegVit: atm_head.py, tpn_atm_head.py, vit_shrink.py)
 # and mmsegmentation 0.24's VisionTransformer for the key names;
-# ../shared/paper/release-checkpoints/*.tsv for every key and shape of the seven files.
+# docs/release-checkpoints.md for the key families and shapes of the seven files.
 
 Shape = tuple[int, ...]
 # How a release tensor is taken: whole, one third of a packed q/k/v tensor (dim 0), or the

@@ -1,27 +1,30 @@
 """The authors' seven released SegViT checkpoints: what each is, where it lives, fetching it.
 
-The files are mmsegmentation checkpoints on huggingface.co/Akide/SegViTv1. This module only
-names and downloads them (no torch needed, so `segvit weights list` answers at once);
-segvit.modeling.convert reads one into a segvit model. `release:NAME` anywhere a checkpoint
-is read means the cached file of that name.
+The files are mmsegmentation checkpoints in the Hugging Face repository Akide/SegViTv1. They
+are fetched with huggingface_hub into its standard cache, so HF_HOME, HF_HUB_CACHE,
+HF_ENDPOINT (a mirror), HF_HUB_OFFLINE and files fetched with `hf download` all apply; a file
+placed by hand in $SEGVIT_WEIGHTS/release is used before the cache. Every hub file is checked
+against the SHA-256 the hub states for it. No torch here, so `segvit weights list` answers at
+once; segvit.modeling.convert reads a file into a segvit model. `release:NAME` anywhere a
+checkpoint is read means the local file of that name.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from segvit.data.download import Download, Unreachable
-from segvit.data.download import fetch as download
 from segvit.errors import SegvitError
 from segvit.modeling.cache import release_dir
 
 # References: SegViT release README (zbwxp/SegVit: file names, ss/ms mIoU), the paper's
-# Tables 1-3 (GFLOPs), ../shared/paper/release-checkpoints/*.tsv (crops, tensor layouts).
+# Tables 1-3 (GFLOPs), docs/release-checkpoints.md (crops, tensor layouts).
 
 PREFIX = "release:"  # `release:ade_51.3` names a cached released file
-BASE_URL = "https://huggingface.co/Akide/SegViTv1/resolve/main"
+REPO = "Akide/SegViTv1"  # the authors' Hugging Face model repository
+REVISION = "main"
 
 
 @dataclass(frozen=True)
@@ -36,16 +39,10 @@ class ReleasedModel:
     paper_ms: float  # multi-scale mIoU (ratios 0.5-1.75, flip)
     gflops: float  # the paper's GFLOPs at `crop`
     tensor_mb: int  # float32 tensors in its state dict (from the manifest): a size hint
-    size: int | None = None  # exact bytes; None: not published anywhere this toolkit checked
-    sha256: str | None = None  # None: unknown (the hub shows it; nobody recorded it here yet)
 
     @property
     def filename(self) -> str:
         return f"{self.name}.pth"
-
-    @property
-    def url(self) -> str:
-        return f"{BASE_URL}/{self.filename}"
 
     @property
     def model(self) -> str:
@@ -97,61 +94,175 @@ def release_for(variant: str, dataset: str, crop: int) -> ReleasedModel | None:
     return None
 
 
-def cached_path(release: ReleasedModel, cache_dir: Path | None = None) -> Path:
-    return (cache_dir or release_dir()) / release.filename
+def placed_path(release: ReleasedModel) -> Path:
+    """Where a file downloaded by hand goes: $SEGVIT_WEIGHTS/release/NAME.pth."""
+    return release_dir() / release.filename
+
+
+def cached_path(release: ReleasedModel) -> Path:
+    """The local file of `release`: the one placed by hand, else the Hugging Face cache's;
+    where to place it by hand when there is neither. Never touches the network."""
+    placed = placed_path(release)
+    return placed if placed.is_file() else (_hub_cached(release) or placed)
 
 
 def is_release_name(source: str | Path) -> bool:
     return str(source).startswith(PREFIX)
 
 
-def resolve_cached(source: str | Path, cache_dir: Path | None = None) -> Path:
-    """`release:NAME` -> its cached file, or one line saying how to get it."""
+def resolve_cached(source: str | Path) -> Path:
+    """`release:NAME` -> its local file (a hub file checked against its SHA-256), or one line
+    saying how to get it."""
     release = get_release(str(source))
-    path = cached_path(release, cache_dir)
+    path = cached_path(release)
     if not path.is_file():
         raise SegvitError(
             f"{PREFIX}{release.name} is not downloaded; fetch it with `segvit weights fetch "
-            f"{release.name}`, or download {release.url} and put it at {path}"
+            f"{release.name}` or {_how_to_get(release)}"
         )
+    if path != placed_path(release):
+        _check_digest(path, release)
     return path
 
 
-def fetch(
-    name: str, cache_dir: Path | None = None, *, progress: bool = True, timeout: float = 30.0
-) -> Path:
-    """Download a released file into the cache (resuming a `.part` file), check its size and
-    SHA-256 where known, and return its path. A cached file is checked, not fetched again."""
+@dataclass(frozen=True)
+class Fetched:
+    """What `fetch` found: the file, where it came from, whether it matched the hub's word."""
+
+    path: Path
+    placed: bool  # placed by hand in $SEGVIT_WEIGHTS/release, not in the hub cache
+    checked: bool  # size and SHA-256 equal what the hub states (False: the hub did not answer)
+
+
+def fetch(name: str) -> Fetched:
+    """The local file of a released model. One placed by hand is used, compared with the size
+    and SHA-256 the hub states when the hub answers; else the Hugging Face cache's, downloaded
+    when missing (hf_hub_download: a dropped connection is resumed, the size checked, a
+    progress bar on a terminal unless HF_HUB_DISABLE_PROGRESS_BARS) and its SHA-256 checked."""
     release = get_release(name)
-    folder = cache_dir or release_dir()
-    target = cached_path(release, folder)
-    advice = f"download {release.url} by hand and save it as {target}"
-    item = Download(release.url, release.filename, None, f"about {release.tensor_mb} MB")
+    placed = placed_path(release)
+    if placed.is_file():
+        return Fetched(placed, placed=True, checked=_check_placed(placed, release))
+    path = _hub_download(release)
+    return Fetched(path, placed=False, checked=_check_digest(path, release))
+
+
+def hub_url(release: ReleasedModel) -> str:
+    """The file's address on the configured endpoint (HF_ENDPOINT, a mirror, or the hub)."""
+    from huggingface_hub import hf_hub_url
+
+    return hf_hub_url(REPO, release.filename, revision=REVISION)
+
+
+def _how_to_get(release: ReleasedModel) -> str:
+    return (
+        f"`hf download {REPO} {release.filename}` (huggingface_hub's CLI, the same cache), or "
+        f"download {hub_url(release)} by hand and save it as {placed_path(release)}"
+    )
+
+
+def _hub_cached(release: ReleasedModel) -> Path | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(REPO, release.filename, revision=REVISION)
+    return Path(found) if isinstance(found, str) else None  # also not "known missing"
+
+
+def _hub_download(release: ReleasedModel) -> Path:
+    import httpx2  # huggingface_hub's HTTP client: its errors are the network's
+    from huggingface_hub import hf_hub_download
+
     try:
-        path = download(item, folder, timeout=timeout, progress=progress)
-    except Unreachable as err:  # offline, proxy, missing file: the same way out
-        raise SegvitError(f"could not download {release.name} ({err}); {advice}") from None
-    _verify(path, release)
-    return path
-
-
-def _verify(path: Path, release: ReleasedModel) -> None:
-    """A wrong size or digest removes the file: a later fetch starts over."""
-    size = path.stat().st_size
-    if release.size is not None and size != release.size:
-        path.unlink()
+        found = hf_hub_download(REPO, release.filename, revision=REVISION, library_name="segvit")
+    except (OSError, httpx2.HTTPError) as err:  # the hub's errors are OSErrors too
         raise SegvitError(
-            f"{path}: {size} bytes, the published file has {release.size}; removed it, "
-            "run `segvit weights fetch` again"
+            f"could not download {release.name} ({_reason(err)}); get it with "
+            f"{_how_to_get(release)}"
+        ) from None
+    return Path(found)
+
+
+def _reason(err: BaseException) -> str:
+    """One line for what hf_hub_download raised: offline, unreachable, an HTTP status."""
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+    )
+
+    cause = err
+    if isinstance(err, LocalEntryNotFoundError) and err.__cause__ is not None:
+        cause = err.__cause__  # "not in the cache": why the hub could not be asked
+    if isinstance(cause, OfflineModeIsEnabled):
+        return "HF_HUB_OFFLINE is set and the Hugging Face cache has no copy"
+    if isinstance(cause, HfHubHTTPError) and cause.response is not None:
+        return f"{cause.response.request.url} answered HTTP {cause.response.status_code}"
+    return f"{type(cause).__name__}: {' '.join(str(cause).split())}"
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _check_digest(path: Path, release: ReleasedModel) -> bool:
+    """hf_hub_download checks a file's size, not its content. The hub states an LFS file's
+    SHA-256 as its ETag and the cache names the blob after it, so the blob is hashed and
+    compared here; a mismatch removes it so the next fetch downloads it anew."""
+    blob = path.resolve()  # snapshots/COMMIT/NAME.pth -> blobs/ETAG
+    stated = blob.name
+    if not _SHA256.fullmatch(stated):
+        return False  # a cache without symlinks (Windows) keeps no blob name: nothing to compare
+    digest = _sha256(blob)
+    if digest != stated:
+        redo = f"run `segvit weights fetch {release.name}` again"
+        try:
+            blob.unlink()
+            path.unlink(missing_ok=True)
+        except OSError as err:  # a read-only shared cache
+            redo = f"could not remove it ({err.strerror}): delete {blob} and {redo}"
+        else:
+            redo = f"removed it, {redo}"
+        raise SegvitError(
+            f"{path}: SHA-256 {digest} does not match the {stated} the hub states for "
+            f"{release.filename}; {redo}"
         )
-    if release.sha256 is not None:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            while block := handle.read(1 << 22):
-                digest.update(block)
-        if digest.hexdigest() != release.sha256:
-            path.unlink()
-            raise SegvitError(
-                f"{path}: SHA-256 {digest.hexdigest()} does not match the published "
-                f"{release.sha256}; removed it, run `segvit weights fetch` again"
-            )
+    return True
+
+
+def _check_placed(path: Path, release: ReleasedModel) -> bool:
+    """A file placed by hand against the hub's word, when the hub answers (offline it is used
+    unchecked). It is the user's file: a mismatch is reported, never deleted."""
+    stated = _hub_metadata(release)
+    if stated is None:
+        return False
+    size, sha256 = stated
+    redo = f"replace it, or delete it and run `segvit weights fetch {release.name}`"
+    if size is not None and path.stat().st_size != size:
+        raise SegvitError(
+            f"{path}: {path.stat().st_size} bytes, the hub states {size} for "
+            f"{release.filename}; {redo}"
+        )
+    if sha256 is not None and (digest := _sha256(path)) != sha256:
+        raise SegvitError(
+            f"{path}: SHA-256 {digest} does not match the {sha256} the hub states for "
+            f"{release.filename}; {redo}"
+        )
+    return True
+
+
+def _hub_metadata(release: ReleasedModel) -> tuple[int | None, str | None] | None:
+    """(size, SHA-256) as the hub states them (a HEAD request, no retries), None when it does
+    not answer (offline, unreachable, not on this endpoint)."""
+    import httpx2
+    from huggingface_hub import get_hf_file_metadata
+
+    try:
+        stated = get_hf_file_metadata(hub_url(release))
+    except (OSError, httpx2.HTTPError):
+        return None
+    etag = stated.etag or ""
+    return stated.size, etag if _SHA256.fullmatch(etag) else None
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

@@ -8,7 +8,7 @@ reads those from the dataset once and passes the numbers down.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 # this table and must answer without importing torch (~3 s here).
 
 # References: SegViT release configs for taps, QD positions and head widths
-# (../shared/paper/architecture.md gathers them).
+# (docs/architecture.md gathers them).
 
 Parts = "tuple[nn.Module, nn.Module]"  # (backbone, head)
 
@@ -114,6 +114,7 @@ class Variant:
     spec: BackboneSpec
     build: Callable[[BackboneSpec, int, int], Parts]  # (spec, num_classes, crop) -> parts
     criterion: Callable[[int], Criterion] = ATMCriterion  # num_classes -> its training loss
+    name: str = ""  # its key in VARIANTS (set there)
 
     @property
     def large(self) -> bool:
@@ -180,6 +181,7 @@ VARIANTS: dict[str, Variant] = {
 # The comparison rows of Tables 1, 3, 6 and 9 (segvit.modeling.peers): other methods' heads,
 # built, trained and counted exactly as the SegViT rows are.
 VARIANTS.update((name, Variant(*row)) for name, row in PEER_VARIANTS.items())
+VARIANTS = {name: replace(variant, name=name) for name, variant in VARIANTS.items()}
 
 
 def get_variant(name: str) -> Variant:
@@ -198,7 +200,7 @@ def check_crop(crop: int) -> int:
 
 
 def build_model(
-    variant: str,
+    variant: str | Variant,
     *,
     num_classes: int,
     crop: int,
@@ -210,14 +212,14 @@ def build_model(
     from segvit.modeling.segmentor import ModelMeta, Segmentor
     from segvit.modeling.weights import load_pretrained, load_swin_pretrained
 
-    chosen = get_variant(variant)
+    chosen = variant if isinstance(variant, Variant) else get_variant(variant)
     check_crop(crop)
     if num_classes < 1:
-        raise SegvitError(f"{variant}: num_classes must be >= 1, got {num_classes}")
+        raise SegvitError(f"{chosen.name}: num_classes must be >= 1, got {num_classes}")
     spec = tiny_spec(chosen.spec) if tiny else chosen.spec
     backbone, head = chosen.build(spec, num_classes, crop)
     model = Segmentor(
-        backbone=backbone, head=head, meta=ModelMeta(variant, num_classes, crop, tiny)
+        backbone=backbone, head=head, meta=ModelMeta(chosen.name, num_classes, crop, tiny)
     )
     if pretrained and hasattr(backbone, "swin"):
         load_swin_pretrained(backbone.swin, pretrained, spec)

@@ -51,7 +51,7 @@ def load_swin_pretrained(swin: nn.Module, source: str | Path, spec: SwinSpec) ->
         if not k.startswith(("head", "norm."))
     }
     rebuilt = ("relative_position_index", "attn_mask")  # buffers derived from the shapes
-    _load_exactly(swin, state, origin, "Swin", rebuilt=rebuilt)
+    load_exactly(swin, state, origin, "this Swin", rebuilt=rebuilt)
     return origin
 
 
@@ -157,30 +157,34 @@ def _load_adapted(vit: VisionTransformer, state: dict[str, torch.Tensor], origin
             raise SegvitError(f"{origin}: pos_embed has no class-token slot; this ViT needs one")
         grid = torch.cat([pos[:, :1], grid], dim=1)
     state["pos_embed"] = grid
-    _load_exactly(vit, state, origin, "ViT")
+    load_exactly(vit, state, origin, "this ViT")
 
 
-def _load_exactly(
+def load_exactly(
     module: nn.Module,
     state: dict[str, torch.Tensor],
     origin: Path | str,
-    kind: str,
+    what: str,
     *,
     rebuilt: tuple[str, ...] = (),
 ) -> None:
     """Load `state` into `module`: every key present and of its shape (keys ending in
-    `rebuilt` may be missing), else one line naming the first misfit."""
-    try:
-        missing, unexpected = module.load_state_dict(state, strict=False)
-    except RuntimeError as err:  # shape mismatch: another size of the architecture
-        first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
-        raise SegvitError(f"{origin}: weights do not fit this {kind} ({first})") from err
-    missing = [k for k in missing if not k.endswith(rebuilt)]  # endswith(()) is False
-    if missing or unexpected:
-        raise SegvitError(
-            f"{origin}: weights do not fit this {kind} (missing {missing[:3]}, "
-            f"unexpected {unexpected[:3]})"
-        )
+    `rebuilt` may be missing), else one line naming the first tensor that does not fit
+    `what` (e.g. "this ViT", or the model a checkpoint's metadata describes)."""
+    expected = module.state_dict()
+    for name, tensor in state.items():
+        if name not in expected:
+            raise SegvitError(f"{origin}: weights do not fit {what}: unexpected tensor {name}")
+        if tuple(tensor.shape) != tuple(expected[name].shape):
+            raise SegvitError(
+                f"{origin}: weights do not fit {what}: tensor {name} has shape "
+                f"{tuple(tensor.shape)}, {what} needs {tuple(expected[name].shape)}"
+            )
+    missing = [k for k in expected if k not in state and not k.endswith(rebuilt)]
+    if missing:
+        raise SegvitError(f"{origin}: weights do not fit {what}: no tensor {missing[0]} (and "
+                          f"{len(missing) - 1} more)")  # fmt: skip
+    module.load_state_dict(state, strict=False)
 
 
 def _block(key: str) -> int:

@@ -87,14 +87,16 @@ def test_probe_on_demo_images(tmp_path):
 
 
 def test_shrunk_evidence_compares_the_start_with_the_trained_weights(tmp_path, monkeypatch):
+    import segvit.experiments.qu_evidence as qu_evidence
     import segvit.experiments.spec as spec
-    from segvit.analysis.qu_probe import shrunk_evidence
     from segvit.cli.demo_cmds import _shrunk_evidence
     from segvit.engine.checkpoint import save_weights
+    from segvit.experiments.qu_evidence import shrunk_evidence
 
     make_demo(tmp_path, num_train=1, num_val=2)
     # A random backbone stands in for the pretrained one (pretraining is tested elsewhere).
-    monkeypatch.setattr(spec, "with_backbone", lambda e, root: e.with_recipe(pretrained=None))
+    no_pretraining = lambda e, root: e.with_recipe(pretrained=None)  # noqa: E731
+    monkeypatch.setattr(qu_evidence, "with_backbone", no_pretraining)
     start = spec.resolve("segvit_shrunk_b", recipe="smoke").with_recipe(pretrained=None)
     model = start.build_model()
     with torch.no_grad():

@@ -36,7 +36,7 @@ def test_train_eval_predict(tmp_path, cli):
     assert (tmp_path / "p" / f"{image.stem}_labels.png").is_file()
 
     code, _, err = cli("eval", work / "last.pt", "--dataset", "ade20k")
-    assert code == 1 and "predicts 8 classes" in err
+    assert code == 1 and "150 classes, but the segvit_b checkpoint predicts 8" in err
 
     # Bad places and bad files end in one line, never a traceback.
     blocker = tmp_path / "a-file"

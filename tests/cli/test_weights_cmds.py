@@ -1,29 +1,26 @@
 """`segvit weights list|fetch`, `segvit convert`, and eval/predict of release:NAME."""
 
-import importlib.util
 import json
+import os
+import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 import torch
 
+import segvit
 from segvit.data.demo import make_demo
-from segvit.engine.evaluate import load_checkpoint
+from segvit.engine.loading import load_checkpoint
 
 FAKES = Path(__file__).parents[1] / "modeling" / "release_fakes.py"
+HUB_SERVER = Path(__file__).parents[1] / "modeling" / "hub_server.py"
+PAYLOAD = bytes(range(256)) * 64  # 16 KiB stands in for a checkpoint
 
 
 @pytest.fixture(scope="module")
-def fakes():
-    if "release_fakes" not in sys.modules:  # the module tests/modeling/conftest.py also loads
-        spec = importlib.util.spec_from_file_location("release_fakes", FAKES)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["release_fakes"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["release_fakes"]
+def fakes(load_by_path):
+    return load_by_path("release_fakes", FAKES)  # as tests/modeling/conftest.py loads it
 
 
 @pytest.fixture
@@ -34,10 +31,28 @@ def small_release(fakes, tmp_path):
     return fakes.write_release(tmp_path / "ade_51.3.pth", fakes.fake_state(manifest))
 
 
-def test_list_shows_the_seven_with_paper_numbers_and_cache(cli, tmp_path, monkeypatch):
+@pytest.fixture
+def hub(load_by_path, monkeypatch, tmp_path):
+    """A stand-in hub on 127.0.0.1 holding ade_51.3.pth, huggingface_hub pointed at it
+    through HF_ENDPOINT and HF_HOME (tmp_path/hf); $SEGVIT_WEIGHTS is tmp_path/weights.
+    Yields (the hub_server module, the running server)."""
+    module = load_by_path("hub_server", HUB_SERVER)
+    with module.serving(monkeypatch, tmp_path, {"ade_51.3.pth": module.HubFile(PAYLOAD)}) as server:
+        yield module, server
+
+
+def test_list_shows_the_seven_with_paper_numbers_and_cache(cli, hub, tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
-    (tmp_path / "PC59cls_62.3.pth").write_bytes(b"x")
-    code, out, err = cli("weights", "list", "--cache", tmp_path)
+    placed = tmp_path / "weights" / "release" / "PC59cls_62.3.pth"
+    placed.parent.mkdir(parents=True)
+    placed.write_bytes(b"x")
+    code, out, err = cli("weights", "fetch", "ade_51.3")
+    assert code == 0, err
+    fetched = next(
+        (tmp_path / "hf" / "hub").glob("models--Akide--SegViTv1/snapshots/*/ade_51.3.pth")
+    )
+    assert out.strip() == f"ade_51.3: {fetched} (0 MB, SHA-256 checked)"
+    code, out, err = cli("weights", "list")
     assert code == 0, err
     rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("│")}
     assert list(rows) == [
@@ -46,22 +61,68 @@ def test_list_shows_the_seven_with_paper_numbers_and_cache(cli, tmp_path, monkey
     ]  # fmt: skip
     assert "51.3 / 53.0" in rows["ade_51.3"] and "120.9" in rows["ade_51.3"]
     assert "637.9" in rows["ade_54.6"] and "SegViT Shrunk ViT-L" in rows["PC59cls_62.3"]
-    assert rows["PC59cls_62.3"].rstrip(" │").endswith("yes")
+    assert rows["ade_51.3"].rstrip(" │").endswith("hub cache")
+    assert rows["PC59cls_62.3"].rstrip(" │").endswith("by hand")
     assert rows["PC59cls_64.1"].rstrip(" │").endswith("no")
-    assert str(tmp_path) in out and "huggingface.co/Akide/SegViTv1" in out
+    lines = out.splitlines()
+    assert f"ade_51.3: {fetched}" in lines and f"PC59cls_62.3: {placed}" in lines
+    assert f"hub cache: {tmp_path / 'hf' / 'hub'} (HF_HOME" in out
+    assert f"downloads from {hub[1].hub.endpoint} (HF_ENDPOINT)" in out
+    assert f"placed by hand: {placed.parent}/NAME.pth" in out
+    code, out, err = cli("weights", "fetch", "PC59cls_62.3")  # the stand-in hub lacks it
+    assert code == 0, err
+    unchecked = "placed by hand, not checked against the hub"
+    assert out.strip() == f"PC59cls_62.3: {placed} (0 MB, {unchecked})"
 
 
-def test_fetch_offline_is_one_line_naming_url_and_place(cli, tmp_path, monkeypatch):
-    def offline(request, timeout=None):
-        raise urllib.error.URLError("Temporary failure in name resolution")
-
-    monkeypatch.setattr(urllib.request, "urlopen", offline)
-    code, _, err = cli("weights", "fetch", "ade_54.6", "--cache", tmp_path)
-    assert code == 1
-    assert "https://huggingface.co/Akide/SegViTv1/resolve/main/ade_54.6.pth" in err
-    assert "ade_54.6.pth" in err.split("save it as")[1]
+def test_fetch_offline_is_one_line_naming_the_file_and_places(cli, hub, tmp_path, monkeypatch):
+    module, server = hub
+    module.point_hub(monkeypatch, endpoint=server.hub.endpoint, home=tmp_path / "hf", offline=True)
+    code, _, err = cli("weights", "fetch", "ade_54.6")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "HF_HUB_OFFLINE is set" in err and "`hf download Akide/SegViTv1 ade_54.6.pth`" in err
+    assert f"save it as {tmp_path / 'weights' / 'release' / 'ade_54.6.pth'}" in err
     code, _, err = cli("weights", "fetch", "ade_99")
     assert code == 1 and "unknown released model 'ade_99'" in err
+
+
+def _segvit(*args, env):
+    """The installed command in a fresh process: huggingface_hub reads its variables there."""
+    command = [sys.executable, "-c", "from segvit.cli import main; main()", *map(str, args)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_the_command_takes_the_hub_variables_from_its_environment(load_by_path, tmp_path):
+    module = load_by_path("hub_server", HUB_SERVER)
+    server = module.HubServer({"ade_51.3.pth": module.HubFile(PAYLOAD)})
+    server.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
+    env |= {
+        "HF_ENDPOINT": server.hub.endpoint, "HF_HOME": str(tmp_path / "hf"), "NO_PROXY": "*",
+        "SEGVIT_WEIGHTS": str(tmp_path / "weights"), "COLUMNS": "200",
+        "PYTHONPATH": str(Path(segvit.__file__).parents[1]),
+    }  # fmt: skip
+    try:  # TQDM_POSITION=-1: the library's switch for its bars where stderr is no terminal
+        done = _segvit("weights", "fetch", "ade_51.3", env=env | {"TQDM_POSITION": "-1"})
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stderr
+    assert "ade_51.3.pth: 100%" in done.stderr and "16.4k/16.4k" in done.stderr  # the bar
+    blob = (
+        tmp_path
+        / "hf"
+        / "hub"
+        / "models--Akide--SegViTv1"
+        / "blobs"
+        / module.HubFile(PAYLOAD).sha256
+    )
+    assert blob.read_bytes() == PAYLOAD
+    offline = env | {"HF_HUB_OFFLINE": "1"}
+    done = _segvit("weights", "list", env=offline)
+    assert done.returncode == 0 and "ade_51.3: " + str(tmp_path / "hf" / "hub") in done.stdout
+    done = _segvit("weights", "fetch", "PC59cls_64.1", env=offline)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and "HF_HUB_OFFLINE is set" in done.stderr
 
 
 def test_convert_writes_weights_that_load_as_the_release(cli, small_release, tmp_path):

@@ -13,7 +13,6 @@ import struct
 import tarfile
 import zipfile
 import zlib
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -241,7 +240,7 @@ def small_counts(monkeypatch):
 
     def shrink(name: str, train: int, val: int) -> None:
         info = info_module.DATASETS[name]
-        monkeypatch.setitem(info_module.DATASETS, name, replace(info, num_train=train, num_val=val))
+        monkeypatch.setitem(info_module.DATASETS, name, info_module.with_counts(info, train, val))
 
     return shrink
 

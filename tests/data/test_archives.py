@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from segvit.data import archives
-from segvit.data.archives import MARKER, PARTIAL, Source
+from segvit.data.archives import PARTIAL, Source
 from segvit.errors import SegvitError
 
 
@@ -87,6 +87,11 @@ def test_mat_reader_errors(build):
         archives.read_mat_variable(data, "LabelMap", source="x.mat")
     with pytest.raises(SegvitError, match="x.mat is truncated or corrupt"):
         archives.read_mat_variable(data[:-10], "S", source="x.mat")
+    uncompressed = build.mat_bytes({"S": np.zeros((4, 4), np.uint8)}, compress=False)
+    with pytest.raises(SegvitError, match="x.mat is truncated or corrupt"):
+        archives.read_mat_variable(uncompressed[:-3], "S", source="x.mat")
+    with pytest.raises(SegvitError, match="x.mat is truncated or corrupt"):
+        archives.read_mat_variable(data[:128] + b"\xff" * 40, "S", source="x.mat")
     with pytest.raises(SegvitError, match="MATLAB 7.3"):
         archives.read_mat_variable(b"MATLAB 7.3 MAT-file".ljust(512, b" "), "S", source="x.mat")
     with pytest.raises(SegvitError, match="not a MATLAB file"):
@@ -202,7 +207,7 @@ def test_staging_cleans_up_and_locks(tmp_path):
     with archives.staging(tmp_path, "ade20k") as scratch:
         assert scratch.is_dir() and not stale.exists()  # a killed run's scratch is removed
         second = archives.staging(tmp_path, "ade20k")
-        with pytest.raises(SegvitError, match="another `segvit prepare ade20k` is running"):
+        with pytest.raises(SegvitError, match="`segvit prepare ade20k` is already running"):
             second.__enter__()
         (scratch / "file").write_text("x")
     assert not scratch.exists()
@@ -225,11 +230,3 @@ def test_install_renames_or_merges_and_undo_removes_only_what_it_added(tmp_path)
     assert sorted(p.name for p in final.iterdir()) == ["ImageSets", "JPEGImages"]
     assert [p.name for p in (final / "ImageSets").iterdir()] == ["Main"]
     assert not archives.undo_partial(final)
-
-
-def test_json_helpers(tmp_path):
-    archives.write_json(tmp_path / MARKER, {"a": 1})
-    assert archives.read_json(tmp_path / MARKER) == {"a": 1}
-    (tmp_path / "bad.json").write_text("{")
-    assert archives.read_json(tmp_path / "bad.json") is None
-    assert archives.read_json(tmp_path / "missing.json") is None

@@ -2,12 +2,12 @@ import torch
 from PIL import Image
 
 from segvit.data import bench
-from segvit.data.datasets import dataset_root, list_pairs
+from segvit.data.datasets import list_pairs
 
 
 def test_synthetic_ade_has_ade_sized_jpegs_in_ade_layout(tmp_path):
     info = bench.make_synthetic_ade(tmp_path, count=3)
-    pairs = list_pairs(info, dataset_root(info, tmp_path), "training")
+    pairs = list_pairs(info, info.root(tmp_path), "train")
     assert len(pairs) == 3
     image = Image.open(pairs[0][0])
     assert image.format == "JPEG" and image.size == bench.ADE_SIZE

@@ -2,25 +2,27 @@ import numpy as np
 import pytest
 
 from segvit.data import classes
-from segvit.data.info import DATASETS
+from segvit.data.info import DATASETS, load_dataset
 from segvit.errors import SegvitError
 
 
 @pytest.mark.parametrize("name", list(DATASETS))
 def test_names_and_palette_match_the_class_count(name):
-    names = classes.class_names(name)
+    names = DATASETS[name].classes
     assert len(names) == DATASETS[name].num_classes
     assert len(set(names)) == len(names)
-    colours = classes.palette(name)
+    colours = DATASETS[name].colours
     assert colours.shape == (len(names), 3) and colours.dtype == np.uint8
     assert len({tuple(c) for c in colours}) == len(names)  # every class visible on its own
 
 
 def test_pascal_context_variants():
-    assert classes.class_names("pascal-context")[0] == "background"
-    assert classes.class_names("pascal-context-59") == classes.class_names("pascal-context")[1:]
-    # The same class keeps its colour in both variants.
-    assert (classes.palette("pascal-context")[1:] == classes.palette("pascal-context-59")).all()
+    sixty, fifty_nine = DATASETS["pascal-context"], DATASETS["pascal-context-59"]
+    assert sixty.classes[0] == "background" and sixty.background == 0
+    assert fifty_nine.classes == sixty.classes[1:] and fifty_nine.background is None
+    # The same class keeps its colour in both variants; background is black.
+    assert (sixty.colours[1:] == fifty_nine.colours).all()
+    assert sixty.colours[0].tolist() == [0, 0, 0]
 
 
 def test_pascal_context_ids_are_the_alphabetical_459_ids():
@@ -41,7 +43,7 @@ def test_coco_stuff_ids_skip_the_unused_coco_ids():
 
 
 def test_ade20k_order_anchors():
-    names = classes.class_names("ade20k")
+    names = DATASETS["ade20k"].classes
     assert names[:3] == ("wall", "building", "sky") and names[-1] == "flag"
     assert names.index("person") == 12
 
@@ -52,5 +54,5 @@ def test_bit_palette_is_the_voc_colour_map():
 
 
 def test_unknown_dataset_is_one_clear_error():
-    with pytest.raises(SegvitError, match="cityscapes.*expected one of"):
-        classes.class_names("cityscapes")
+    with pytest.raises(SegvitError, match="cityscapes.*expected one of.*or a dataset file"):
+        load_dataset("cityscapes")

@@ -23,14 +23,14 @@ def test_demo_is_deterministic_from_its_seed(tmp_path):
     assert first == tmp_path / "a" / "demo"
     assert _files(first) == _files(second)
     assert _files(first).keys() == _files(other).keys() and _files(first) != _files(other)
-    assert len(list_pairs(INFO, first, "training")) == 4
-    assert len(list_pairs(INFO, first, "validation")) == 2
+    assert len(list_pairs(INFO, first, "train")) == 4
+    assert len(list_pairs(INFO, first, "val")) == 2
 
 
 def test_demo_has_the_ade20k_label_convention(tmp_path):
     tree = demo.make_demo(tmp_path, num_train=12, num_val=2)
     seen = set()
-    for image_path, label_path in list_pairs(INFO, tree, "training"):
+    for image_path, label_path in list_pairs(INFO, tree, "train"):
         image, label = Image.open(image_path), np.asarray(Image.open(label_path))
         assert image.mode == "RGB" and image_path.suffix == ".jpg"
         assert 160 <= image.width <= 256 and 160 <= image.height <= 256
@@ -58,7 +58,7 @@ def test_make_demo_is_idempotent_and_replaces_only_its_own_tree(tmp_path):
     assert demo.make_demo(tmp_path, num_train=2, num_val=1) == tree
     assert (tree / MARKER).stat().st_mtime_ns == stamp  # kept, not rewritten
     demo.make_demo(tmp_path, num_train=3, num_val=1)  # other arguments: regenerated
-    assert len(list_pairs(INFO, tree, "training")) == 3
+    assert len(list_pairs(INFO, tree, "train")) == 3
     assert not list(tmp_path.glob(".segvit-tmp-*"))
     foreign = tmp_path / "other"
     (foreign / "demo").mkdir(parents=True)

@@ -13,10 +13,11 @@ from PIL import Image
 from segvit.cli import main
 from segvit.data import archives, download, prepare
 from segvit.data.archives import MARKER, PARTIAL
-from segvit.data.datasets import SegDataset, dataset_root
+from segvit.data.datasets import SegDataset
 from segvit.data.info import DATASETS
 from segvit.data.transforms import TestTransform as Identity
 from segvit.errors import SegvitError
+from segvit.fileio import read_json, write_json
 
 ADE_TREE = "ade/ADEChallengeData2016"
 
@@ -62,8 +63,8 @@ def test_ade20k_from_the_zip_then_a_rerun_checks_and_skips(tmp_path, ade, capsys
     )
     assert (tree / "annotations/validation/ADE_val_00000002.png").is_file()
     assert (tree / "objectInfo150.txt").is_file()
-    marker = archives.read_json(tree / MARKER)
-    assert marker["counts"] == {"training": 3, "validation": 2}
+    marker = read_json(tree / MARKER)
+    assert marker["counts"] == {"train": 3, "val": 2}
     labels = _labels(root, "ade20k", "train")
     assert all(set(np.unique(lab)) <= set(range(150)) | {255} for lab in labels)
     _no_leftovers(root)
@@ -83,7 +84,7 @@ def test_ade20k_from_the_downloads_folder_and_from_an_extracted_zip(tmp_path, ad
         archive.extractall(tmp_path / "unzipped")
     other = tmp_path / "other"
     prepare.prepare_dataset("ade20k", src=tmp_path / "unzipped", root=other, progress=False)
-    assert archives.read_json(other / ADE_TREE / MARKER)["route"] == "ade-extracted"
+    assert read_json(other / ADE_TREE / MARKER)["route"] == "ade-extracted"
     assert len(list((other / ADE_TREE / "images/training").iterdir())) == 3
 
 
@@ -92,7 +93,7 @@ def test_a_tree_prepared_for_mmsegmentation_is_used_as_is(tmp_path, ade):
     with zipfile.ZipFile(ade) as archive:
         archive.extractall(root / "ade")
     prepare.prepare_dataset("ade20k", root=root, progress=False)
-    assert archives.read_json(root / ADE_TREE / MARKER)["route"] == "existing"
+    assert read_json(root / ADE_TREE / MARKER)["route"] == "existing"
     (root / ADE_TREE / MARKER).unlink()
     (root / ADE_TREE / "annotations/training/ADE_train_00000002.png").unlink()
     with pytest.raises(SegvitError, match="exists but is not a complete ade20k tree.*has no label"):
@@ -187,7 +188,7 @@ LAB = "ADEChallengeData2016/annotations/training/ADE_train_00000002.png"
         (
             "extra-pair",
             None,
-            r"data/ade/ADEChallengeData2016: 4 training image/label pairs, "
+            r"data/ade/ADEChallengeData2016: 4 train image/label pairs, "
             "expected 3",
         ),
         (LAB, "small", r"ADE_train_00000002.jpg is 32x24 but its label .* is 4x4"),
@@ -329,7 +330,7 @@ def test_pascal_context_from_the_voc_tar_and_the_detail_json(tmp_path, build, sm
     assert (label == _expected_context()).all()
     fifty_nine = _labels(root, "pascal-context-59", "val")[0]
     assert fifty_nine[0, 0] == 58 and fifty_nine[-1, 0] == 0 and fifty_nine[-1, -1] == 255
-    assert archives.read_json(tree / MARKER)["route"] == "detail-json"
+    assert read_json(tree / MARKER)["route"] == "detail-json"
     code, _, err = run(capsys, "prepare", "pascal-context-59", "--root", str(root))
     assert code == 0, err
 
@@ -343,7 +344,7 @@ def test_pascal_context_from_the_mat_tarball(tmp_path, build, small_counts, monk
     tree = prepare.prepare_dataset("pascal-context", src=voc, root=root, progress=False)
     label = np.asarray(Image.open(tree / f"SegmentationClassContext/{val[0]}.png"))
     assert label[0, 0] == 59 and label[5, 0] == 1 and label[5, -1] == 0  # other ids: background
-    assert archives.read_json(tree / MARKER)["route"] == "context-mat"
+    assert read_json(tree / MARKER)["route"] == "context-mat"
     prepare.verify_dataset(DATASETS["pascal-context"], root, deep=True)
 
 
@@ -363,9 +364,7 @@ def test_pascal_context_labels_are_added_to_an_extracted_voc_in_place(
     assert image.stat().st_ino == inode  # the images stayed where they were
     assert (tree / f"SegmentationClassContext/{val[0]}.png").is_file()
     # An interrupted merge: the next check fails, the next run undoes it and builds again.
-    archives.write_json(
-        tree / PARTIAL, ["SegmentationClassContext", "ImageSets/SegmentationContext"]
-    )
+    write_json(tree / PARTIAL, ["SegmentationClassContext", "ImageSets/SegmentationContext"])
     (tree / MARKER).unlink()
     with pytest.raises(SegvitError, match="interrupted `segvit prepare` left"):
         prepare.verify_dataset(DATASETS["pascal-context"], root)
@@ -390,5 +389,5 @@ def test_prepare_demo_with_a_preview(tmp_path, small_counts, capsys):
     code, out, err = run(capsys, "prepare", "demo", "--root", str(root), "--preview", str(picture))
     assert code == 0, err
     assert Image.open(picture).format == "PNG"
-    assert dataset_root(DATASETS["demo"], root) == root / "demo"
+    assert DATASETS["demo"].root(root) == root / "demo"
     prepare.verify_dataset(DATASETS["demo"], root, deep=True)

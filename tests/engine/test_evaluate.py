@@ -8,7 +8,8 @@ from segvit.data.datasets import SegDataset
 from segvit.data.demo import make_demo
 from segvit.data.info import get_dataset
 from segvit.engine.checkpoint import save_weights
-from segvit.engine.evaluate import EvalSettings, evaluate, load_checkpoint
+from segvit.engine.evaluate import EvalSettings, evaluate
+from segvit.engine.loading import load_checkpoint
 from segvit.errors import SegvitError
 from segvit.inference import infer
 from segvit.metrics import SegMetric
@@ -45,7 +46,8 @@ def test_weights_of_another_variant_are_refused(tmp_path):
     path = tmp_path / "w.pt"
     meta = model.meta.to_dict() | {"variant": "setr_b"}
     save_weights(path, model.state_dict(), meta)
-    with pytest.raises(SegvitError, match="w.pt: unexpected tensor head.queries.weight .*setr_b"):
+    refused = r"w.pt: weights do not fit the model its metadata describes \(setr_b.*: unexpected"
+    with pytest.raises(SegvitError, match=refused + " tensor head.queries.weight"):
         load_checkpoint(path)
 
 

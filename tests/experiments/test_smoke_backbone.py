@@ -99,7 +99,7 @@ def test_a_killed_pretraining_leaves_no_weights_file_and_resumes(demo, tmp_path,
 def test_the_smoke_recipe_resolves_its_sentinel(demo, monkeypatch, tmp_path):
     experiment = resolve("setr_b", recipe="smoke")
     assert experiment.recipe.pretrained == "smoke"
-    with pytest.raises(SegvitError, match="smoke backbone is pretrained on the demo data"):
+    with pytest.raises(SegvitError, match="smoke backbone is pretrained on the dataset first"):
         experiment.build_model()
     fake = tmp_path / "weights.safetensors"
     monkeypatch.setattr(sb, "smoke_backbone", lambda data_root, **_: fake)

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from segvit.criteria import ATMCriterion, PixelCECriterion
+from segvit.data.info import DatasetSpec, get_dataset
 from segvit.engine.recipe import RECIPES
 from segvit.errors import SegvitError
 from segvit.experiments.spec import checkpoint_dataset, resolve
@@ -39,8 +40,8 @@ def test_smoke_binds_the_demo_set_and_takes_overrides():
     assert experiment.recipe.iters == 7 and experiment.recipe.tiny
     assert experiment.recipe.lr == RECIPES["smoke"].lr  # None leaves the recipe's value
     assert experiment.recipe.pretrained == "smoke"  # resolved by train_experiment
-    with pytest.raises(SegvitError, match="recipe smoke trains on demo, not ade20k"):
-        resolve("setr_b", "ade20k", recipe="smoke")
+    on_ade = resolve("setr_b", "ade20k", recipe="smoke")  # any dataset, at its crop
+    assert (on_ade.dataset.name, on_ade.crop, on_ade.recipe.iters) == ("ade20k", 512, 150)
 
 
 def test_the_variant_holds_its_criterion():
@@ -53,8 +54,10 @@ def test_the_variant_holds_its_criterion():
 
 def test_record_says_what_the_run_is():
     record = resolve("segvit_b", recipe="smoke").record()
+    spec = DatasetSpec.from_record(record.pop("dataset_spec"))
     assert record == {"variant": "segvit_b", "trained_on": "demo", "recipe": "smoke",
                       "loss": "atm"}  # fmt: skip
+    assert spec == get_dataset("demo")  # the whole spec, classes included, round-trips
 
 
 def test_checkpoint_dataset_comes_from_the_file_or_the_option():

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from segvit.engine.recipe import get_recipe
 from segvit.experiments.config import load_figure, load_table
 from segvit.experiments.plot import plot_figure
 from segvit.experiments.tables import (
@@ -26,7 +27,7 @@ def test_paper_and_measured_never_mixed(tmp_path):
         RowResult("done", {"gflops": 73.9}),
         RowResult("done", {"gflops": 96.9, "miou_ss": 51.0}),
     ]
-    frame = build_frame(table, results, preset="paper", machine="test")
+    frame = build_frame(table, results, recipe=get_recipe("paper"), machine="test")
     assert list(frame["paper_gflops"]) == [107.3, 115.8, 74.1, 97.1]
     assert frame["gflops"].tolist()[0] == 107.4 and pd.isna(frame["gflops"].tolist()[1])
     assert pd.isna(frame["miou_ss"][1]) and pd.isna(frame["miou_ss"][2])  # nothing invented
@@ -44,14 +45,16 @@ def test_paper_and_measured_never_mixed(tmp_path):
 def test_smoke_miou_is_not_compared_with_the_paper():
     table = load_table(EXPERIMENTS / "table8.yaml")
     results = [RowResult("done", {"gflops": 107.4, "miou_ss": 90.0})] + [RowResult("not run")] * 3
-    frame = build_frame(table, results, preset="smoke", machine="test")
+    frame = build_frame(table, results, recipe=get_recipe("smoke"), machine="test")
     assert frame["diff_gflops"][0] == 0.1  # GFLOPs are always counted at the paper's scale
     assert pd.isna(frame["diff_miou_ss"][0])  # demo-data mIoU says nothing about ADE20K
 
 
 def test_unimplemented_rows_say_so():
     table = load_table(EXPERIMENTS / "table6.yaml")
-    frame = build_frame(table, [RowResult(NOT_IMPLEMENTED)] * 3, preset="paper", machine="m")
+    frame = build_frame(
+        table, [RowResult(NOT_IMPLEMENTED)] * 3, recipe=get_recipe("paper"), machine="m"
+    )
     assert set(frame["status"]) == {NOT_IMPLEMENTED}
     assert frame["miou_ss"].isna().all() and frame["gflops"].isna().all()
 
@@ -60,7 +63,7 @@ def test_figure4_is_written(tmp_path):
     table = load_table(EXPERIMENTS / "table1.yaml")
     results = [RowResult(NOT_IMPLEMENTED)] * len(table.rows)
     results[5] = RowResult("done", {"gflops": 120.7})
-    frame = build_frame(table, results, preset="paper", machine="m")
+    frame = build_frame(table, results, recipe=get_recipe("paper"), machine="m")
     out = plot_figure(load_figure(EXPERIMENTS / "figure4.yaml"), frame, tmp_path / "f4.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert out.stat().st_size > 10_000
@@ -69,8 +72,8 @@ def test_figure4_is_written(tmp_path):
 def test_figure4_reads_back_a_csv_with_bounds(tmp_path):
     """Paper columns mixing numbers and bounds (">250") come back from CSV as strings."""
     table = load_table(EXPERIMENTS / "table1.yaml")
-    frame = build_frame(table, [RowResult(NOT_IMPLEMENTED)] * len(table.rows), preset="paper",
-                        machine="m")  # fmt: skip
+    results = [RowResult(NOT_IMPLEMENTED)] * len(table.rows)
+    frame = build_frame(table, results, recipe=get_recipe("paper"), machine="m")
     frame.to_csv(tmp_path / "table1.csv", index=False)
     reread = pd.read_csv(tmp_path / "table1.csv")
     assert not pd.api.types.is_numeric_dtype(reread["paper_gflops"])  # the case being tested
@@ -112,8 +115,8 @@ def test_figure4_draws_only_segvit_in_its_colour(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Axes, "scatter", recording)
     table = load_table(EXPERIMENTS / "table1.yaml")
-    frame = build_frame(table, [RowResult(NOT_IMPLEMENTED)] * len(table.rows), preset="paper",
-                        machine="m")  # fmt: skip
+    results = [RowResult(NOT_IMPLEMENTED)] * len(table.rows)
+    frame = build_frame(table, results, recipe=get_recipe("paper"), machine="m")
     plot_figure(load_figure(EXPERIMENTS / "figure4.yaml"), frame, tmp_path / "f4.png")
     colours = dict(drawn)
     assert colours[120.9] == colours[637.9] == colours[373.5] == plot.SEGVIT  # SegViT rows

@@ -6,21 +6,30 @@ bit; small-width files with the exact key structure of each released structure a
 through the release's own forward pass (release_fakes.reference_predict) for comparison.
 """
 
-import dataclasses
+import hashlib
 import io
-import urllib.error
-import urllib.request
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from huggingface_hub import constants as hub_constants
 
 from segvit.engine.checkpoint import save_weights
-from segvit.engine.evaluate import load_checkpoint
+from segvit.engine.loading import load_checkpoint
 from segvit.errors import SegvitError
-from segvit.modeling import release as release_module
 from segvit.modeling.convert import IGNORED, convert_release, dry_run, read_checkpoint
-from segvit.modeling.release import RELEASES, fetch, get_release, release_for
+from segvit.modeling.release import (
+    RELEASES,
+    cached_path,
+    fetch,
+    get_release,
+    hub_url,
+    placed_path,
+    release_for,
+    resolve_cached,
+)
 from segvit.modeling.variants import build_model
 
 SMALL = dict(width=192, heads=3, crop=64, classes=5)  # segvit's tiny width, a 4x4 token grid
@@ -74,13 +83,12 @@ def test_the_registry_names_the_seven_files():
     assert len(RELEASES) == 7
     ade = get_release("release:ade_51.3")
     assert ade is get_release("ade_51.3.pth")
-    assert ade.url == "https://huggingface.co/Akide/SegViTv1/resolve/main/ade_51.3.pth"
+    assert hub_url(ade) == f"{hub_constants.ENDPOINT}/Akide/SegViTv1/resolve/main/ade_51.3.pth"
     assert (ade.variant, ade.dataset, ade.crop, ade.paper_ss, ade.paper_ms) == (
         "segvit_b", "ade20k", 512, 51.3, 53.0,
     )  # fmt: skip
     assert release_for("segvit_l", "pascal-context", 480).name == "PC59cls_64.1"
     assert release_for("segvit_b", "ade20k", 640) is None
-    assert all(r.sha256 is None and r.size is None for r in RELEASES.values())  # not known
     with pytest.raises(SegvitError, match="unknown released model 'ade_99'.*ade_51.3"):
         get_release("ade_99")
 
@@ -247,80 +255,172 @@ def test_load_checkpoint_converts_release_files_and_names(fakes, tmp_path, monke
         load_checkpoint("release:ade_54.6")
     message = str(err.value)
     assert "segvit weights fetch ade_54.6" in message and str(cached.parent) in message
-    assert "https://huggingface.co/Akide/SegViTv1/resolve/main/ade_54.6.pth" in message
+    assert f"{hub_constants.ENDPOINT}/Akide/SegViTv1/resolve/main/ade_54.6.pth" in message
+    assert "`hf download Akide/SegViTv1 ade_54.6.pth`" in message
 
 
 # ---------------------------------------------------------------------------- fetching
 
 PAYLOAD = bytes(range(256)) * 64  # 16 KiB stands in for a checkpoint
+SHA256 = hashlib.sha256(PAYLOAD).hexdigest()
+CACHE = "hub/models--Akide--SegViTv1"  # the standard layout under HF_HOME
 
 
-class _Opener:
-    """urlopen's stand-in: serves PAYLOAD, honours Range, records the requests."""
-
-    def __init__(self):
-        self.ranges = []
-
-    def __call__(self, request, timeout=None):
-        header = request.get_header("Range")
-        self.ranges.append(header)
-        start = int(header.split("=")[1].rstrip("-")) if header else 0
-        response = io.BytesIO(PAYLOAD[start:])
-        response.status = 206 if start else 200
-        response.headers = {"Content-Length": str(len(PAYLOAD) - start)}
-        return response
+@pytest.fixture
+def hub(load_by_path, monkeypatch, tmp_path):
+    """A stand-in hub on 127.0.0.1 holding ade_51.3.pth, huggingface_hub pointed at it
+    through HF_ENDPOINT and HF_HOME (tmp_path/hf); $SEGVIT_WEIGHTS is tmp_path/weights.
+    Yields (the hub_server module, the running server)."""
+    module = load_by_path("hub_server", Path(__file__).with_name("hub_server.py"))
+    with module.serving(monkeypatch, tmp_path, {"ade_51.3.pth": module.HubFile(PAYLOAD)}) as server:
+        yield module, server
 
 
-def _published(monkeypatch, **known):
-    entry = dataclasses.replace(RELEASES["ade_51.3"], **known)
-    monkeypatch.setitem(RELEASES, "ade_51.3", entry)
+def _files(server):
+    """The file requests the server saw (the library's other calls left out)."""
+    return [(m, p.rsplit("/", 1)[1], r) for m, p, r in server.hub.requests if "/resolve/" in p]
 
 
-def test_fetch_resumes_a_partial_file_and_checks_size_and_digest(tmp_path, monkeypatch):
-    import hashlib
-
-    opener = _Opener()
-    monkeypatch.setattr(urllib.request, "urlopen", opener)
-    _published(monkeypatch, size=len(PAYLOAD), sha256=hashlib.sha256(PAYLOAD).hexdigest())
-    (tmp_path / "ade_51.3.pth.part").write_bytes(PAYLOAD[:5000])
-    path = fetch("ade_51.3", tmp_path, progress=False)
-    assert path == tmp_path / "ade_51.3.pth" and path.read_bytes() == PAYLOAD
-    assert opener.ranges == ["bytes=5000-"] and not (tmp_path / "ade_51.3.pth.part").exists()
-    assert fetch("ade_51.3", tmp_path, progress=False) == path  # cached: checked, not fetched
-    assert opener.ranges == ["bytes=5000-"]
-
-
-@pytest.mark.parametrize(
-    "known, message",
-    [
-        ({"sha256": "0" * 64}, "SHA-256 .* does not match"),
-        ({"size": 7}, "the published file has 7"),
-    ],
-)
-def test_fetch_removes_a_file_that_fails_its_check(tmp_path, monkeypatch, known, message):
-    monkeypatch.setattr(urllib.request, "urlopen", _Opener())
-    _published(monkeypatch, **known)
-    with pytest.raises(SegvitError, match=message):
-        fetch("ade_51.3", tmp_path, progress=False)
-    assert list(tmp_path.iterdir()) == []
+def test_fetch_downloads_into_the_hub_cache_checked(hub, tmp_path):
+    module, server = hub
+    got = fetch("ade_51.3")
+    path = got.path
+    assert (got.placed, got.checked) == (False, True)
+    assert path == tmp_path / "hf" / CACHE / "snapshots" / module.COMMIT / "ade_51.3.pth"
+    assert path.read_bytes() == PAYLOAD and path.resolve().name == SHA256  # blob named by SHA
+    assert (tmp_path / "hf" / CACHE / "refs" / "main").read_text() == module.COMMIT
+    assert resolve_cached("release:ade_51.3") == path and cached_path(RELEASES["ade_51.3"]) == path
+    assert fetch("ade_51.3").path == path  # cached: one HEAD, no second GET
+    assert _files(server) == [("HEAD", "ade_51.3.pth", None), ("GET", "ade_51.3.pth", None),
+                              ("HEAD", "ade_51.3.pth", None)]  # fmt: skip
 
 
-def test_fetch_offline_says_which_url_and_where(tmp_path, monkeypatch):
-    def offline(request, timeout=None):
-        raise urllib.error.URLError("Name or service not known")
+def test_a_dropped_connection_is_resumed_with_a_range_request(hub, monkeypatch):
+    module, server = hub
+    server.hub.files["ade_51.3.pth"].cut_after = 10_000  # the first GET breaks off there
+    monkeypatch.setattr(hub_constants, "DOWNLOAD_CHUNK_SIZE", 1024)  # 10 MB: 16 KiB in chunks
+    assert fetch("ade_51.3").path.read_bytes() == PAYLOAD
+    gets = [r for m, _, r in _files(server) if m == "GET"]
+    assert len(gets) == 2 and gets[0] is None
+    assert gets[1] == "bytes=9216-"  # the 9 whole chunks written before the cut are kept
 
-    monkeypatch.setattr(urllib.request, "urlopen", offline)
+
+def test_a_download_that_keeps_breaking_is_one_line_and_leaves_nothing(hub, monkeypatch, tmp_path):
+    _, server = hub
+    item = server.hub.files["ade_51.3.pth"]
+    item.cut_after, item.cuts = 100, 99  # less than a chunk each time: no progress
+    monkeypatch.setattr(hub_constants, "DOWNLOAD_CHUNK_SIZE", 1024)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
     with pytest.raises(SegvitError) as err:
-        fetch("PC59cls_64.1", tmp_path, progress=False)
+        fetch("ade_51.3")
     message = str(err.value)
-    assert "\n" not in message and "Name or service not known" in message
-    assert "https://huggingface.co/Akide/SegViTv1/resolve/main/PC59cls_64.1.pth" in message
-    assert f"save it as {tmp_path / 'PC59cls_64.1.pth'}" in message
+    assert "\n" not in message and "(RemoteProtocolError: peer closed connection" in message
+    assert len([m for m, _, _ in _files(server) if m == "GET"]) == 6  # the first and 5 retries
+    blobs = tmp_path / "hf" / CACHE / "blobs"
+    assert list(blobs.iterdir()) == []  # the partial file is dropped: a new run starts over
 
 
-def test_the_cache_is_the_weights_folder(tmp_path, monkeypatch):
+def test_the_cache_is_used_offline_and_when_the_hub_is_gone(hub, monkeypatch, tmp_path):
+    module, server = hub
+    path = fetch("ade_51.3").path
+    server.stop()
+    assert fetch("ade_51.3").path == path  # unreachable: the library falls back on its cache
+    module.point_hub(monkeypatch, endpoint=server.hub.endpoint, home=tmp_path / "hf", offline=True)
+    assert fetch("ade_51.3").path == path and resolve_cached("release:ade_51.3") == path
+    with pytest.raises(SegvitError) as err:
+        fetch("PC59cls_64.1")
+    message = str(err.value)
+    assert "\n" not in message and "HF_HUB_OFFLINE is set" in message
+    assert "`hf download Akide/SegViTv1 PC59cls_64.1.pth`" in message
+    assert f"save it as {tmp_path / 'weights' / 'release' / 'PC59cls_64.1.pth'}" in message
+
+
+def test_an_unreachable_hub_without_a_copy_is_one_line(hub, monkeypatch):
+    _, server = hub
+    server.stop()
+    waits = []  # with no copy to fall back on, the library retries with a backoff first
+    monkeypatch.setattr(time, "sleep", waits.append)
+    with pytest.raises(SegvitError) as err:
+        fetch("ade_51.3")
+    assert waits == [1, 2, 4, 8, 8]  # 23 s a user waits (HF_HUB_OFFLINE=1 skips them)
+    message = str(err.value)
+    assert "\n" not in message and "could not download ade_51.3 (ConnectError" in message
+    assert f"{server.hub.endpoint}/Akide/SegViTv1/resolve/main/ade_51.3.pth" in message
+
+
+def test_a_file_placed_by_hand_is_used_first_and_checked_when_the_hub_answers(hub, tmp_path):
+    _, server = hub
+    placed = tmp_path / "weights" / "release" / "ade_51.3.pth"
+    placed.parent.mkdir(parents=True)
+    placed.write_bytes(PAYLOAD)
+    got = fetch("ade_51.3")
+    assert (got.path, got.placed, got.checked) == (placed, True, True)
+    assert _files(server) == [("HEAD", "ade_51.3.pth", None)]  # asked, nothing downloaded
+    assert resolve_cached("release:ade_51.3") == placed
+    placed.write_bytes(PAYLOAD[:-1])
+    with pytest.raises(SegvitError, match=f"{placed}: 16383 bytes, the hub states 16384 for "):
+        fetch("ade_51.3")
+    placed.write_bytes(PAYLOAD[::-1])
+    with pytest.raises(SegvitError) as err:
+        fetch("ade_51.3")
+    assert f"does not match the {SHA256} the hub states" in str(err.value)
+    assert "replace it, or delete it and run `segvit weights fetch ade_51.3`" in str(err.value)
+    assert placed.read_bytes() == PAYLOAD[::-1]  # the user's file: reported, not deleted
+    server.stop()
+    got = fetch("ade_51.3")  # no hub to ask: used as it is
+    assert (got.path, got.placed, got.checked) == (placed, True, False)
+
+
+def test_a_corrupt_download_is_refused_and_removed(hub, tmp_path):
+    module, server = hub
+    damaged = bytes([PAYLOAD[0] ^ 1]) + PAYLOAD[1:]  # one bit off, the size as stated
+    server.hub.files["ade_51.3.pth"] = module.HubFile(damaged, sha256=SHA256)
+    with pytest.raises(SegvitError) as err:
+        fetch("ade_51.3")
+    message = str(err.value)
+    assert "\n" not in message and f"does not match the {SHA256} the hub states" in message
+    assert list((tmp_path / "hf" / CACHE / "blobs").iterdir()) == []  # nothing kept
+    assert not cached_path(RELEASES["ade_51.3"]).is_file()
+    server.hub.files["ade_51.3.pth"] = module.HubFile(PAYLOAD)
+    assert fetch("ade_51.3").path.read_bytes() == PAYLOAD  # the next fetch starts over
+
+
+def test_a_cached_file_damaged_later_is_refused(hub):
+    path = fetch("ade_51.3").path
+    path.resolve().write_bytes(PAYLOAD[::-1])
+    with pytest.raises(SegvitError, match="does not match the .* the hub states for ade_51.3"):
+        resolve_cached("release:ade_51.3")
+    assert not path.exists()
+
+
+def test_a_damaged_file_in_a_read_only_cache_is_named_for_deletion(hub, monkeypatch):
+    blob = fetch("ade_51.3").path.resolve()
+    blob.write_bytes(PAYLOAD[::-1])
+
+    def refuse(self, missing_ok=False):  # a shared cache mounted read-only (root ignores modes)
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    with pytest.raises(SegvitError) as err:
+        resolve_cached("release:ade_51.3")
+    assert (
+        f"could not remove it (Permission denied): delete {blob} and run `segvit weights "
+        "fetch ade_51.3` again" in str(err.value)
+    )
+
+
+def test_a_file_the_hub_does_not_have_is_a_404_in_one_line(hub):
+    _, server = hub
+    with pytest.raises(SegvitError) as err:
+        fetch("PC59cls_62.3")
+    message = str(err.value)
+    assert "\n" not in message and "PC59cls_62.3.pth answered HTTP 404" in message
+    assert "hf download Akide/SegViTv1 PC59cls_62.3.pth" in message
+
+
+def test_the_folder_for_files_placed_by_hand_is_in_the_weights_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("SEGVIT_WEIGHTS", str(tmp_path))
-    assert release_module.release_dir() == tmp_path / "release"
+    assert placed_path(RELEASES["ade_51.3"]) == tmp_path / "release" / "ade_51.3.pth"
 
 
 @pytest.mark.slow

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING
 
 from segvit.criteria import ATMCriterion, Criterion, PixelCECriterion
 from segvit.modeling.specs import SWIN_T, VIT_B, VIT_L, SwinSpec, ViTSpec
-
-if TYPE_CHECKING:
-    pass
 
 # The builders import the modules that pull in torch when they run, so that the variant table
 # (segvit.modeling.variants, `segvit variants`) reads without torch.
