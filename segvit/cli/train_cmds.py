@@ -52,7 +52,6 @@ def train(
     """Train a variant; multi-GPU with `torchrun --nproc_per_node N -m segvit.cli train ...`."""
     from segvit.engine.checkpoint import CheckpointPaths, check_work_dir
     from segvit.engine.logging import TENSORBOARD_MISSING, tensorboard_available
-    from segvit.errors import SegvitError
     from segvit.experiments.spec import resolve, train_experiment
 
     if tensorboard and not tensorboard_available():  # before any data or model is built

@@ -21,7 +21,6 @@ from segvit.data.datasets import SegDataset
 from segvit.data.info import DatasetSpec
 from segvit.engine.distributed import unwrap
 from segvit.errors import SegvitError
-from segvit.fileio import write_json
 from segvit.inference import InferenceSettings, infer_labels
 from segvit.metrics import SegMetric
 from segvit.modeling.segmentor import Segmentor
@@ -127,11 +126,3 @@ def _rank_and_world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
-
-
-def write_results(results: dict[str, Any], out_dir: Path, name: str) -> Path:
-    """metrics.json beside the predictions: every metric and the settings behind it."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{name}.json"
-    write_json(path, results, indent=1)
-    return path

@@ -59,7 +59,7 @@ def test_prepare_train_eval_predict_on_a_folder(tmp_path, cli, monkeypatch):
     code, out, err = cli("eval", weights, "--out", "e2")
     assert code == 0, err
     first, second = (
-        json.loads((tmp_path / d / "eval_mydata_ss.json").read_text()) for d in ("e1", "e2")
+        json.loads((tmp_path / d / "eval_last_mydata_ss.json").read_text()) for d in ("e1", "e2")
     )
     assert first["images"] == second["images"] == 2 and first["mIoU"] == second["mIoU"]
     assert second["classes"] == ["floor", "red box", "blue box"]

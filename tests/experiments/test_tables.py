@@ -115,8 +115,8 @@ def test_figure4_draws_only_segvit_in_its_colour(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Axes, "scatter", recording)
     table = load_table(EXPERIMENTS / "table1.yaml")
-    frame = build_frame(table, [RowResult(NOT_IMPLEMENTED)] * len(table.rows), preset="paper",
-                        machine="m")  # fmt: skip
+    results = [RowResult(NOT_IMPLEMENTED)] * len(table.rows)
+    frame = build_frame(table, results, recipe=get_recipe("paper"), machine="m")
     plot_figure(load_figure(EXPERIMENTS / "figure4.yaml"), frame, tmp_path / "f4.png")
     colours = dict(drawn)
     assert colours[120.9] == colours[637.9] == colours[373.5] == plot.SEGVIT  # SegViT rows
