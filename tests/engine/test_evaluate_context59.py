@@ -5,6 +5,7 @@ The split and the model's predictions are stand-ins (set by hand), so the scores
 classes that remain once background (class 0) labels are ignored.
 """
 
+import numpy as np
 import pytest
 import torch
 
@@ -21,7 +22,7 @@ PRED = torch.tensor([[[p for _, p, n in COUNTS for _ in range(n)]]])  # (1, 1, 9
 
 
 class _OneImage:
-    """A split of one 1x9 image whose label is LABEL."""
+    """A split of one 1x9 image whose label is LABEL, as SegDataset decodes it (uint8)."""
 
     def __init__(self, *args, **kwargs) -> None:
         pass
@@ -29,14 +30,14 @@ class _OneImage:
     def __len__(self) -> int:
         return 1
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"image": torch.zeros(3, 1, 9), "label": LABEL.clone()}
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        return {"image": np.zeros((1, 9, 3), np.uint8), "label": LABEL.numpy().astype(np.uint8)}
 
 
 @pytest.fixture
 def scored(monkeypatch):
     monkeypatch.setattr(evaluate_module, "SegDataset", _OneImage)
-    monkeypatch.setattr(evaluate_module, "infer_labels", lambda *args, **kwargs: PRED.clone())
+    monkeypatch.setattr(evaluate_module, "infer_labels", lambda *args, **kwargs: PRED[0].clone())
 
     def score(dataset: str):
         info = get_dataset(dataset)

@@ -4,6 +4,9 @@ ratios each with its horizontal flip; sliding windows of the crop at the dataset
 # References: SegViT release test configs (MultiScaleFlipAug, img_ratios 0.5-1.75, flip).
 """
 
+from dataclasses import asdict
+
+import numpy as np
 import pytest
 import torch
 
@@ -20,18 +23,18 @@ class _OneImage:
     def __len__(self) -> int:
         return 1
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"image": torch.zeros(3, 2, 2), "label": torch.zeros(2, 2, dtype=torch.int64)}
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        return {"image": np.zeros((2, 2, 3), np.uint8), "label": np.zeros((2, 2), np.uint8)}
 
 
 @pytest.fixture
 def asked(monkeypatch):
-    """Evaluate a tiny ADE20K model on one image; the keyword arguments inference got."""
+    """Evaluate a tiny ADE20K model on one image; the inference settings it asked for."""
     calls = []
 
-    def infer_labels(score_fn, image, **kwargs):
-        calls.append(kwargs)
-        return torch.zeros(1, 2, 2, dtype=torch.int64)
+    def infer_labels(score_fn, image, settings, **kwargs):
+        calls.append(asdict(settings))
+        return torch.zeros(2, 2, dtype=torch.int64)
 
     monkeypatch.setattr(evaluate_module, "SegDataset", _OneImage)
     monkeypatch.setattr(evaluate_module, "infer_labels", infer_labels)
