@@ -1,7 +1,7 @@
 """Fake release checkpoints for the converter tests, and the release's forward pass.
 
 `release-manifests/` holds, for each of the seven released files, every key, shape and dtype
-the release's code gives its model (../shared/paper/release-checkpoints). `fake_state` fills
+the release's code gives its model (docs/release-checkpoints.md). `fake_state` fills
 a manifest with reproducible values; `shrink` keeps a manifest's keys at a small width and
 crop; `write_release` saves a state dict the way mmseg does, with non-tensor `meta`.
 `reference_predict` runs the release's architecture straight from release-named tensors
