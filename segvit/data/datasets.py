@@ -13,10 +13,12 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from segvit.data.imageio import exif_orientation, open_image, read_stored, upright
 from segvit.data.info import IGNORE_INDEX, DatasetSpec
@@ -40,10 +42,16 @@ def list_pairs(info: DatasetSpec, tree: Path, split: str) -> list[tuple[Path, Pa
     for folder in (images_dir, labels_dir):
         if not folder.is_dir():
             raise SegvitError(f"{folder} is missing; {info.how_to_get()}")
-    suffix = where.label_suffix
-    images = {p.stem: p for p in _files(images_dir) if p.suffix.lower() in IMAGE_SUFFIXES}
     if where.listing is not None:
-        return _listed(tree / where.listing, images, images_dir, labels_dir, suffix)
+        images = _images(images_dir)
+        return _listed(tree / where.listing, images, images_dir, labels_dir, where.label_suffix)
+    return pair_by_stem(images_dir, labels_dir, where.label_suffix)
+
+
+def pair_by_stem(images_dir: Path, labels_dir: Path, suffix: str) -> list[tuple[Path, Path]]:
+    """Every image of `images_dir` with the label STEM + `suffix` of `labels_dir`, sorted;
+    one error naming the first image without a label or label without an image."""
+    images = _images(images_dir)
     labels = {p.name: p for p in _files(labels_dir) if p.name.endswith(suffix)}
     for stem, image in sorted(images.items()):
         if stem + suffix not in labels:
@@ -54,6 +62,11 @@ def list_pairs(info: DatasetSpec, tree: Path, split: str) -> list[tuple[Path, Pa
         if name[: -len(suffix)] not in stems:
             raise SegvitError(f"label {label} has no image in {images_dir}")
     return [(images[stem], labels[stem + suffix]) for stem in sorted(images)]
+
+
+def _images(folder: Path) -> dict[str, Path]:
+    """The images of `folder` by stem."""
+    return {p.stem: p for p in _files(folder) if p.suffix.lower() in IMAGE_SUFFIXES}
 
 
 def _listed(
@@ -157,6 +170,16 @@ def check_pair(image_path: Path, label_path: Path, info: DatasetSpec) -> None:
             f"{image_path} is {stored[0]}x{stored[1]} but its label {label_path} is "
             f"{size[0]}x{size[1]}"
         )
+
+
+def check_pairs(pairs: list[tuple[Path, Path]], info: DatasetSpec, *, progress: bool) -> None:
+    """`check_pair` on every pair, on a thread pool, with a progress bar; the first problem
+    is raised."""
+    with ThreadPoolExecutor() as pool:
+        checks = pool.map(lambda pair: check_pair(*pair, info), pairs)
+        for _ in tqdm(checks, total=len(pairs), desc="verifying", unit="pair",
+                      disable=None if progress else True):  # fmt: skip
+            pass
 
 
 class SegDataset(torch.utils.data.Dataset):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import random
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from segvit.data.dataset_file import NAME, read_dataset_file, write_dataset_file
-from segvit.data.datasets import IMAGE_SUFFIXES, check_pair
+from segvit.data.datasets import check_pairs, pair_by_stem
 from segvit.data.imageio import open_image
 from segvit.data.info import IGNORE_INDEX, DatasetSpec, Split
 from segvit.errors import SegvitError
@@ -86,7 +85,7 @@ def prepare_folder(
         train=replace(train, count=len(pairs["train"])),
         val=replace(val, count=len(pairs["val"])),
     )  # fmt: skip
-    _check_all(every, spec, progress)
+    check_pairs(every, spec, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     if not has_splits:
         for split in ("train", "val"):
@@ -99,21 +98,10 @@ def prepare_folder(
 
 def _pairs(images: Path, labels: Path, suffix: str) -> list[tuple[Path, Path]]:
     """(image, label) pairs by stem, sorted; one error naming the first unpaired file."""
-    found = {p.stem: p for p in _files(images) if p.suffix.lower() in IMAGE_SUFFIXES}
-    masks = {p.name[: -len(suffix)]: p for p in _files(labels) if p.name.endswith(suffix)}
-    if not found:
+    pairs = pair_by_stem(images, labels, suffix)
+    if not pairs:
         raise SegvitError(f"--images {images}: no .jpg, .jpeg or .png images")
-    for stem in sorted(found):
-        if stem not in masks:
-            raise SegvitError(f"image {found[stem]} has no label {labels / (stem + suffix)}")
-    for stem in sorted(masks):
-        if stem not in found:
-            raise SegvitError(f"label {masks[stem]} has no image in {images}")
-    return [(found[stem], masks[stem]) for stem in sorted(found)]
-
-
-def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    return pairs
 
 
 def _split(
@@ -161,12 +149,3 @@ def _numbered_classes(
     if count > 255:
         raise SegvitError(f"labels use ids up to {top}; at most 255 classes fit 8-bit labels")
     return tuple(str(i) for i in range(count))
-
-
-def _check_all(pairs: list[tuple[Path, Path]], spec: DatasetSpec, progress: bool) -> None:
-    """Every pair decodable, of one size, its ids within the classes: first error raised."""
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        checks = pool.map(lambda pair: check_pair(*pair, spec), pairs)
-        for _ in tqdm(checks, total=len(pairs), desc="verifying", unit="pair",
-                      disable=not progress):  # fmt: skip
-            pass

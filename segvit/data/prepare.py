@@ -21,7 +21,6 @@ from __future__ import annotations
 import errno
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ from tqdm import tqdm
 from segvit.data import archives
 from segvit.data.archives import MARKER, PARTIAL, Source
 from segvit.data.classes import COCO_STUFF_IDS, PASCAL_CONTEXT_IDS
-from segvit.data.datasets import check_pair, list_pairs
+from segvit.data.datasets import check_pairs, list_pairs
 from segvit.data.demo import make_demo
 from segvit.data.download import Inputs, find_inputs
 from segvit.data.info import DatasetSpec, get_dataset
@@ -123,11 +122,7 @@ def _verify_tree(
             )
         pairs += found
     if deep:
-        with ThreadPoolExecutor() as pool:
-            checks = pool.map(lambda pair: check_pair(*pair, info), pairs)
-            for _ in tqdm(checks, total=len(pairs), desc="verifying", unit="pair",
-                          disable=None if progress else True):  # fmt: skip
-                pass
+        check_pairs(pairs, info, progress=progress)
 
 
 def _verify_built(
