@@ -21,22 +21,9 @@ LABEL = torch.tensor([[lab for lab, _, n in COUNTS for _ in range(n)]])  # (1, 9
 PRED = torch.tensor([[[p for _, p, n in COUNTS for _ in range(n)]]])  # (1, 1, 9)
 
 
-class _OneImage:
-    """A split of one 1x9 image whose label is LABEL, as SegDataset decodes it (uint8)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        pass
-
-    def __len__(self) -> int:
-        return 1
-
-    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-        return {"image": np.zeros((1, 9, 3), np.uint8), "label": LABEL.numpy().astype(np.uint8)}
-
-
 @pytest.fixture
-def scored(monkeypatch):
-    monkeypatch.setattr(evaluate_module, "SegDataset", _OneImage)
+def scored(monkeypatch, one_image_split):
+    one_image_split(LABEL.numpy().astype(np.uint8))  # a split of one 1x9 image
     monkeypatch.setattr(evaluate_module, "infer_labels", lambda *args, **kwargs: PRED[0].clone())
 
     def score(dataset: str):

@@ -16,19 +16,8 @@ from segvit.engine.evaluate import EvalSettings, evaluate
 from segvit.modeling.variants import build_model
 
 
-class _OneImage:
-    def __init__(self, *args, **kwargs) -> None:
-        pass
-
-    def __len__(self) -> int:
-        return 1
-
-    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-        return {"image": np.zeros((2, 2, 3), np.uint8), "label": np.zeros((2, 2), np.uint8)}
-
-
 @pytest.fixture
-def asked(monkeypatch):
+def asked(monkeypatch, one_image_split):
     """Evaluate a tiny ADE20K model on one image; the inference settings it asked for."""
     calls = []
 
@@ -36,7 +25,7 @@ def asked(monkeypatch):
         calls.append(asdict(settings))
         return torch.zeros(2, 2, dtype=torch.int64)
 
-    monkeypatch.setattr(evaluate_module, "SegDataset", _OneImage)
+    one_image_split(np.zeros((2, 2), np.uint8))
     monkeypatch.setattr(evaluate_module, "infer_labels", infer_labels)
 
     def run(settings: EvalSettings):
