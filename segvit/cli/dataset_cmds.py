@@ -9,8 +9,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from segvit.errors import SegvitError
-
 console = Console()
 
 
@@ -28,6 +26,7 @@ def datasets(
     """List the datasets: classes, crop, splits, where the data is and whether it is there."""
     from segvit.data.datasets import list_pairs
     from segvit.data.info import DATASETS, load_dataset
+    from segvit.data.prepare import verify_dataset
 
     specs = list(DATASETS.values()) + [load_dataset(f) for f in files or []]
     table = Table(title="datasets (--dataset NAME or FILE)", title_justify="left")
@@ -41,12 +40,8 @@ def datasets(
         folder = spec.root(data_root)
         counts = f"{spec.train.count or '?'} / {spec.val.count or '?'}"
         if spec.source and check:
+            verify_dataset(spec, data_root)  # paired, and the counts the file states
             pairs = [len(list_pairs(spec, folder, s)) for s in ("train", "val")]
-            for split, found in zip((spec.train, spec.val), pairs, strict=True):
-                if split.count is not None and split.count != found:
-                    raise SegvitError(
-                        f"{spec.source}: {found} images where count says {split.count}"
-                    )
             counts = f"{pairs[0]} / {pairs[1]}"
         status = "[green]ready[/]" if folder.is_dir() else f"missing: {spec.how_to_get()}"
         shown = f"{folder}\n(from {spec.source})" if spec.source else str(folder)

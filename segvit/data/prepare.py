@@ -116,9 +116,13 @@ def _verify_tree(
     for split, expected in counts.items():
         found = list_pairs(info, tree, split)
         if expected is not None and len(found) != expected:
+            why = (
+                f"the count in {info.source}" if info.source
+                else "the source is incomplete or not the official release"
+            )  # fmt: skip
             raise SegvitError(
                 f"{tree}: {len(found)} {split} image/label pairs, expected {expected} for "
-                f"{info.name}; the source is incomplete or not the official release"
+                f"{info.name}; {why}"
             )
         pairs += found
     if deep:

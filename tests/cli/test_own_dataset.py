@@ -94,3 +94,16 @@ def test_the_smoke_backbone_pretrains_on_the_users_dataset(tmp_path, cli, monkey
     # The same data is the same key: read from the cache, not trained again.
     monkeypatch.setattr(sb, "train", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
     assert smoke_backbone(tmp_path, dataset=spec, pretext=quick, num_workers=0) == path
+
+
+def test_datasets_checks_the_counts_a_file_states(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    images, masks = _photos_and_masks(tmp_path, n=4)
+    code, _, err = cli("prepare", "folder", "--images", images, "--labels", masks,
+                       "--out", "mydata", "--crop", "64", "--val-fraction", "0.25")  # fmt: skip
+    assert code == 0, err
+    spec_file = tmp_path / "mydata" / "dataset.yaml"
+    spec_file.write_text(spec_file.read_text().replace("count: 3", "count: 5"))
+    code, _, err = cli("datasets", "mydata/dataset.yaml")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "3 train image/label pairs, expected 5 for mydata; the count in" in " ".join(err.split())
