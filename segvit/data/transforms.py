@@ -23,15 +23,11 @@ import torch
 
 from segvit.data.datasets import IGNORE_INDEX
 from segvit.data.info import DatasetSpec
+from segvit.modeling.specs import AUGREG_NORM, Normalization
 
 # References: mmsegmentation 0.24 Resize(ratio_range), RandomCrop(cat_max_ratio),
 # RandomFlip, PhotoMetricDistortion, Normalize, Pad; mmcv's imresize (cv2 backend); the
 # SegViT release's dataset configs.
-
-NORM_MEAN = (127.5, 127.5, 127.5)  # AugReg (JAX) ViT weights, RGB
-NORM_STD = (127.5, 127.5, 127.5)
-_MEAN = np.array(NORM_MEAN, np.float32)
-_STD = np.array(NORM_STD, np.float32)
 
 
 def rescale_size(
@@ -48,10 +44,14 @@ def rescale_size(
     return int(height * factor + 0.5), int(width * factor + 0.5)
 
 
-def normalize(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) RGB in 0..255 -> (3, H, W) float32 with NORM_MEAN / NORM_STD."""
+def normalize(image: np.ndarray, norm: Normalization = AUGREG_NORM) -> torch.Tensor:
+    """(H, W, 3) RGB in 0..255 -> (3, H, W) float32, normalised as mmcv's `imnormalize`.
+
+    mmcv subtracts the mean and MULTIPLIES by 1/std (computed in float64, applied as float32),
+    which differs from dividing by the std in the last bit of some values.
+    """
     out = torch.empty(3, *image.shape[:2])
-    _render(np.asarray(image), out.numpy())
+    _render(np.asarray(image), out.numpy(), norm)
     return out
 
 
@@ -70,6 +70,7 @@ class TrainTransform:
             unchecked (mmsegmentation's RandomCrop: 10 checked draws, then an 11th).
         flip_prob: probability of a horizontal flip.
         photometric: apply the photometric distortion.
+        norm: the backbone weights' normalisation (the model's `spec.norm`).
     """
 
     info: DatasetSpec
@@ -80,6 +81,7 @@ class TrainTransform:
     crop_tries: int = 10
     flip_prob: float = 0.5
     photometric: bool = True
+    norm: Normalization = AUGREG_NORM
 
     def __call__(
         self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator
@@ -93,7 +95,7 @@ class TrainTransform:
         if self.photometric:
             crop_image = Photometric.draw(rng)(crop_image)
         padded = torch.zeros(3, self.crop, self.crop)  # pad value 0 after normalisation
-        _render(crop_image, padded.numpy())
+        _render(crop_image, padded.numpy(), self.norm)
         target = torch.full((self.crop, self.crop), IGNORE_INDEX, dtype=torch.int64)
         target[: crop_label.shape[0], : crop_label.shape[1]] = torch.from_numpy(
             crop_label.astype(np.int64)
@@ -213,19 +215,21 @@ def _affine_uint8(pixels: np.ndarray, *, alpha: float = 1.0, beta: float = 0.0) 
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def _render(image: np.ndarray, out: np.ndarray) -> None:
+def _render(image: np.ndarray, out: np.ndarray, norm: Normalization) -> None:
     """Normalise (h, w, 3) uint8 into the top-left of `out` (3, crop, crop).
 
     Works in bands of rows so that every temporary stays in the CPU cache: the same
     arithmetic over whole 512x512 planes runs about twice as slow.
     """
+    mean = np.array(norm.mean, np.float32)[:, None, None]
+    scale = (1 / np.array(norm.std, np.float64)).astype(np.float32)[:, None, None]
     height, width = image.shape[:2]
     step = max(1, 32768 // width)
     for top in range(0, height, step):
         band = image[top : top + step].transpose(2, 0, 1).astype(np.float32)  # (3, rows, w)
         target = out[:, top : top + band.shape[1], :width]
-        np.subtract(band, _MEAN[:, None, None], out=target)
-        np.divide(target, _STD[:, None, None], out=target)
+        np.subtract(band, mean, out=target)
+        np.multiply(target, scale, out=target)
 
 
 @dataclass(frozen=True)
@@ -241,17 +245,6 @@ class TestTransform:
         self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return normalize(image), torch.from_numpy(label.astype(np.int64))
-
-
-def normalize_tensor(image: torch.Tensor) -> torch.Tensor:
-    """`normalize` for a float (..., 3, H, W) RGB tensor in 0..255 on any device.
-
-    The same float32 arithmetic (subtract the mean, divide by the std), so an image normalised
-    on the GPU for prediction equals the one evaluation normalises on the CPU.
-    """
-    mean = image.new_tensor(NORM_MEAN)[:, None, None]
-    std = image.new_tensor(NORM_STD)[:, None, None]
-    return (image - mean) / std
 
 
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:

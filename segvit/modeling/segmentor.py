@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from torch import Tensor, nn
 
 from segvit.modeling.output import SegOutput, semantic_inference
+from segvit.modeling.specs import Normalization
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,11 @@ class Segmentor(nn.Module):
         self.backbone = backbone
         self.head = head
         self.meta = meta
+
+    @property
+    def norm(self) -> Normalization:
+        """How its inputs are normalised: what its backbone's pretrained weights expect."""
+        return self.backbone.spec.norm
 
     def forward(self, images: Tensor) -> SegOutput:
         return self.head(self.backbone(images))

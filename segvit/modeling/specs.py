@@ -14,6 +14,38 @@ QDMode = Literal["q_nearest", "qkv_nearest", "q_conv"]
 
 
 @dataclass(frozen=True)
+class Normalization:
+    """The per-channel mean and std (RGB, in 0..255 units) that a backbone's weights expect.
+
+    It belongs to the weights, not to the data: AugReg's JAX-trained ViTs were trained on
+    (x - 127.5) / 127.5, the ImageNet-trained PyTorch models (Swin, DeiT, ...) on the ImageNet
+    statistics. Training, evaluation, prediction and export all read it from the model's spec,
+    and a checkpoint records it.
+    """
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def __post_init__(self) -> None:
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError(f"expected 3 means and 3 positive stds, got {self}")
+
+    @classmethod
+    def from_unit(cls, mean: tuple[float, ...], std: tuple[float, ...]) -> Normalization:
+        """From timm's pretrained config, whose mean/std are in 0..1 units."""
+        return cls(
+            tuple(round(m * 255, 6) for m in mean),  # type: ignore[arg-type]
+            tuple(round(s * 255, 6) for s in std),  # type: ignore[arg-type]
+        )
+
+
+# References: timm's pretrained configs (IMAGENET_DEFAULT_MEAN/STD, the AugReg ViTs' 0.5/0.5);
+# mmsegmentation's Swin configs (img_norm_cfg mean 123.675/116.28/103.53, std 58.395/57.12/57.375).
+AUGREG_NORM = Normalization((127.5, 127.5, 127.5), (127.5, 127.5, 127.5))
+IMAGENET_NORM = Normalization((123.675, 116.28, 103.53), (58.395, 57.12, 57.375))
+
+
+@dataclass(frozen=True)
 class ViTSpec:
     """A ViT size: the timm architecture it is built from and its pretrained weights."""
 
@@ -24,6 +56,8 @@ class ViTSpec:
     heads: int  # attention heads
     drop_path: float  # stochastic depth rate of the last block (linear from 0)
     label: str  # short human name
+    patch_size: int = 16  # pixels a token covers; a crop must be a multiple of it
+    norm: Normalization = AUGREG_NORM  # what the pretrained weights expect
 
     @property
     def hub_name(self) -> str:
@@ -49,6 +83,8 @@ class SwinSpec:
     window: int  # window size in tokens
     drop_path: float  # stochastic depth rate of the last block (linear from 0)
     label: str  # short human name
+    patch_size: int = 4  # pixels a stage-1 token covers
+    norm: Normalization = IMAGENET_NORM  # ImageNet-1k weights (mmseg's Swin configs)
 
     @property
     def hub_name(self) -> str:

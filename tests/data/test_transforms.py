@@ -5,6 +5,7 @@ import torch
 
 from segvit.data import transforms
 from segvit.data.info import DATASETS
+from segvit.modeling.specs import AUGREG_NORM, IMAGENET_NORM, Normalization
 
 ADE = DATASETS["ade20k"]
 DEMO = DATASETS["demo"]
@@ -277,17 +278,51 @@ def test_test_transform_keeps_the_original_size_and_normalises():
     assert pixels.shape == (3, 37, 53) and out.shape == (37, 53) and out.dtype == torch.int64
     assert torch.equal(out, torch.from_numpy(label.astype(np.int64)))
     assert torch.allclose(pixels[0], (torch.from_numpy(image[..., 0]).float() - 127.5) / 127.5)
-    assert transforms.NORM_MEAN == transforms.NORM_STD == (127.5, 127.5, 127.5)
 
 
-def test_normalize_tensor_matches_normalize_exactly():
-    image = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+def _mmcv_imnormalize(image: np.ndarray, norm: Normalization) -> np.ndarray:
+    """mmcv's imnormalize_ is these two cv2 calls on a float32 copy (to_rgb off: RGB in)."""
+    out = image.astype(np.float32)
+    cv2.subtract(out, np.float64(np.array(norm.mean).reshape(1, -1)), out)
+    cv2.multiply(out, 1 / np.float64(np.array(norm.std).reshape(1, -1)), out)
+    return out
+
+
+@pytest.mark.parametrize("norm", [AUGREG_NORM, IMAGENET_NORM], ids=["augreg", "imagenet"])
+def test_normalize_is_mmcv_imnormalize_bit_for_bit(norm):
+    image = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
     image[0, 0] = (0, 255, 51)
-    expected = transforms.normalize(image)
-    assert expected[:, 0, 0].tolist() == pytest.approx([-1.0, 1.0, -0.6])
-    tensor = torch.from_numpy(image).permute(2, 0, 1).float()
-    assert torch.equal(transforms.normalize_tensor(tensor), expected)  # bit for bit
-    assert torch.equal(transforms.normalize_tensor(tensor[None])[0], expected)  # batched
+    got = transforms.normalize(image, norm)
+    assert torch.equal(got, torch.from_numpy(_mmcv_imnormalize(image, norm)).permute(2, 0, 1))
+    if norm is AUGREG_NORM:
+        assert got[:, 0, 0].tolist() == pytest.approx([-1.0, 1.0, -0.6])
+        # Dividing by 127.5 instead of multiplying by float32(1/127.5) differs in the last bit
+        # of some values: the rule above is mmcv's, not the division.
+        divided = (torch.from_numpy(image).permute(2, 0, 1).float() - 127.5) / 127.5
+        assert not torch.equal(got, divided)
+
+
+def test_the_train_transform_normalises_with_its_norm():
+    image, label = _image_and_label(64, 64)
+    args = dict(ratio_range=(1.0, 1.0), photometric=False, flip_prob=0.0)
+    augreg, _ = transforms.TrainTransform(DEMO, 64, **args)(image, label, np.random.default_rng(0))
+    imagenet, _ = transforms.TrainTransform(DEMO, 64, norm=IMAGENET_NORM, **args)(
+        image, label, np.random.default_rng(0)
+    )
+    pixels = augreg * 127.5 + 127.5  # the same crop of the same draw, back in 0..255
+    mean = torch.tensor(IMAGENET_NORM.mean)[:, None, None]
+    std = torch.tensor(IMAGENET_NORM.std)[:, None, None]
+    assert not torch.allclose(imagenet, augreg, atol=0.05)
+    assert torch.allclose(imagenet, (pixels - mean) / std, atol=1e-4)
+
+
+def test_normalization_is_checked_and_read_from_timm_units():
+    assert Normalization.from_unit((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)) == AUGREG_NORM
+    assert Normalization.from_unit((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)) == IMAGENET_NORM
+    with pytest.raises(ValueError, match="positive"):
+        Normalization((0, 0, 0), (1, 0, 1))
+    with pytest.raises(ValueError, match="3 means"):
+        Normalization((0, 0), (1, 1))
 
 
 def test_sample_rng_is_the_engine_formula_keyed_by_seed_epoch_and_index():
