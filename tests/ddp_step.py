@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from segvit.analysis.bench import synthetic_batch, train_step
+from segvit.bench.train_step import synthetic_batch, train_step
 from segvit.engine.distributed import cleanup, init_distributed, wrap_model
 from segvit.engine.optim import build_optimizer
 from segvit.experiments.launch import Launch

@@ -23,7 +23,7 @@ from segvit.inference import (
     window_batch,
     window_grid,
 )
-from segvit.rowwise import SpilledScores
+from segvit.inference.rowwise import SpilledScores
 
 K = 4
 

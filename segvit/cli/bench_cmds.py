@@ -40,8 +40,8 @@ def bench_train(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Time training steps (forward, loss, backward, clip, AdamW) on a synthetic batch."""
-    from segvit.analysis.bench import BenchConfig, write_record
-    from segvit.experiments.bench_train import bench_train as run_bench
+    from segvit.bench.train import bench_train as run_bench
+    from segvit.bench.train_step import BenchConfig, write_record
 
     cfg = BenchConfig(
         variant=variant,
@@ -116,8 +116,8 @@ def bench_predict(
     random weights), measured in a fresh process."""
     import functools
 
-    from segvit.analysis.bench_predict import bench_predict as run_bench
-    from segvit.analysis.bench_predict import build_bench_model
+    from segvit.bench.predict import bench_predict as run_bench
+    from segvit.bench.predict import build_bench_model
 
     builder = functools.partial(build_bench_model, variant, tiny=tiny)
     with Console(stderr=True).status(f"one {'ms' if ms else 'ss'} prediction, {width}x{height}"):

@@ -104,7 +104,7 @@ def bench_data(
     ] = False,
 ) -> None:
     """Images per second of the training pipeline (decode + transforms) in one worker."""
-    from segvit.data.bench import bench_pipeline, make_synthetic_ade
+    from segvit.bench.data import bench_pipeline, make_synthetic_ade
     from segvit.data.info import load_dataset
 
     if num_images < 1:

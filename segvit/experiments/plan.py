@@ -22,8 +22,8 @@ from typing import Any, Literal
 import timm
 import torch
 
-from segvit.analysis.bench import BenchRecord, pick_record, read_record
 from segvit.analysis.hardware import ASSUMED_MFU, REFERENCE_PEAK, seconds_per_image
+from segvit.bench.train_step import BenchRecord, pick_record, read_record
 from segvit.data.prepare import verify_dataset
 from segvit.engine.recipe import Backbone, Recipe
 from segvit.errors import SegvitError

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from segvit.analysis.bench import synthetic_batch
+from segvit.bench.train_step import synthetic_batch
 from segvit.engine.train import forward_backward
 from segvit.experiments.spec import resolve
 from segvit.modeling.variants import build_model

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from segvit.analysis.bench import synthetic_batch
+from segvit.bench.train_step import synthetic_batch
 from segvit.engine.optim import build_optimizer
 from segvit.engine.train import forward_backward, optimizer_step
 from segvit.experiments.spec import resolve

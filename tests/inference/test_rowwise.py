@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from segvit.errors import SegvitError
-from segvit.rowwise import SpilledScores, resize_rows, row_taps
+from segvit.inference.rowwise import SpilledScores, resize_rows, row_taps
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ ADE_SIZE = (683, 512)  # (width, height) of a typical ADE20K image
 
 @dataclass(frozen=True)
 class PipelineResult:
-    """Per-image times of the data pipeline (segvit.analysis.bench times the model)."""
+    """Per-image times of the data pipeline (segvit.bench.train_step times the model)."""
 
     dataset: str
     crop: int

@@ -30,7 +30,7 @@ from torch import Tensor
 from segvit.data.info import DatasetSpec
 from segvit.data.transforms import normalize, rescale_size, resize_image  # training's rules
 from segvit.errors import SegvitError
-from segvit.rowwise import SpilledScores, resize_rows
+from segvit.inference.rowwise import SpilledScores, resize_rows
 
 # References: mmsegmentation 0.24 MultiScaleFlipAug, Resize(keep_ratio), RandomFlip,
 # Normalize and EncoderDecoder.slide_inference / aug_test (window grid, count normalisation,
@@ -330,7 +330,7 @@ def infer_labels(
 
     Every pass is scored first and kept at its own (small) size, in memory or, past
     `keep_bytes`, in a temporary file, so memory follows the base scale, not the photo.
-    Then, band by band, each pass's scores are resized to the band's rows (segvit.rowwise),
+    Then, band by band, each pass's scores are resized to the band's rows (rowwise.py),
     turned into probabilities and summed, and the argmax is written into the label map.
     A band's floats may differ from the full-image ones in the last bits, so a label may
     differ from `infer(...).argmax(0)` only where its two best classes' mean probabilities

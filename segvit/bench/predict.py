@@ -198,7 +198,7 @@ def _in_fresh_process(
         job, result = Path(tmp, "job.pkl"), Path(tmp, "result.pkl")
         job.write_bytes(pickle.dumps((variant_builder, options)))
         proc = subprocess.run(
-            [sys.executable, "-m", "segvit.analysis.bench_predict", str(job), str(result)],
+            [sys.executable, "-m", "segvit.bench.predict", str(job), str(result)],
             env=env,
             stderr=subprocess.PIPE,
             text=True,

@@ -5,7 +5,7 @@ import functools
 import pytest
 import torch
 
-from segvit.analysis.bench_predict import ADE20K_CLASSES, bench_predict, build_bench_model
+from segvit.bench.predict import ADE20K_CLASSES, bench_predict, build_bench_model
 from segvit.errors import SegvitError
 
 TINY = functools.partial(build_bench_model, "segvit_b", crop=64, tiny=True)

@@ -6,12 +6,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from segvit.analysis.bench import CLASSES_PER_IMAGE, BenchConfig, synthetic_batch, train_step
+from segvit.bench.train import bench_train
+from segvit.bench.train_step import CLASSES_PER_IMAGE, BenchConfig, synthetic_batch, train_step
 from segvit.criteria import PixelCECriterion
 from segvit.engine.distributed import resolve_device
 from segvit.engine.optim import build_optimizer
 from segvit.errors import SegvitError
-from segvit.experiments.bench_train import bench_train
 from segvit.modeling.variants import build_model, get_variant
 
 
@@ -120,8 +120,8 @@ def test_cuda_without_cuda_is_an_error():
 
 
 def test_flops_figures_and_a_saved_record(tmp_path):
-    from segvit.analysis.bench import pick_record, read_record, record_name, write_record
     from segvit.analysis.flops import count_flops
+    from segvit.bench.train_step import pick_record, read_record, record_name, write_record
 
     cfg = BenchConfig("setr_b", crop=32, steps=1, warmup=0, tiny=True, device="cpu", threads=1)
     result = bench_train(cfg)

@@ -1,7 +1,7 @@
 import torch
 from PIL import Image
 
-from segvit.data import bench
+from segvit.bench import data as bench
 from segvit.data.datasets import list_pairs
 
 

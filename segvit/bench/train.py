@@ -1,7 +1,7 @@
 """`segvit bench train`: time the training steps of one experiment on a synthetic batch.
 
 The experiment (variant, dataset, crop, the paper's recipe for that dataset) is resolved
-here; the step, the synthetic batch and the records it writes are segvit.analysis.bench's.
+here; the step, the synthetic batch and the records it writes are segvit.bench.train_step's.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from dataclasses import replace
 import torch
 from torch import Tensor
 
-from segvit.analysis.bench import (
+from segvit.analysis.flops import count_flops
+from segvit.analysis.hardware import peak_for, training_tflops
+from segvit.bench.train_step import (
     CPU_BATCH,
     CUDA_BATCH,
     BenchConfig,
@@ -23,8 +25,6 @@ from segvit.analysis.bench import (
     synthetic_batch,
     train_step,
 )
-from segvit.analysis.flops import count_flops
-from segvit.analysis.hardware import peak_for, training_tflops
 from segvit.engine.distributed import describe_device, resolve_device
 from segvit.engine.logging import memory_mb
 from segvit.engine.optim import recipe_optimizer
