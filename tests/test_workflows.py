@@ -13,7 +13,7 @@ import typer
 import yaml
 
 from segvit.cli import app
-from segvit.experiments.reproduce import TABLES
+from segvit.experiments.sweep import TABLES
 from segvit.modeling.weights import weights_dir
 
 ROOT = Path(__file__).parents[1]

@@ -18,6 +18,8 @@ from typing import Any
 
 from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry
 
+from segvit.engine.checkpoint import CheckpointPaths
+from segvit.engine.logging import read_log
 from segvit.errors import SegvitError
 from segvit.fileio import atomic_write
 
@@ -48,7 +50,8 @@ class RunCurves:
 
 def find_log(run_dir: Path) -> Path:
     """RUN_DIR/log.jsonl, or RUN_DIR/train/log.jsonl for a reproduce row folder."""
-    for log in (run_dir / "log.jsonl", run_dir / "train" / "log.jsonl"):
+    for work_dir in (run_dir, run_dir / "train"):  # a row folder trains in train/
+        log = CheckpointPaths(work_dir).log
         if log.is_file():
             return log
     raise SegvitError(
@@ -58,22 +61,8 @@ def find_log(run_dir: Path) -> Path:
 
 
 def read_records(log: Path) -> list[dict[str, Any]]:
-    """The records of a log.jsonl; only a last line without its newline (a kill) is skipped."""
-    text = log.read_text(encoding="utf-8", errors="replace")
-    lines = text.splitlines()
-    records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            if number == len(lines) and not text.endswith("\n"):
-                continue  # written up to the kill
-            raise SegvitError(f"{log}:{number}: not a JSON record; is it a segvit log?") from None
-        if not (isinstance(record, dict) and isinstance(record.get("iter"), int)):
-            raise SegvitError(f"{log}:{number}: expected a record with an 'iter' number")
-        records.append(record)
+    """The records of a log.jsonl (`read_log`'s rule for a bad line), at least one."""
+    records = read_log(log)
     if not records:
         raise SegvitError(f"{log} has no records; nothing to plot")
     return records
@@ -83,7 +72,7 @@ def load_run(run_dir: Path) -> RunCurves:
     log = find_log(Path(run_dir))
     records = read_records(log)
     return RunCurves(
-        label=_label(Path(run_dir), log.parent / "config.json"),
+        label=_label(Path(run_dir), CheckpointPaths(log.parent).config),
         train=[r for r in records if r.get("kind") == "train"],
         evals=[r for r in records if r.get("kind") == "eval"],
     )

@@ -11,29 +11,12 @@ from rich.table import Table
 
 
 def show_plan(
-    tables: Sequence[str],
-    *,
-    preset: str,
-    stages: Sequence[str],
-    rows: Sequence[str] | None,
-    runs: Path,
-    data_root: Path,
-    experiments: Path | None,
-    launch,
-    bench_files: Sequence[Path] | None,
-    as_json: bool,
-    console: Console,
+    sweep, *, bench_files: Sequence[Path] | None, as_json: bool, console: Console
 ) -> None:
-    """Plan `segvit reproduce TABLES` with these options and print it; nothing runs."""
-    from segvit.engine.recipe import get_recipe
-    from segvit.experiments import reproduce as sweep
+    """Plan `segvit reproduce` with these options and print it; nothing runs."""
     from segvit.experiments.plan import make_plan
 
-    plan = make_plan(
-        tables, recipe=get_recipe(preset), stages=stages, rows=rows, runs_dir=runs,
-        data_root=data_root, experiments=experiments or sweep.EXPERIMENTS, launch=launch,
-        bench_files=bench_files,
-    )  # fmt: skip
+    plan = make_plan(sweep, bench_files=bench_files)
     if as_json:
         print(json.dumps(plan.to_dict(), indent=1))
         return

@@ -47,34 +47,32 @@ def reproduce(
 ) -> None:
     """Train, evaluate and count every row of a table: paper beside measured, resumable."""
     from segvit.engine.recipe import get_recipe
-    from segvit.experiments import reproduce as sweep
+    from segvit.experiments import sweep
     from segvit.experiments.launch import Launch
+    from segvit.experiments.reproduce import reproduce_tables
     from segvit.fileio import check_folder
 
     check_folder(results, "--results"), check_folder(runs, "--runs")  # before hours of work
     launch = Launch(gpus=gpus, nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint,
                     rdzv_id=rdzv_id)  # fmt: skip
+    chosen = sweep.Sweep(
+        get_recipe(preset), tables=tables, stages=only or sweep.STAGES, rows=rows or (),
+        weights=weights, launch=launch, results=results, runs_dir=runs, data_root=data_root,
+        experiments=experiments or sweep.EXPERIMENTS,
+    )  # fmt: skip
     if plan:
         from segvit.cli.plan_cmds import show_plan
 
-        return show_plan(
-            tables, preset=preset, stages=only or sweep.STAGES, rows=rows, runs=runs,
-            data_root=data_root, experiments=experiments, launch=launch,
-            bench_files=bench_file, as_json=as_json, console=console,
-        )  # fmt: skip
+        return show_plan(chosen, bench_files=bench_file, as_json=as_json, console=console)
+    reproduce_tables(chosen, console=console, on_table=show_table)
 
-    def show(config, markdown: Path) -> None:
-        import pandas as pd
 
-        _print_table(config.caption, pd.read_csv(markdown.with_suffix(".csv")), config.metrics)
-        console.print(f"wrote {markdown} and {markdown.with_suffix('.csv')}")
+def show_table(config, markdown: Path) -> None:
+    """A table just written: paper beside measured in the terminal, and where its files are."""
+    import pandas as pd
 
-    sweep.reproduce_tables(
-        tables, recipe=get_recipe(preset), stages=only or sweep.STAGES, rows=rows,
-        results=results, runs_dir=runs, data_root=data_root,
-        experiments=experiments or sweep.EXPERIMENTS, launch=launch, console=console,
-        on_table=show, weights=weights,
-    )  # fmt: skip
+    _print_table(config.caption, pd.read_csv(markdown.with_suffix(".csv")), config.metrics)
+    console.print(f"wrote {markdown} and {markdown.with_suffix('.csv')}")
 
 
 def _print_table(caption: str, frame, metrics: list[str]) -> None:

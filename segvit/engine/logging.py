@@ -81,10 +81,10 @@ class RunLog:
             self.board.resume_after = iteration
         if not (self.enabled and self.path.is_file()):
             return
-        kept = [
+        kept = [  # a last line without its newline was cut by a kill: it goes too
             line
             for line in self.path.read_text(encoding="utf-8").splitlines(keepends=True)
-            if line.strip() and _iteration_of(line) <= iteration
+            if line.strip() and line.endswith("\n") and _iteration_of(line) <= iteration
         ]
         atomic_write(self.path, lambda file: file.write("".join(kept).encode("utf-8")))
 
@@ -119,17 +119,29 @@ def _iteration_of(line: str) -> int:
     try:
         return int(json.loads(line).get("iter", 0))
     except (ValueError, AttributeError):
-        return 0  # a line cut short by a kill: harmless to keep, it is never read back
+        return 0  # not a record: kept, and read_log names it
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
-    """The records of a log.jsonl, skipping a last line cut short by a kill."""
+    """The records of a log.jsonl (each a JSON object with an "iter" number). The one bad line
+    allowed is a last line without its newline, written up to a kill: it is skipped. Any other
+    is an error naming the file and the line."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.splitlines()
     records = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
             continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines) and not text.endswith("\n"):
+                continue  # written up to the kill
+            raise SegvitError(f"{path}:{number}: not a JSON record; is it a segvit log?") from None
+        if not (isinstance(record, dict) and isinstance(record.get("iter"), int)):
+            raise SegvitError(f"{path}:{number}: expected a record with an 'iter' number")
+        records.append(record)
     return records
 
 

@@ -25,23 +25,22 @@ import torch
 from segvit.analysis.hardware import ASSUMED_MFU, REFERENCE_PEAK, seconds_per_image
 from segvit.bench.train_step import BenchRecord, pick_record, read_record
 from segvit.data.prepare import verify_dataset
+from segvit.engine.checkpoint import CheckpointPaths
+from segvit.engine.logging import read_log
 from segvit.engine.recipe import Backbone, Recipe
 from segvit.errors import SegvitError
 from segvit.experiments.config import RowConfig, TableConfig, load_table
 from segvit.experiments.launch import Launch
-from segvit.experiments.reproduce import (
-    EXPERIMENTS,
-    STAGES,
-    TABLES,
+from segvit.experiments.reproduce import flops_experiment, row_experiment
+from segvit.experiments.spec import Experiment
+from segvit.experiments.sweep import (
+    RowState,
     Stage,
-    _load_state,
-    experiment_file,
-    flops_experiment,
-    row_dir,
-    row_experiment,
+    Sweep,
+    load_result,
+    row_stages,
     select_rows,
 )
-from segvit.experiments.spec import Experiment
 from segvit.modeling.specs import ViTSpec
 from segvit.modeling.variants import build_model
 from segvit.modeling.weights import WEIGHT_SUFFIXES, hub_url, weights_dir
@@ -50,7 +49,7 @@ from segvit.modeling.weights import WEIGHT_SUFFIXES, hub_url, weights_dir
 # hold float32 weights; last.state.pt holds them again with AdamW's two moments.
 CHECKPOINT_BYTES_PER_PARAM = 3 * 4 + (4 + 8)
 
-Status = Literal["to run", "done", "not implemented", "not selected"]
+Status = Literal["to run", "done", "blocked", "not implemented", "not selected"]
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,8 @@ class RowPlan:
     dataset: str  # what it trains and is scored on under this recipe
     status: Status
     run: tuple[Stage, ...] = ()  # the stages that would run, in order
-    skipped: tuple[str, ...] = ()  # why each other asked stage would not
+    skipped: tuple[str, ...] = ()  # why each other asked stage would not (a released row:
+    # and what its evaluation lacks, with the command that gets it)
     iters: int | None = None  # the recipe's iterations, when it trains
     resumes_at: int = 0  # the iteration an unfinished run continues from
     step: StepTime | None = None  # None: not training, or nothing to estimate from
@@ -123,92 +123,58 @@ class Plan:
         return json.loads(json.dumps(asdict(self) | totals, default=str))
 
 
-def make_plan(
-    names: Sequence[str],
-    *,
-    recipe: Recipe,
-    stages: Sequence[Stage] = STAGES,
-    rows: Sequence[str] | None = None,
-    runs_dir: Path = Path("runs"),
-    data_root: Path = Path("data"),
-    experiments: Path = EXPERIMENTS,
-    launch: Launch = Launch(),
-    bench_files: Sequence[Path] | None = None,
-) -> Plan:
-    """The plan of `segvit reproduce NAMES` with these options; bench records from
-    `bench_files`, else every RUNS/bench/*.json."""
-    for stage in stages:
-        if stage not in STAGES:
-            raise SegvitError(f"--only {stage}: expected one of {', '.join(STAGES)}")
-    launch.check_stages(stages)  # the run would refuse it: so does its plan
-    tables = list(TABLES) if "all" in names else list(dict.fromkeys(names))
-    configs = [load_table(experiment_file(name, experiments)) for name in tables]
-    every = [load_table(path) for path in sorted(Path(experiments).glob("table*.yaml"))]
-    gflops = _known_gflops(every, recipe, runs_dir)
+def make_plan(sweep: Sweep, *, bench_files: Sequence[Path] | None = None) -> Plan:
+    """The plan of `segvit reproduce` with these options; bench records from `bench_files`,
+    else every RUNS/bench/*.json."""
+    configs = sweep.load_tables()
+    every = [load_table(path) for path in sorted(sweep.experiments.glob("table*.yaml"))]
+    gflops = _known_gflops(every, sweep)
     if bench_files is None:
-        bench_files = sorted((runs_dir / "bench").glob("*.json"))
+        bench_files = sorted((sweep.runs_dir / "bench").glob("*.json"))
     records = [read_record(path) for path in bench_files]
     planned: list[RowPlan] = []
     pairs: list[tuple[RowPlan, Experiment]] = []  # rows that train or evaluate
     for config in configs:
-        chosen = select_rows(config, rows)
+        chosen = select_rows(config, sweep.rows)
         for index, row in enumerate(config.rows):
-            plan, experiment = _plan_row(
-                config, row, index in chosen, recipe, stages, runs_dir, records, gflops
-            )
+            plan, experiment = _plan_row(sweep, config, row, index in chosen, records, gflops)
             planned.append(plan)
             if experiment is not None:
                 pairs.append((plan, experiment))
-    disk, missing = _needs(pairs, recipe, data_root, runs_dir, launch)
-    return Plan(tuple(tables), recipe.name, launch, tuple(planned), disk, missing)
+    disk, missing = _needs(pairs, sweep)
+    return Plan(
+        tuple(sweep.table_names), sweep.recipe.name, sweep.launch, tuple(planned), disk, missing
+    )
 
 
 def _plan_row(
+    sweep: Sweep,
     table: TableConfig,
     row: RowConfig,
     selected: bool,
-    recipe: Recipe,
-    stages: Sequence[Stage],
-    runs_dir: Path,
     records: Sequence[BenchRecord],
     gflops: dict[tuple[str, str, int], tuple[float, str]],
 ) -> tuple[RowPlan, Experiment | None]:
-    """The row as `reproduce._run_row` would take it; the experiment when it trains or
-    evaluates (its data and weights are needed)."""
+    """The row as `reproduce` would take it (`row_stages`); the experiment when it trains or
+    evaluates its own weights (its data and weights are needed)."""
     base = {"table": table.table, "row": row.name, "variant": row.variant, "dataset": row.dataset}
     if row.variant is None:
         return RowPlan(**base, status=row.unbuilt_status), None
     if not selected:
         return RowPlan(**base, status="not selected"), None
-    experiment = row_experiment(row, recipe)
+    files = sweep.row_files(table, row)
+    stages = row_stages(sweep, table, row, RowState.read(files))
+    run, skipped = stages.run, stages.skipped + stages.blocked
+    status: Status = "to run" if run else "blocked" if stages.blocked else "done"
+    if sweep.scored_from_release(row):  # never trained here: nothing to estimate
+        return RowPlan(**base, status=status, run=run, skipped=skipped), None
+    experiment = row_experiment(row, sweep.recipe)
     base["dataset"] = experiment.dataset.name
-    state_path = row_dir(runs_dir, table.table, recipe.name, row) / "row.json"
-    measured = _load_state(state_path).measured
-    weights = state_path.parent / "final.pt"
-    accuracy = set(table.metrics) - {"gflops"}
-    run: list[Stage] = []
-    skipped = []
-    if "flops" in stages and "gflops" in table.metrics and "gflops" in measured:
-        skipped.append("flops: counted")
-    elif "flops" in stages and "gflops" in table.metrics:
-        run.append("flops")
-    if "train" in stages and accuracy and weights.is_file():
-        skipped.append("train: final.pt exists")
-    elif "train" in stages and accuracy:
-        run.append("train")
-    if "eval" in stages and accuracy:
-        if accuracy <= measured.keys():
-            skipped.append("eval: scored")
-        elif weights.is_file() or "train" in run:
-            run.append("eval")
-        else:
-            skipped.append("eval: no final.pt and training not asked")
-    status: Status = "to run" if run else "done"
     if "train" not in run:
-        plan = RowPlan(**base, status=status, run=tuple(run), skipped=tuple(skipped))
+        plan = RowPlan(**base, status=status, run=run, skipped=skipped)
         return plan, experiment if "eval" in run else None
     iters = experiment.recipe.iters
-    resumes_at = _resumes_at(state_path.parent / "train", experiment.recipe)
+    resumes_at = _resumes_at(files.train, experiment.recipe)
     step = _step_time(experiment, row, records, gflops)
     hours = None
     if step is not None:
@@ -216,26 +182,21 @@ def _plan_row(
     params = _param_count(experiment.variant.name, experiment.dataset.num_classes,
                           experiment.crop, experiment.recipe.tiny)  # fmt: skip
     plan = RowPlan(
-        **base, status=status, run=tuple(run), skipped=tuple(skipped), iters=iters,
+        **base, status=status, run=run, skipped=skipped, iters=iters,
         resumes_at=resumes_at, step=step, gpu_hours=hours,
         checkpoint_gb=params * CHECKPOINT_BYTES_PER_PARAM / 1e9,
     )  # fmt: skip
     return plan, experiment
 
 
-def _resumes_at(work_dir: Path, recipe: Recipe) -> int:
+def _resumes_at(paths: CheckpointPaths, recipe: Recipe) -> int:
     """Where an unfinished run continues: its last checkpoint, the last logged iteration
     rounded down to the checkpoint interval (a checkpoint also comes at the end)."""
-    log = work_dir / "log.jsonl"
-    if not (work_dir / "last.state.pt").is_file() or not log.is_file():
+    if not paths.state.is_file() or not paths.log.is_file():
         return 0
     logged = 0
-    for line in log.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:  # a line cut short by the interruption
-            continue
-        if isinstance(record, dict) and record.get("kind") == "train":
+    for record in read_log(paths.log):
+        if record.get("kind") == "train":
             logged = max(logged, int(record.get("iter", 0)))
     if logged >= recipe.iters:
         return recipe.iters
@@ -280,7 +241,7 @@ def _step_time(
 
 
 def _known_gflops(
-    tables: Sequence[TableConfig], recipe: Recipe, runs_dir: Path
+    tables: Sequence[TableConfig], sweep: Sweep
 ) -> dict[tuple[str, str, int], tuple[float, str]]:
     """GFLOPs per (variant, dataset, crop): counted in a row's state, else the paper's."""
     known: dict[tuple[str, str, int], tuple[float, str]] = {}
@@ -290,8 +251,8 @@ def _known_gflops(
                 continue
             paper = flops_experiment(row)
             key = (paper.variant.name, paper.dataset.name, paper.crop)
-            state = row_dir(runs_dir, table.table, recipe.name, row) / "row.json"
-            counted = _load_state(state).measured.get("gflops")
+            state = sweep.row_files(table, row).state
+            counted = load_result(state).measured.get("gflops")
             if counted is not None:
                 known[key] = (counted, f"counted, {state}")
             elif isinstance(row.paper.get("gflops"), int | float) and key not in known:
@@ -315,14 +276,12 @@ def _hub_file_gb(spec: ViTSpec) -> float:
 
 
 def _needs(
-    pairs: Sequence[tuple[RowPlan, Experiment]],
-    recipe: Recipe,
-    data_root: Path,
-    runs_dir: Path,
-    launch: Launch,
+    pairs: Sequence[tuple[RowPlan, Experiment]], sweep: Sweep
 ) -> tuple[tuple[DiskItem, ...], tuple[Missing, ...]]:
     """The disk the sweep takes and what it lacks (data, pretrained weights, measurements) for
     the rows that train or evaluate, with the experiment each runs."""
+    recipe, launch = sweep.recipe, sweep.launch
+    data_root, runs_dir = sweep.data_root, sweep.runs_dir
     disk: list[DiskItem] = []
     missing: list[Missing] = []
     datasets = {e.dataset.prepare or e.dataset.name: e.dataset for _, e in pairs}

@@ -8,27 +8,38 @@ variant, dataset and crop), whatever the preset.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Literal
 
 from rich.console import Console
 from rich.progress import Progress
 
 from segvit.analysis.flops import count_flops
-from segvit.data.info import load_dataset
+from segvit.engine.checkpoint import CheckpointPaths
 from segvit.engine.recipe import Backbone, Recipe
 from segvit.errors import SegvitError
-from segvit.experiments.config import RowConfig, TableConfig, load_figure, load_table
+from segvit.experiments.config import RowConfig, TableConfig, load_figure
 from segvit.experiments.launch import Launch, torchrun_command
 from segvit.experiments.plot import plot_figure
-from segvit.experiments.released import RELEASE_NOTE, eval_release, row_release
+from segvit.experiments.released import RELEASE_NOTE, eval_release
 from segvit.experiments.scoring import score_checkpoint
 from segvit.experiments.spec import Experiment, resolve, train_experiment
+from segvit.experiments.sweep import (
+    EXPERIMENTS,
+    RowFiles,
+    RowState,
+    Stage,
+    Sweep,
+    experiment_file,
+    load_result,
+    row_stages,
+    save_result,
+    select_rows,
+)
 from segvit.experiments.tables import (
     NOT_RUN,
     RowResult,
@@ -37,16 +48,8 @@ from segvit.experiments.tables import (
     machine_label,
     write_table,
 )
-from segvit.fileio import atomic_write, exclusive_lock, write_json
-from segvit.modeling.release import ReleasedModel, cached_path
-
-Stage = Literal["flops", "train", "eval"]
-STAGES: tuple[Stage, ...] = ("flops", "train", "eval")
-Weights = Literal["train", "release"]  # where a row's weights come from (see _run_release_row)
-WEIGHTS: tuple[Weights, ...] = ("train", "release")
-EXPERIMENTS = Path(__file__).resolve().parent / "configs"  # the YAML, shipped as package data
-TABLES = tuple(f"table{i}" for i in range(1, 10))
-
+from segvit.fileio import atomic_write, exclusive_lock
+from segvit.modeling.release import ReleasedModel
 
 # A row runner trains (returns the final weights file) or evaluates (returns metrics).
 TrainRow = Callable[[RowConfig, Recipe, Path], Path]
@@ -73,17 +76,19 @@ def train_row(
     row: RowConfig, recipe: Recipe, run_dir: Path, *, data_root: Path, launch: Launch = Launch()
 ) -> Path:
     """Train one row (resuming a run left unfinished); returns its best or last weights."""
-    work_dir = run_dir / "train"
+    paths = RowFiles(run_dir).train
     experiment = row_experiment(row, recipe)
     if launch.distributed:
-        _torchrun(experiment, work_dir, data_root, launch)
+        _torchrun(experiment, paths, data_root, launch)
     else:
-        train_experiment(experiment, work_dir=work_dir, data_root=data_root, resume=True)
-    best, last = work_dir / "best.pt", work_dir / "last.pt"
-    return best if best.is_file() else last
+        train_experiment(experiment, work_dir=paths.work_dir, data_root=data_root, resume=True)
+    return paths.best if paths.best.is_file() else paths.last
 
 
-def _torchrun(experiment: Experiment, work_dir: Path, data_root: Path, launch: Launch) -> None:
+def _torchrun(
+    experiment: Experiment, paths: CheckpointPaths, data_root: Path, launch: Launch
+) -> None:
+    work_dir = paths.work_dir
     train_args = [
         "train", experiment.variant.name,
         "--dataset", experiment.dataset.source or experiment.dataset.name,
@@ -92,7 +97,7 @@ def _torchrun(experiment: Experiment, work_dir: Path, data_root: Path, launch: L
     ]  # fmt: skip
     if subprocess.run(torchrun_command(launch, train_args), check=False).returncode:
         name = experiment.variant.name
-        raise SegvitError(f"training {name} failed; see {work_dir / 'log.jsonl'}")
+        raise SegvitError(f"training {name} failed; see {paths.log}")
     launch.settle(work_dir)
 
 
@@ -106,127 +111,99 @@ def eval_row(
     )
 
 
-def row_slug(row: RowConfig) -> str:
-    return row.slug
-
-
-def row_dir(runs_dir: Path, table: str, state_dir: str, row: RowConfig) -> Path:
-    """A row's folder: RUNS/TABLE/STATE/SLUG, holding row.json, final.pt and train/. STATE is
-    the recipe's name, or "release-weights" for rows scored from the authors' weights."""
-    return runs_dir / table / state_dir / row_slug(row)
-
-
-def select_rows(table: TableConfig, wanted: Sequence[str] | None) -> list[int]:
-    """Row indices by 1-based number or slug; all rows when nothing is asked."""
-    if not wanted:
-        return list(range(len(table.rows)))
-    slugs = [row_slug(r) for r in table.rows]
-    chosen = []
-    for item in wanted:
-        if item.isdigit() and 1 <= int(item) <= len(table.rows):
-            chosen.append(int(item) - 1)
-        elif item in slugs:
-            chosen.append(slugs.index(item))
-        else:
-            raise SegvitError(
-                f"--rows {item}: no such row in {table.table}; expected 1-{len(table.rows)} "
-                f"or one of: {', '.join(slugs)}"
-            )
-    return sorted(set(chosen))
-
-
 def reproduce(
     table: TableConfig,
+    sweep: Sweep,
     *,
-    recipe: Recipe,
-    stages: Sequence[Stage] = STAGES,
-    rows: Sequence[str] | None = None,
-    results_dir: Path = Path("results"),
-    runs_dir: Path = Path("runs"),
-    data_root: Path = Path("data"),
-    launch: Launch = Launch(),
     train_fn: TrainRow | None = None,
     eval_fn: EvalRow | None = None,
-    console: Console | None = None,
-    weights: Weights = "train",
     release_eval_fn: EvalRelease | None = None,
+    console: Console | None = None,
 ) -> Path:
-    """Run the asked stages for the chosen rows and write results/TABLE.{csv,md}.
+    """Run the sweep's stages for its chosen rows of `table` and write OUT/TABLE.{csv,md}.
 
-    `weights="release"`: rows the authors released a model for are evaluated from it, the
-    others are not trained. `train_fn`, `eval_fn` and `release_eval_fn` replace the real
+    `sweep.weights == "release"`: rows the authors released a model for are evaluated from it,
+    the others are not trained. `train_fn`, `eval_fn` and `release_eval_fn` replace the real
     runners (tests use small stand-ins).
     """
     console = console or Console()
-    train_fn = train_fn or partial(train_row, data_root=data_root, launch=launch)
-    eval_fn = eval_fn or partial(eval_row, data_root=data_root)
-    release_eval_fn = release_eval_fn or partial(eval_release, data_root=data_root)
-    state_dir = recipe.name if weights == "train" else "release-weights"
-    chosen = select_rows(table, rows)
+    runners = _Runners(
+        train_fn or partial(train_row, data_root=sweep.data_root, launch=sweep.launch),
+        eval_fn or partial(eval_row, data_root=sweep.data_root),
+        release_eval_fn or partial(eval_release, data_root=sweep.data_root),
+    )
+    recipe, launch = sweep.recipe, sweep.launch
+    chosen = select_rows(table, sweep.rows)
     results = [RowResult(NOT_RUN) for _ in table.rows]
     # Two sweeps of one table and recipe would train the same rows into the same folders.
     node = f"-node{launch.node_rank}" if launch.nnodes > 1 else ""
-    lock = runs_dir / table.table / state_dir / f".reproduce{node}.lock"
+    lock = sweep.runs_dir / table.table / sweep.state_dir / f".reproduce{node}.lock"
     with (
         exclusive_lock(lock, f"`segvit reproduce {table.table}`"),
         Progress(console=console, transient=True) as progress,
     ):
         task = progress.add_task(f"{table.table} ({recipe.name})", total=len(chosen))
         for index, row in enumerate(table.rows):
-            state_path = row_dir(runs_dir, table.table, state_dir, row) / "row.json"
-            results[index] = _load_state(state_path)
+            files = sweep.row_files(table, row)
+            results[index] = load_result(files.state)
             if index not in chosen:
                 continue
             progress.update(task, description=f"{table.table}: {row.name}")
-            if row.variant is not None and (row.release or weights == "release"):
-                results[index] = _run_release_row(
-                    table, row, recipe, stages, state_path, release_eval_fn, console,
-                    data_root=data_root,
-                )  # fmt: skip
-            else:
-                results[index] = _run_row(
-                    table, row, recipe, stages, state_path, train_fn, eval_fn, console
-                )
+            results[index] = _run_row(sweep, table, row, files, runners, console)
             progress.advance(task)
     frame = build_frame(table, results, recipe=recipe, machine=machine_label())
-    note = _note(recipe, stages)
-    if weights == "release" or any(row.release for row in table.rows):
+    note = _note(recipe, sweep.stages)
+    if sweep.weights == "release" or any(row.release for row in table.rows):
         note += f" {RELEASE_NOTE}"
-    return write_table(table, frame, results_dir, note=note)
+    return write_table(table, frame, sweep.out_dir, note=note)
+
+
+@dataclass(frozen=True)
+class _Runners:
+    train: TrainRow
+    eval: EvalRow
+    eval_release: EvalRelease
 
 
 def _run_row(
+    sweep: Sweep,
     table: TableConfig,
     row: RowConfig,
-    recipe: Recipe,
-    stages: Sequence[Stage],
-    state_path: Path,
-    train_fn: TrainRow,
-    eval_fn: EvalRow,
+    files: RowFiles,
+    runners: _Runners,
     console: Console,
 ) -> RowResult:
+    """Run the stages `row_stages` gives, saving row.json after each."""
     if row.variant is None:
         return RowResult(row.unbuilt_status)
-    result = _load_state(state_path)
-    wanted = set(table.metrics)
-    if "flops" in stages and "gflops" in wanted and "gflops" not in result.measured:
+    result = load_result(files.state)
+    stages = row_stages(sweep, table, row, RowState(result.measured, files.weights.is_file()))
+    if "flops" in stages.run:
         model = flops_experiment(row).build_model(for_flops=True)
         result.measured["gflops"] = round(count_flops(model).gflops, 2)
         del model
-        _save_state(state_path, result)
-    weights = state_path.parent / "final.pt"
-    if "train" in stages and not weights.is_file() and wanted - {"gflops"}:
-        console.print(f"[bold]train[/] {table.table} / {row.name} ({recipe.name})")
-        with open(train_fn(row, recipe, state_path.parent), "rb") as trained:
-            atomic_write(weights, lambda file: shutil.copyfileobj(trained, file))
-    metrics_needed = [m for m in wanted if m != "gflops" and m not in result.measured]
-    if "eval" in stages and metrics_needed and weights.is_file():
+        save_result(files.state, result)
+    if "train" in stages.run:
+        console.print(f"[bold]train[/] {table.table} / {row.name} ({sweep.recipe.name})")
+        with open(runners.train(row, sweep.recipe, files.folder), "rb") as trained:
+            atomic_write(files.weights, lambda file: shutil.copyfileobj(trained, file))
+    if "eval" in stages.run and stages.release is not None:
+        release = stages.release
+        console.print(f"[bold]eval[/] {table.table} / {row.name} (released {release.name})")
+        result.measured.update(runners.eval_release(release, sweep.recipe, table.inference))
+    elif "eval" in stages.run:
         console.print(f"[bold]eval[/] {table.table} / {row.name} ({', '.join(table.inference)})")
-        result.measured.update(eval_fn(row, recipe, weights, table.inference))
-        _save_state(state_path, result)
+        result.measured.update(runners.eval(row, sweep.recipe, files.weights, table.inference))
     missing = [m for m in table.metrics if m not in result.measured]
-    result.status = "done" if not missing else f"missing {', '.join(missing)}"
-    _save_state(state_path, result)
+    if stages.blocked:
+        result.status = "; ".join(stages.blocked)
+    elif missing:
+        result.status = f"missing {', '.join(missing)}"
+    elif stages.release is not None:
+        result.status = f"done (released {stages.release.name})"
+    else:
+        result.status = "done"
+    save_result(files.state, result)
     return result
 
 
@@ -253,80 +230,25 @@ def _note(recipe: Recipe, stages: Sequence[Stage]) -> str:
     )
 
 
-def _load_state(path: Path) -> RowResult:
-    if not path.is_file():
-        return RowResult(NOT_RUN)
-    try:
-        data = json.loads(path.read_text())
-        return RowResult(str(data["status"]), {k: float(v) for k, v in data["measured"].items()})
-    except (ValueError, KeyError, TypeError) as err:
-        raise SegvitError(
-            f"{path}: unreadable row state ({err}); delete it to redo the row"
-        ) from err
-
-
-def _save_state(path: Path, result: RowResult) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, {"status": result.status, "measured": result.measured}, indent=1)
-
-
-def experiment_file(name: str, folder: Path = EXPERIMENTS) -> Path:
-    """`folder/NAME.yaml`, or a one-line error listing the experiments that folder holds."""
-    path = Path(folder) / f"{name}.yaml"
-    if not Path(folder).is_dir():
-        raise SegvitError(f"--experiments {folder}: no such folder of experiment YAML files")
-    if not path.is_file():
-        known = sorted(p.stem for p in Path(folder).glob("*.yaml"))
-        raise SegvitError(f"no experiment {name!r} in {folder}; expected one of: {known}")
-    return path
-
-
-def results_dir_for(results: Path, recipe: Recipe) -> Path:
-    """Where a recipe's tables go: results/ for the paper's, results/NAME/ for any other, so
-    a smoke run never overwrites a paper table."""
-    return results if recipe.paper_schedule else results / recipe.name
-
-
 def reproduce_tables(
-    names: Sequence[str],
+    sweep: Sweep,
     *,
-    recipe: Recipe,
-    stages: Sequence[Stage] = STAGES,
-    rows: Sequence[str] | None = None,
-    results: Path = Path("results"),
-    runs_dir: Path = Path("runs"),
-    data_root: Path = Path("data"),
-    experiments: Path = EXPERIMENTS,
-    launch: Launch = Launch(),
     console: Console | None = None,
     on_table: Callable[[TableConfig, Path], None] | None = None,
-    weights: Weights = "train",
 ) -> list[Path]:
-    """Reproduce each named table ("all": Tables 1-9, then Figure 4 and results/README.md);
-    `on_table(config, markdown_path)` after each. Returns the markdown files written."""
-    for stage in stages:
-        if stage not in STAGES:
-            raise SegvitError(f"--only {stage}: expected one of {', '.join(STAGES)}")
-    launch.check_stages(stages)
-    if weights not in WEIGHTS:
-        raise SegvitError(f"--weights {weights}: expected one of {', '.join(WEIGHTS)}")
-    everything = "all" in names
-    tables = list(TABLES) if everything else list(dict.fromkeys(names))
-    configs = [load_table(experiment_file(name, experiments)) for name in tables]  # fail early
-    out_dir = results_dir_for(results, recipe)
+    """Reproduce each table of the sweep ("all": Tables 1-9, then Figure 4 and
+    results/README.md); `on_table(config, markdown_path)` after each. Returns the markdown
+    files written."""
+    configs = sweep.load_tables()  # fail early
     written = []
     for config in configs:
-        md = reproduce(
-            config, recipe=recipe, stages=stages, rows=rows, results_dir=out_dir,
-            runs_dir=runs_dir, data_root=data_root, console=console, launch=launch,
-            weights=weights,
-        )  # fmt: skip
+        md = reproduce(config, sweep, console=console)
         written.append(md)
         if on_table is not None:
             on_table(config, md)
-    if everything:
-        draw_figure("figure4", results=out_dir, experiments=experiments)
-        gather_readme(out_dir)
+    if sweep.everything:
+        draw_figure("figure4", results=sweep.out_dir, experiments=sweep.experiments)
+        gather_readme(sweep.out_dir)
     return written
 
 
@@ -342,51 +264,3 @@ def draw_figure(name: str, *, results: Path, experiments: Path = EXPERIMENTS) ->
             f"(`--only flops` gives the GFLOPs axis in minutes)"
         )
     return plot_figure(config, pd.read_csv(source), results / f"{config.figure}.png")
-
-
-# ---------------------------------------------------------------------------- released weights
-
-
-def _run_release_row(
-    table: TableConfig,
-    row: RowConfig,
-    recipe: Recipe,
-    stages: Sequence[Stage],
-    state_path: Path,
-    eval_fn: EvalRelease,
-    console: Console,
-    *,
-    data_root: Path,
-) -> RowResult:
-    """GFLOPs as for any row; accuracy from the released file instead of a training run.
-    Without the file or the data the row says which command gets it; the table goes on."""
-    counted = [stage for stage in stages if stage == "flops"]
-    result = _run_row(table, row, recipe, counted, state_path, _never, _never, console)
-    release = row_release(row)
-    needed = [m for m in table.metrics if m != "gflops" and m not in result.measured]
-    why = []
-    if release is None:
-        why.append("no released model (train it: drop --weights release)")
-    elif "eval" in stages and needed:
-        dataset = load_dataset(release.dataset)
-        if not cached_path(release).is_file():
-            why.append(f"no weights: segvit weights fetch {release.name}")
-        if not dataset.root(data_root).is_dir():
-            get = f"segvit prepare {dataset.prepare}" if dataset.prepare else dataset.how_to_get()
-            why.append(f"no data: {get}")
-        if not why:
-            console.print(f"[bold]eval[/] {table.table} / {row.name} (released {release.name})")
-            result.measured.update(eval_fn(release, recipe, table.inference))
-    missing = [m for m in table.metrics if m not in result.measured]
-    if why:
-        result.status = "; ".join(why)
-    elif missing:
-        result.status = f"missing {', '.join(missing)}"
-    else:
-        result.status = f"done (released {release.name})" if release else "done"
-    _save_state(state_path, result)
-    return result
-
-
-def _never(*args: object) -> object:
-    raise AssertionError("a released row is never trained or evaluated as a trained one")

@@ -34,7 +34,7 @@ from segvit.data.archives import MARKER
 from segvit.data.datasets import SegDataset
 from segvit.data.info import DatasetSpec, get_dataset
 from segvit.data.transforms import TrainTransform
-from segvit.engine.checkpoint import export_safetensors
+from segvit.engine.checkpoint import CheckpointPaths, export_safetensors
 from segvit.engine.recipe import Recipe
 from segvit.engine.train import TrainConfig, train
 from segvit.errors import SegvitError
@@ -199,7 +199,7 @@ def smoke_backbone(
     if target.is_file():
         return _checked(target)
     work_dir = cache_dir / f"{key}.run"
-    doing = "resuming" if (work_dir / "last.state.pt").is_file() else "starting"
+    doing = "resuming" if CheckpointPaths(work_dir).state.is_file() else "starting"
     _say(
         f"{doing} the smoke backbone's pretraining: the tiny ViT-B every smoke row starts from, "
         f"{pretext.recipe.iters} iterations on {dataset.name} (minutes on a CPU); this happens "

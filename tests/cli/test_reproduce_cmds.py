@@ -55,7 +55,7 @@ def test_the_shipped_experiments_are_found_without_a_source_checkout():
     from pathlib import Path
 
     import segvit
-    from segvit.experiments.reproduce import EXPERIMENTS, experiment_file
+    from segvit.experiments.sweep import EXPERIMENTS, experiment_file
 
     assert experiment_file("table8").parent == EXPERIMENTS
     assert EXPERIMENTS.resolve().is_relative_to(Path(segvit.__file__).parent)  # package data

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from segvit.engine.logging import Progress, RunLog, Window, read_log
+from segvit.errors import SegvitError
 
 
 def test_records_append_as_json_lines_with_nan_as_null(tmp_path):
@@ -16,8 +17,8 @@ def test_records_append_as_json_lines_with_nan_as_null(tmp_path):
     lines = (tmp_path / "log.jsonl").read_text().splitlines()
     assert json.loads(lines[0]) == {"kind": "train", "iter": 1, "loss": None, "lr": 1e-5}
     assert json.loads(lines[1])["per_class"] == [0.1, None]
-    log.write({"a": np.float32(0.5), "t": torch.tensor(2.0), "v": torch.tensor([1.0, 2.0])})
-    assert read_log(tmp_path / "log.jsonl")[-1] == {"a": 0.5, "t": 2.0, "v": [1.0, 2.0]}
+    log.write({"iter": 3, "a": np.float32(1), "t": torch.tensor(2.0), "v": torch.tensor([1, 2.0])})
+    assert read_log(tmp_path / "log.jsonl")[-1] == {"iter": 3, "a": 1.0, "t": 2.0, "v": [1.0, 2.0]}
 
 
 def test_truncate_drops_iterations_a_resumed_run_redoes(tmp_path):
@@ -29,6 +30,26 @@ def test_truncate_drops_iterations_a_resumed_run_redoes(tmp_path):
     assert [r["iter"] for r in read_log(tmp_path / "log.jsonl")] == [2, 4, 6]
     log.truncate_after(4)
     assert [r["iter"] for r in read_log(tmp_path / "log.jsonl")] == [2, 4]
+
+
+def test_a_run_resumed_after_a_kill_leaves_a_log_that_reads_back_whole(tmp_path):
+    log = RunLog(tmp_path / "log.jsonl")
+    log.write({"kind": "train", "iter": 2})
+    with open(tmp_path / "log.jsonl", "a") as file:
+        file.write('{"kind": "train", "it')  # the line a kill cut short
+    log.truncate_after(2)
+    log.write({"kind": "train", "iter": 3})
+    assert [r["iter"] for r in read_log(tmp_path / "log.jsonl")] == [2, 3]
+
+
+def test_any_other_bad_line_is_named(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_text('{"kind": "train", "iter": 2}\nnot json\n{"kind": "train", "iter": 4}\n')
+    with pytest.raises(SegvitError, match=rf"{path}:2: not a JSON record"):
+        read_log(path)
+    path.write_text('{"kind": "train"}\n')
+    with pytest.raises(SegvitError, match=rf"{path}:1: expected a record with an 'iter' number"):
+        read_log(path)
 
 
 def test_other_ranks_write_nothing(tmp_path):

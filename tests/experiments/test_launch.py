@@ -13,6 +13,7 @@ from segvit.errors import SegvitError
 from segvit.experiments import reproduce as sweep
 from segvit.experiments.config import RowConfig
 from segvit.experiments.launch import Launch, torchrun_command
+from segvit.experiments.sweep import STAGES, Sweep
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 ROW = RowConfig("Shrunk / ATM", "segvit_shrunk_b", "ade20k")
@@ -66,8 +67,8 @@ def test_several_nodes_only_train():
     launch = Launch(gpus=8, nnodes=2, node_rank=0, rdzv_endpoint="node001:29500")
     launch.check_stages(["train"])
     with pytest.raises(SegvitError, match=r"--nnodes 2: run `--only train` on every node"):
-        sweep.reproduce_tables(["table8"], recipe=get_recipe("paper"), launch=launch)
-    Launch(gpus=8).check_stages(sweep.STAGES)  # one node runs every stage
+        Sweep(get_recipe("paper"), tables=["table8"], launch=launch)
+    Launch(gpus=8).check_stages(STAGES)  # one node runs every stage
 
 
 @pytest.mark.parametrize("nnodes", [1, 2])

@@ -15,7 +15,8 @@ from segvit.errors import SegvitError
 from segvit.experiments.config import load_table
 from segvit.experiments.launch import Launch
 from segvit.experiments.plan import CHECKPOINT_BYTES_PER_PARAM, _param_count, make_plan
-from segvit.experiments.reproduce import experiment_file, reproduce
+from segvit.experiments.reproduce import reproduce
+from segvit.experiments.sweep import Sweep, experiment_file
 from segvit.modeling.specs import VIT_B
 from segvit.modeling.variants import build_model
 from segvit.modeling.weights import hub_url
@@ -51,10 +52,11 @@ def sweep(tmp_path, monkeypatch):
     return runs, tmp_path / "data"
 
 
-def plan_of(sweep, **kwargs):
+def plan_of(sweep, bench_files=None, **kwargs):
     runs, data = sweep
-    return make_plan(["table8"], recipe=PAPER, runs_dir=runs, data_root=data,
-                     launch=Launch(gpus=8), **kwargs)  # fmt: skip
+    chosen = Sweep(PAPER, tables=["table8"], runs_dir=runs, data_root=data, launch=Launch(gpus=8),
+                   **kwargs)  # fmt: skip
+    return make_plan(chosen, bench_files=bench_files)
 
 
 def test_rows_stages_and_estimates(sweep):
@@ -157,8 +159,8 @@ def test_the_plan_predicts_what_reproduce_runs(sweep, tmp_path):
         return {"miou_ss": 1.0}
 
     table = load_table(experiment_file("table8"))
-    reproduce(table, recipe=PAPER, stages=stages, results_dir=tmp_path / "results",
-              runs_dir=runs, train_fn=train, eval_fn=evaluate)  # fmt: skip
+    chosen = Sweep(PAPER, stages=stages, results=tmp_path / "results", runs_dir=runs)
+    reproduce(table, chosen, train_fn=train, eval_fn=evaluate)
     assert trained == [r.row for r in plan.rows if "train" in r.run]
     assert evaluated == [r.row for r in plan.rows if "eval" in r.run]
     assert trained == ["Single / ATM", "Naive Shrunk / ATM", "Shrunk / ATM"]
@@ -167,8 +169,9 @@ def test_the_plan_predicts_what_reproduce_runs(sweep, tmp_path):
 
 def test_smoke_plan_and_rows_not_selected(sweep):
     runs, data = sweep
-    plan = make_plan(["table8"], recipe=get_recipe("smoke"), rows=["2"], runs_dir=runs,
-                     data_root=data)  # fmt: skip
+    chosen = Sweep(get_recipe("smoke"), tables=["table8"], rows=["2"], runs_dir=runs,
+                   data_root=data)  # fmt: skip
+    plan = make_plan(chosen)
     assert [r.status for r in plan.rows] == ["not selected", "to run", "not selected"] + [
         "not selected"
     ]

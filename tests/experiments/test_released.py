@@ -12,9 +12,10 @@ from segvit.experiments import reproduce as sweep
 from segvit.experiments.config import RowConfig, TableConfig, load_table
 from segvit.experiments.released import row_release
 from segvit.experiments.scoring import table_cells
+from segvit.experiments.sweep import Sweep, experiment_file
 from segvit.modeling.release import RELEASES
 
-RELEASE_TABLE = load_table(sweep.experiment_file("release"))
+RELEASE_TABLE = load_table(experiment_file("release"))
 
 
 def test_the_release_table_lists_the_registry():
@@ -49,11 +50,12 @@ def fake_flops(monkeypatch):
     return counted
 
 
-def _run(tmp_path, table=RELEASE_TABLE, **kwargs):
-    md = sweep.reproduce(
-        table, recipe=get_recipe("paper"), results_dir=tmp_path / "results",
-        runs_dir=tmp_path / "runs", data_root=tmp_path / "data", **kwargs,
-    )  # fmt: skip
+def _run(tmp_path, table=RELEASE_TABLE, *, train_fn=None, eval_fn=None,
+         release_eval_fn=None, **kwargs):  # fmt: skip
+    chosen = Sweep(get_recipe("paper"), results=tmp_path / "results", runs_dir=tmp_path / "runs",
+                   data_root=tmp_path / "data", **kwargs)  # fmt: skip
+    md = sweep.reproduce(table, chosen, train_fn=train_fn, eval_fn=eval_fn,
+                         release_eval_fn=release_eval_fn)  # fmt: skip
     return pd.read_csv(md.with_suffix(".csv")), md.read_text()
 
 
@@ -134,7 +136,7 @@ def test_weights_release_evaluates_released_rows_and_trains_none(tmp_path, monke
 
 def test_unknown_weights_source_is_refused(tmp_path):
     with pytest.raises(SegvitError, match="--weights hub: expected one of train, release"):
-        sweep.reproduce_tables(["release"], recipe=get_recipe("paper"), weights="hub")
+        Sweep(get_recipe("paper"), tables=["release"], weights="hub")
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ import pytest
 from segvit.engine.recipe import get_recipe
 from segvit.errors import SegvitError
 from segvit.experiments.config import RowConfig, TableConfig
-from segvit.experiments.reproduce import reproduce, select_rows
+from segvit.experiments.reproduce import reproduce
+from segvit.experiments.sweep import Sweep, select_rows
 
 TABLE = TableConfig(
     table="table0",
@@ -44,17 +45,16 @@ class Runner:
 
 
 def run(tmp_path, runner, **kwargs):
-    return reproduce(
-        TABLE, recipe=get_recipe("smoke"), results_dir=tmp_path / "results",
-        runs_dir=tmp_path / "runs", train_fn=runner.train, eval_fn=runner.evaluate, **kwargs,
-    )  # fmt: skip
+    sweep = Sweep(get_recipe("smoke"), results=tmp_path / "results", runs_dir=tmp_path / "runs",
+                  **kwargs)  # fmt: skip
+    return reproduce(TABLE, sweep, train_fn=runner.train, eval_fn=runner.evaluate)
 
 
 def test_rows_are_trained_evaluated_and_counted_once(tmp_path):
     runner = Runner()
     run(tmp_path, runner)
     assert runner.trained == ["A", "B"] and runner.evaluated == ["A", "B"]
-    frame = pd.read_csv(tmp_path / "results" / "table0.csv")
+    frame = pd.read_csv(tmp_path / "results" / "smoke" / "table0.csv")
     assert list(frame["miou_ss"][:2]) == [12.5, 33.0]
     assert frame["gflops"][0] > 0 and frame["gflops"][1] > 0  # counted for real, at crop 64
     assert frame["status"].tolist() == ["done", "done", "not implemented"]
@@ -63,7 +63,7 @@ def test_rows_are_trained_evaluated_and_counted_once(tmp_path):
     again = Runner()
     run(tmp_path, again)  # everything is on disk: nothing is redone
     assert again.trained == [] and again.evaluated == []
-    assert pd.read_csv(tmp_path / "results" / "table0.csv").equals(frame)
+    assert pd.read_csv(tmp_path / "results" / "smoke" / "table0.csv").equals(frame)
 
 
 def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path):
@@ -77,7 +77,7 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path):
 def test_flops_only_leaves_accuracy_empty(tmp_path):
     runner = Runner()
     run(tmp_path, runner, stages=["flops"])
-    frame = pd.read_csv(tmp_path / "results" / "table0.csv")
+    frame = pd.read_csv(tmp_path / "results" / "smoke" / "table0.csv")
     assert runner.trained == [] and frame["miou_ss"].isna().all()
     assert frame["status"][0] == "missing miou_ss"
 
@@ -89,7 +89,8 @@ def test_rows_by_number_or_slug():
 
 
 def test_the_table_note_says_where_the_smoke_rows_started():
-    from segvit.experiments.reproduce import STAGES, _note
+    from segvit.experiments.reproduce import _note
+    from segvit.experiments.sweep import STAGES
 
     assert "150 iterations from the smoke backbone on the demo" in _note(
         get_recipe("smoke"), STAGES

@@ -1,10 +1,10 @@
-"""`segvit demo` draws the four Table 8 rows' training curves into results/smoke/curves.png
+"""The demo draws the four Table 8 rows' training curves into results/smoke/curves.png
 (the rows' training itself is the demo's; here their logs are written by hand)."""
 
 import json
 
 from segvit.analysis import curves
-from segvit.cli import demo_cmds
+from segvit.experiments.demo import demo_curves, demo_sweep
 
 
 def test_the_demo_draws_the_four_rows_curves(tmp_path, monkeypatch):
@@ -23,6 +23,8 @@ def test_the_demo_draws_the_four_rows_curves(tmp_path, monkeypatch):
         return plot_curves(runs, out)
 
     monkeypatch.setattr(curves, "plot_curves", spy)
-    demo_cmds._curves(tmp_path / "runs", tmp_path / "results")
+    sweep = demo_sweep(data_root=tmp_path / "data", results=tmp_path / "results",
+                       runs=tmp_path / "runs")  # fmt: skip
+    assert demo_curves(sweep) == tmp_path / "results" / "smoke" / "curves.png"
     assert drawn["labels"] == slugs  # the table's row order
     assert (tmp_path / "results" / "smoke" / "curves.png").read_bytes().startswith(b"\x89PNG")
