@@ -86,7 +86,7 @@ def test_commands_and_options_the_workflow_uses_exist():
         "reproduce"
     )
     assert {"--save", "--runs", "--batch", "--crop"} <= options("bench", "train")
-    assert "--root" in options("prepare")
+    assert "--root" in options("prepare", "dataset")  # `segvit prepare NAME` is that command
     makefile = (ROOT / "Makefile").read_text()
     for target in ("install", "gpu-check", "all-tables"):
         assert re.search(rf"^{target}:", makefile, flags=re.M), target

@@ -7,6 +7,7 @@ crop, so workers needed = GPU images per second / this figure.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,9 @@ import torch
 from PIL import Image
 
 from segvit.data.datasets import SegDataset, read_pair
-from segvit.data.info import DATASETS, DatasetSpec
+from segvit.data.info import DATASETS, DatasetSpec, load_dataset
 from segvit.data.transforms import TrainTransform, sample_rng
+from segvit.errors import SegvitError
 
 ADE_SIZE = (683, 512)  # (width, height) of a typical ADE20K image
 
@@ -90,3 +92,25 @@ def make_synthetic_ade(root: Path, *, count: int = 50, seed: int = 0) -> Dataset
             image.save(tree / split.images / f"{stem}.jpg", quality=90)
             label.save(tree / split.labels / f"{stem}.png")
     return info
+
+
+def bench_data(
+    dataset: str, root: Path, *, crop: int | None, num_images: int, synthetic: bool
+) -> PipelineResult:
+    """`segvit bench data`: time `dataset`'s training split under `root`, or (`synthetic`)
+    ADE20K-sized JPEGs made in a temporary folder."""
+    if num_images < 1:
+        raise SegvitError(f"--num-images must be at least 1, got {num_images}")
+    with tempfile.TemporaryDirectory(prefix="segvit-bench-") as scratch:
+        if synthetic:
+            if dataset not in ("demo", "ade20k"):
+                raise SegvitError("--synthetic makes ADE20K-sized images; use --dataset ade20k")
+            info, root = make_synthetic_ade(Path(scratch), count=num_images), Path(scratch)
+        else:
+            info = load_dataset(dataset)
+            if not info.root(root).is_dir():
+                raise SegvitError(
+                    f"no {info.name} data at {info.root(root)}; {info.how_to_get()} "
+                    "or pass --synthetic"
+                )
+        return bench_pipeline(info, root, crop=crop, num_images=num_images)

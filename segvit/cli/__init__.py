@@ -22,6 +22,7 @@ from segvit.cli import (
     train_cmds,
     weights_cmds,
 )
+from segvit.cli.groups import group
 from segvit.errors import SegvitError
 
 app = typer.Typer(
@@ -35,9 +36,14 @@ bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=T
 app.add_typer(bench_app, name="bench")
 weights_app = typer.Typer(help="The authors' released checkpoints.", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
+prepare_app = group("dataset", "Prepare a built-in dataset (NAME), or a folder of your own.")
+app.add_typer(prepare_app, name="prepare")
+plot_app = group("figure", "Draw a figure of the paper (FIGURE), or training curves.")
+app.add_typer(plot_app, name="plot")
 
 # Data (segvit.data)
-app.command("prepare")(data_cmds.prepare)
+prepare_app.command("dataset")(data_cmds.prepare)
+prepare_app.command("folder")(data_cmds.prepare_folder)
 app.command("datasets")(dataset_cmds.datasets)
 bench_app.command("data")(data_cmds.bench_data)
 bench_app.command("train")(bench_cmds.bench_train)
@@ -60,7 +66,8 @@ app.command("predict")(train_cmds.predict)
 # The paper's tables and figure (segvit.experiments)
 app.command("reproduce")(reproduce_cmds.reproduce)
 app.command("tables")(reproduce_cmds.tables)
-app.command("plot")(reproduce_cmds.plot)
+plot_app.command("figure")(reproduce_cmds.plot_figure)
+plot_app.command("curves")(reproduce_cmds.plot_curves)
 
 # The main job on the embedded default: Table 8 at smoke scale
 app.command("demo")(demo_cmds.demo)

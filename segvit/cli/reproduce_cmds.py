@@ -1,5 +1,5 @@
-"""`segvit reproduce`, `segvit tables`, `segvit plot`: the paper's tables, Figure 4 and
-training curves."""
+"""`segvit reproduce`, `segvit tables`, `segvit plot figure|curves`: the paper's tables,
+Figure 4 and training curves."""
 
 from __future__ import annotations
 
@@ -104,30 +104,29 @@ def tables(
     console.print(f"wrote {gather_readme(results)}")
 
 
-def plot(
-    figure: Annotated[str, typer.Argument(help="figure4, or curves RUN_DIR [RUN_DIR ...]")],
-    run_dirs: Annotated[
-        list[Path] | None,
-        typer.Argument(help="curves: training work dirs or row folders (their log.jsonl)"),
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="curves: the PNG; default RESULTS/curves.png")
-    ] = None,
+def plot_figure(
+    figure: Annotated[str, typer.Argument(help="figure4")],
     results: Annotated[Path, typer.Option(help="the results folder")] = Path("results"),
     experiments: Annotated[Path | None, typer.Option(help=EXPERIMENTS_HELP)] = None,
 ) -> None:
-    """Draw a figure (accuracy vs GFLOPs) from its table's results to results/FIGURE.png, or
-    `curves`: losses, learning rates and validation mIoU of runs against iteration."""
-    from segvit.errors import SegvitError
+    """Draw a figure (accuracy vs GFLOPs) from its table's results to results/FIGURE.png (also
+    `segvit plot FIGURE`)."""
+    from segvit.experiments.reproduce import draw_figure
+    from segvit.experiments.sweep import EXPERIMENTS
 
-    if figure == "curves":
-        from segvit.analysis.curves import draw_curves
-
-        console.print(f"wrote {draw_curves(run_dirs or [], out or results / 'curves.png')}")
-        return
-    if run_dirs or out is not None:
-        raise SegvitError(f"plot {figure}: RUN_DIR and --out are for `segvit plot curves`")
-    from segvit.experiments import reproduce as sweep
-
-    out = sweep.draw_figure(figure, results=results, experiments=experiments or sweep.EXPERIMENTS)
+    out = draw_figure(figure, results=results, experiments=experiments or EXPERIMENTS)
     console.print(f"wrote {out}")
+
+
+def plot_curves(
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(help="training work dirs or row folders (their log.jsonl)"),
+    ],
+    out: Annotated[Path | None, typer.Option(help="the PNG; default RESULTS/curves.png")] = None,
+    results: Annotated[Path, typer.Option(help="the results folder")] = Path("results"),
+) -> None:
+    """Losses, learning rates and validation mIoU of runs against iteration."""
+    from segvit.analysis.curves import draw_curves
+
+    console.print(f"wrote {draw_curves(run_dirs, out or results / 'curves.png')}")

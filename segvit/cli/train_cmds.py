@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -122,6 +121,7 @@ def eval_command(
 ) -> None:
     """Evaluate a checkpoint: mIoU, aAcc, mAcc and per-class IoU, as mmsegmentation counts."""
     from segvit.engine.distributed import resolve_device
+    from segvit.engine.eval_output import eval_output
     from segvit.engine.evaluate import EvalSettings, evaluate
     from segvit.engine.loading import load_checkpoint
     from segvit.engine.logging import json_safe, wants_bar
@@ -132,8 +132,7 @@ def eval_command(
     model, meta = load_checkpoint(checkpoint, device=resolve_device(device))
     spec = checkpoint_dataset(meta, dataset)
     root = str(data_root.resolve())
-    name = _results_name(checkpoint, spec.name, settings)
-    path = _results_file(out, checkpoint, name, data_root=root)
+    path = eval_output(out, checkpoint, spec.name, settings, data_root=root)
     results = evaluate(model, spec, settings, data_root=data_root, progress=wants_bar())
     results |= {"checkpoint": checkpoint, "data_root": root}
     scales = "ms" if ms else "ss"
@@ -141,52 +140,6 @@ def eval_command(
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, json_safe(results), indent=1)  # strict JSON: NaN (no pixels) as null
     console.print(f"wrote {path}")
-
-
-def _results_name(checkpoint: str, dataset: str, settings) -> str:
-    """A scores file named by what changes the scores, so that one evaluation beside a
-    checkpoint never replaces another: eval_best_ade20k_ss, eval_last_demo_ms_whole_first2;
-    a release (its own folder) leaves out the file's name: eval_ade20k_ss."""
-    weights = "" if checkpoint.startswith("release:") else f"{Path(checkpoint).stem}_"
-    name = f"eval_{weights}{dataset}_{'ms' if settings.multi_scale else 'ss'}"
-    name += "_whole" if settings.mode == "whole" else ""
-    name += f"_stride{settings.stride}" if settings.stride is not None else ""
-    return name + (f"_first{settings.max_images}" if settings.max_images is not None else "")
-
-
-def _results_file(out: Path | None, checkpoint: str, name: str, *, data_root: str) -> Path:
-    """Where `segvit eval` writes, checked before any work: `--out FILE.json` as named, else
-    NAME.json in `--out` or beside the checkpoint. The default file is replaced only by the
-    same evaluation of the same data root; `--out` names a file the user gives away."""
-    from segvit.fileio import check_folder
-
-    if out is not None and out.is_file() and out.suffix != ".json":
-        raise SegvitError(f"--out {out}: a file is there; expected a .json file or a folder")
-    if out is not None and out.suffix == ".json":
-        check_folder(out.parent, "--out")
-        if out.is_dir():
-            raise SegvitError(f"--out {out}: a folder is there; expected a .json file")
-        return out
-    path = check_folder(out or _beside(checkpoint), "--out") / f"{name}.json"
-    if out is None and path.is_file():
-        try:
-            before = json.loads(path.read_text()).get("data_root")
-        except (ValueError, AttributeError):
-            before = None
-        if before != data_root:
-            raise SegvitError(
-                f"{path} holds scores of {before or 'an unrecorded data root'}, not {data_root}; "
-                "pass --out to write elsewhere, or delete it"
-            )
-    return path
-
-
-def _beside(checkpoint: str) -> Path:
-    """Where a checkpoint's results go by default: beside it; release:NAME has no folder of
-    its own, so runs/release/NAME."""
-    if checkpoint.startswith("release:"):
-        return Path("runs") / "release" / checkpoint.removeprefix("release:")
-    return Path(checkpoint).parent
 
 
 def _print_results(results: dict, *, title: str) -> None:

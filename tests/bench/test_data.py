@@ -1,8 +1,10 @@
+import pytest
 import torch
 from PIL import Image
 
 from segvit.bench import data as bench
 from segvit.data.datasets import list_pairs
+from segvit.errors import SegvitError
 
 
 def test_synthetic_ade_has_ade_sized_jpegs_in_ade_layout(tmp_path):
@@ -22,3 +24,18 @@ def test_bench_reports_per_image_times(tmp_path):
     assert result.crop == 512 and result.images == 3 and result.dataset == "ade20k"
     assert result.read_ms > 0 and result.transform_ms > 0
     assert abs(result.images_per_s - 1000 / (result.read_ms + result.transform_ms)) < 1e-9
+
+
+def test_bench_data_refuses_before_any_work(tmp_path):
+    with pytest.raises(SegvitError, match="--num-images must be at least 1, got 0"):
+        bench.bench_data("demo", tmp_path, crop=None, num_images=0, synthetic=False)
+    with pytest.raises(SegvitError, match="--synthetic makes ADE20K-sized images"):
+        bench.bench_data("coco-stuff-10k", tmp_path, crop=None, num_images=1, synthetic=True)
+    with pytest.raises(SegvitError, match=r"no demo data at .*or pass --synthetic"):
+        bench.bench_data("demo", tmp_path, crop=None, num_images=1, synthetic=False)
+
+
+def test_bench_data_on_synthetic_images(tmp_path):
+    result = bench.bench_data("ade20k", tmp_path, crop=64, num_images=2, synthetic=True)
+    assert (result.dataset, result.images, result.crop) == ("ade20k", 2, 64)
+    assert result.read_ms > 0 and result.transform_ms > 0

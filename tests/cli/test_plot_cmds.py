@@ -1,5 +1,5 @@
-"""`segvit plot curves` through the real entry point; `segvit plot figure4` refuses run
-folders (its own test is the tiny sweep in test_reproduce_cmds.py)."""
+"""`segvit plot curves` through the real entry point; `segvit plot figure4` (`plot figure
+figure4`) refuses run folders (its own test is the tiny sweep in test_reproduce_cmds.py)."""
 
 import json
 
@@ -33,5 +33,5 @@ def test_plot_errors_are_one_line(cli, tmp_path):
     code, _, err = cli("plot", "curves", bad, "--out", tmp_path / "x.png")
     assert code == 1 and len(err.strip().splitlines()) == 1 and "log.jsonl:1" in err
     assert not (tmp_path / "x.png").exists()  # nothing half-written
-    code, _, err = cli("plot", "figure4", bad)
-    assert code == 1 and "for `segvit plot curves`" in err
+    code, _, err = cli("plot", "figure4", bad)  # a figure takes no run folders
+    assert code == 2 and "unexpected extra argument" in err
