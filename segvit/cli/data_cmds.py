@@ -55,8 +55,8 @@ def prepare(
 ) -> None:
     """Prepare a dataset from its official archives into mmsegmentation's layout, verified;
     `prepare folder` turns a folder of images and masks into a dataset file."""
+    from segvit.data.catalog import get_dataset, load_dataset
     from segvit.data.demo import save_preview
-    from segvit.data.info import get_dataset, load_dataset
     from segvit.data.prepare import prepare_dataset
     from segvit.fileio import check_folder
 
@@ -105,7 +105,7 @@ def bench_data(
 ) -> None:
     """Images per second of the training pipeline (decode + transforms) in one worker."""
     from segvit.data.bench import bench_pipeline, make_synthetic_ade
-    from segvit.data.info import load_dataset
+    from segvit.data.catalog import load_dataset
 
     if num_images < 1:
         raise SegvitError(f"--num-images must be at least 1, got {num_images}")

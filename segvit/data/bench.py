@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from segvit.data.catalog import DATASETS
 from segvit.data.datasets import SegDataset, read_pair
-from segvit.data.info import DATASETS, DatasetSpec
+from segvit.data.info import DatasetSpec
 from segvit.data.transforms import TrainTransform, sample_rng
 
 ADE_SIZE = (683, 512)  # (width, height) of a typical ADE20K image

@@ -18,9 +18,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from segvit.data.archives import MARKER, install, staging
+from segvit.data.catalog import DATASETS
 from segvit.data.classes import DEMO, DEMO_PALETTE
 from segvit.data.datasets import list_pairs, read_pair
-from segvit.data.info import DATASETS, DatasetSpec
+from segvit.data.info import DatasetSpec
 from segvit.errors import SegvitError
 from segvit.fileio import atomic_write, read_json, write_json
 

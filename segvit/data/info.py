@@ -4,8 +4,9 @@ is a small YAML file (segvit.data.dataset_file) read into the same value.
 A spec holds every fact the toolkit needs about a dataset: its classes (and colours), where
 each split's images and labels are, the label convention, the crop, base scale and stride
 the models use on it, the paper's training schedule where the paper has one, and how
-`segvit prepare` builds it. Commands resolve `--dataset NAME|FILE` once (`load_dataset`) and
-pass the spec down; nothing below asks by name again.
+`segvit prepare` builds it. The built-in sets are in segvit.data.catalog, where commands
+resolve `--dataset NAME|FILE` once (`load_dataset`) and pass the spec down; nothing below
+asks by name again.
 """
 
 from __future__ import annotations
@@ -16,10 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from segvit.errors import SegvitError
-
-# References: SegViT release configs (mmsegmentation 0.24) for crops, base scales, slide
-# strides and the per-dataset schedules (iterations, weight decay, poly power); mmsegmentation's
-# dataset classes for layouts, splits and reduce_zero_label.
 
 IGNORE_INDEX = 255  # the training id of pixels no loss or metric counts
 
@@ -148,91 +145,6 @@ class DatasetSpec:
             data["palette"] = tuple(tuple(c) for c in data["palette"])
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def _ade_layout(count_train: int, count_val: int) -> dict[str, Split]:
-    """mmsegmentation's ADE20K layout: images/ and annotations/ with one folder per split."""
-    return {
-        "train": Split("images/training", "annotations/training", count=count_train),
-        "val": Split("images/validation", "annotations/validation", count=count_val),
-    }
-
-
-def _pascal_context(name: str, classes: tuple[str, ...], reduce_zero_label: bool) -> DatasetSpec:
-    def split(phase: str, count: int) -> Split:
-        listing = f"ImageSets/SegmentationContext/{phase}.txt"
-        return Split("JPEGImages", "SegmentationClassContext", listing, count=count)
-
-    return DatasetSpec(
-        name=name, classes=classes, train=split("train", 4996), val=split("val", 5104),
-        crop=480, base_scale=(520, 520), reduce_zero_label=reduce_zero_label,
-        strides={480: 320}, test_min_size=480, background=0 if not reduce_zero_label else None,
-        paper_schedule=Schedule(80_000, 0.03, 1.0), folder="VOCdevkit/VOC2010",
-        prepare="pascal-context", disk_gb=(1.3, 1.4),
-    )  # fmt: skip
-
-
-def _builtins() -> dict[str, DatasetSpec]:
-    from segvit.data import classes as names
-
-    return {
-        "ade20k": DatasetSpec(
-            name="ade20k", classes=names.ADE20K, **_ade_layout(20210, 2000), crop=512,
-            crop_large=640, base_scale=(2048, 512), reduce_zero_label=True,
-            strides={512: 341, 640: 608}, base_scales={640: (2048, 640)},
-            paper_schedule=Schedule(160_000, 0.01, 1.0), folder="ade/ADEChallengeData2016",
-            prepare="ade20k", disk_gb=(0.92, 1.0),
-        ),
-        "coco-stuff-10k": DatasetSpec(
-            name="coco-stuff-10k", classes=names.COCO_STUFF,
-            train=Split("images/train2014", "annotations/train2014",
-                        label_suffix="_labelTrainIds.png", count=9000),
-            val=Split("images/test2014", "annotations/test2014",
-                      label_suffix="_labelTrainIds.png", count=1000),
-            crop=512, base_scale=(2048, 512), reduce_zero_label=True, strides={512: 341},
-            test_min_size=512, paper_schedule=Schedule(80_000, 0.02, 2.0), folder="coco_stuff10k",
-            prepare="coco-stuff-10k", disk_gb=(2.0, 2.0),
-        ),
-        "pascal-context": _pascal_context("pascal-context", names.PASCAL_CONTEXT, False),
-        "pascal-context-59": _pascal_context(
-            "pascal-context-59", names.PASCAL_CONTEXT[1:], True
-        ),
-        # The embedded demo set (segvit.data.demo): ADE20K's layout and label convention,
-        # small images, so the very same code paths run on a CPU in minutes. Its paper
-        # schedule is not the paper's: the paper recipe on the demo set, for tests.
-        "demo": DatasetSpec(
-            name="demo", classes=names.DEMO, **_ade_layout(400, 50), crop=128,
-            base_scale=(512, 128), reduce_zero_label=True, strides={128: 85},
-            palette=names.DEMO_PALETTE, paper_schedule=Schedule(1000, 0.01, 1.0),
-            folder="demo", prepare="demo", disk_gb=(0.0, 0.01),
-        ),
-    }  # fmt: skip
-
-
-DATASETS: dict[str, DatasetSpec] = _builtins()
-
-
-def get_dataset(name: str) -> DatasetSpec:
-    """The built-in DatasetSpec `name`, or a one-line error listing the known datasets."""
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise SegvitError(
-            f"unknown dataset {name!r}; expected one of: {', '.join(DATASETS)}, or a dataset "
-            "file (.yaml)"
-        ) from None
-
-
-def load_dataset(name_or_file: str | Path) -> DatasetSpec:
-    """`--dataset`'s value: a built-in name, or the path of a dataset file."""
-    text = str(name_or_file)
-    if text in DATASETS:
-        return DATASETS[text]
-    if text.endswith((".yaml", ".yml")) or Path(text).is_file():
-        from segvit.data.dataset_file import read_dataset_file
-
-        return read_dataset_file(Path(text))
-    return get_dataset(text)
 
 
 def with_counts(spec: DatasetSpec, train: int | None, val: int | None) -> DatasetSpec:

@@ -29,11 +29,12 @@ from tqdm import tqdm
 
 from segvit.data import archives
 from segvit.data.archives import MARKER, PARTIAL, Source
+from segvit.data.catalog import get_dataset
 from segvit.data.classes import COCO_STUFF_IDS, PASCAL_CONTEXT_IDS
 from segvit.data.datasets import check_pairs, list_pairs
 from segvit.data.demo import make_demo
 from segvit.data.download import Inputs, find_inputs
-from segvit.data.info import DatasetSpec, get_dataset
+from segvit.data.info import DatasetSpec
 from segvit.errors import SegvitError
 from segvit.fileio import read_json, write_json
 

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from segvit.analysis.flops import count_flops
-from segvit.data.info import load_dataset
+from segvit.data.catalog import load_dataset
 from segvit.engine.recipe import Backbone, Recipe
 from segvit.errors import SegvitError
 from segvit.experiments.config import RowConfig, TableConfig, load_figure, load_table

@@ -31,8 +31,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segvit.data.archives import MARKER
+from segvit.data.catalog import get_dataset
 from segvit.data.datasets import SegDataset
-from segvit.data.info import DatasetSpec, get_dataset
+from segvit.data.info import DatasetSpec
 from segvit.data.transforms import TrainTransform
 from segvit.engine.checkpoint import export_safetensors
 from segvit.engine.recipe import Recipe

@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from segvit.data import geometry, imageio, transforms
+from segvit.data.catalog import DATASETS
 from segvit.data.datasets import (
     SegDataset,
     check_pair,
@@ -13,7 +14,6 @@ from segvit.data.datasets import (
     read_label,
     read_pair,
 )
-from segvit.data.info import DATASETS
 from segvit.errors import SegvitError
 
 ADE = DATASETS["ade20k"]

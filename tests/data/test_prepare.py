@@ -13,8 +13,8 @@ from PIL import Image
 from segvit.cli import main
 from segvit.data import archives, download, prepare
 from segvit.data.archives import MARKER, PARTIAL
+from segvit.data.catalog import DATASETS
 from segvit.data.datasets import SegDataset
-from segvit.data.info import DATASETS
 from segvit.data.transforms import TestTransform as Identity
 from segvit.errors import SegvitError
 from segvit.fileio import read_json, write_json

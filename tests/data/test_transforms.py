@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from segvit.data import geometry, transforms
-from segvit.data.info import DATASETS
+from segvit.data.catalog import DATASETS
 from segvit.modeling.specs import AUGREG_NORM, IMAGENET_NORM, Normalization
 
 ADE = DATASETS["ade20k"]
