@@ -81,7 +81,7 @@ def prepare(
     else:
         check_folder(root, "--root")
         info = get_dataset(name)
-        tree = prepare_dataset(name, src=src, root=root)
+        tree = prepare_dataset(info, src=src, root=root)
         console.print(
             f"[green]{info.name}[/] ready at {tree}: {info.num_classes} classes, "
             f"splits {info.train.images} / {info.val.images} verified",
@@ -94,8 +94,9 @@ def prepare(
 
 def bench_data(
     dataset: Annotated[
-        str, typer.Option(help="a dataset name or file whose training split is read")
-    ] = "demo",
+        str | None,
+        typer.Option(help="a dataset name or file whose training split is read; default: demo"),
+    ] = None,
     root: Annotated[Path, typer.Option(help="data root of the prepared trees")] = Path("data"),
     num_images: Annotated[int, typer.Option(help="images timed")] = 50,
     crop: Annotated[int | None, typer.Option(help="crop size; default: the dataset's")] = None,
@@ -111,11 +112,13 @@ def bench_data(
         raise SegvitError(f"--num-images must be at least 1, got {num_images}")
     with tempfile.TemporaryDirectory(prefix="segvit-bench-") as scratch:
         if synthetic:
-            if dataset not in ("demo", "ade20k"):
-                raise SegvitError("--synthetic makes ADE20K-sized images; use --dataset ade20k")
             info, root = make_synthetic_ade(Path(scratch), count=num_images), Path(scratch)
+            if dataset is not None and load_dataset(dataset).name != info.name:
+                raise SegvitError(
+                    f"--synthetic makes {info.name}-sized images; use --dataset {info.name}"
+                )
         else:
-            info = load_dataset(dataset)
+            info = load_dataset(dataset or "demo")
             if not info.root(root).is_dir():
                 raise SegvitError(
                     f"no {info.name} data at {info.root(root)}; {info.how_to_get()} "

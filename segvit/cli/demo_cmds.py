@@ -19,13 +19,14 @@ def demo(
     """Table 8 at smoke scale: the four structures trained and evaluated on the demo data
     (tiny ViTs, CPU, minutes) from one backbone pretrained on it, with their GFLOPs counted
     at the paper's scale."""
+    from segvit.data.catalog import get_dataset
     from segvit.data.prepare import prepare_dataset
     from segvit.experiments.smoke_backbone import smoke_backbone
 
     console = reproduce_cmds.console
     stages: list[tuple[str, float]] = []
     began = time.perf_counter()
-    prepare_dataset("demo", src=None, root=data_root)
+    prepare_dataset(get_dataset("demo"), src=None, root=data_root)
     stages.append(("demo set", time.perf_counter() - began))
     # Every row starts from this backbone, as every paper row starts from AugReg; built
     # here, before the sweep, so its time is seen (the rows would build it otherwise).
