@@ -38,7 +38,7 @@ class ATMCriterion:
     name: str = "atm"
 
     def __call__(self, output: SegOutput, labels: Tensor) -> dict[str, Tensor]:
-        from segvit.engine.distributed import reduce_count
+        from segvit.collective import reduce_count
         from segvit.losses import atm_loss, count_target_masks
 
         count = count_target_masks(labels, num_classes=self.num_classes)

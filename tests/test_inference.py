@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from segvit.data.info import get_dataset
-from segvit.data.transforms import normalize
+from segvit.data.catalog import get_dataset
+from segvit.data.geometry import normalize
 from segvit.errors import SegvitError
 from segvit.inference import (
     MS_SCALES,

@@ -25,8 +25,8 @@ import torch
 from torch import Tensor
 
 from segvit.data.datasets import SegDataset
+from segvit.data.geometry import normalize, rescale_size, resize_image
 from segvit.data.info import DatasetSpec
-from segvit.data.transforms import normalize, rescale_size, resize_image
 from segvit.errors import SegvitError
 from segvit.modeling.heads import QUHead
 from segvit.modeling.segmentor import Segmentor

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from segvit.data.catalog import DATASETS, load_dataset
 from segvit.data.datasets import SegDataset, read_pair
-from segvit.data.info import DATASETS, DatasetSpec, load_dataset
+from segvit.data.info import DatasetSpec
 from segvit.data.transforms import TrainTransform, sample_rng
 from segvit.errors import SegvitError
 
@@ -95,7 +96,7 @@ def make_synthetic_ade(root: Path, *, count: int = 50, seed: int = 0) -> Dataset
 
 
 def bench_data(
-    dataset: str, root: Path, *, crop: int | None, num_images: int, synthetic: bool
+    dataset: str | None, root: Path, *, crop: int | None, num_images: int, synthetic: bool
 ) -> PipelineResult:
     """`segvit bench data`: time `dataset`'s training split under `root`, or (`synthetic`)
     ADE20K-sized JPEGs made in a temporary folder."""
@@ -103,11 +104,12 @@ def bench_data(
         raise SegvitError(f"--num-images must be at least 1, got {num_images}")
     with tempfile.TemporaryDirectory(prefix="segvit-bench-") as scratch:
         if synthetic:
-            if dataset not in ("demo", "ade20k"):
-                raise SegvitError("--synthetic makes ADE20K-sized images; use --dataset ade20k")
+            ade = DATASETS["ade20k"].name
+            if dataset is not None and load_dataset(dataset).name != ade:
+                raise SegvitError(f"--synthetic makes {ade}-sized images; use --dataset {ade}")
             info, root = make_synthetic_ade(Path(scratch), count=num_images), Path(scratch)
         else:
-            info = load_dataset(dataset)
+            info = load_dataset(dataset or "demo")
             if not info.root(root).is_dir():
                 raise SegvitError(
                     f"no {info.name} data at {info.root(root)}; {info.how_to_get()} "

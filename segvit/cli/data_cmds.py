@@ -31,13 +31,13 @@ def prepare(
 ) -> None:
     """Prepare a built-in dataset from its official archives into mmsegmentation's layout,
     verified (also `segvit prepare NAME`)."""
-    from segvit.data.info import get_dataset
+    from segvit.data.catalog import get_dataset
     from segvit.data.prepare import prepare_dataset
     from segvit.fileio import check_folder
 
     check_folder(root, "--root")
     info = get_dataset(name)
-    tree = prepare_dataset(name, src=src, root=root)
+    tree = prepare_dataset(info, src=src, root=root)
     console.print(
         f"[green]{info.name}[/] ready at {tree}: {info.num_classes} classes, "
         f"splits {info.train.images} / {info.val.images} verified",
@@ -68,8 +68,8 @@ def prepare_folder(
     preview: Annotated[Path | None, typer.Option(help=PREVIEW_HELP)] = None,
 ) -> None:
     """Turn a folder of images and masks into a dataset file, verified."""
+    from segvit.data.catalog import load_dataset
     from segvit.data.folder import prepare_folder
-    from segvit.data.info import load_dataset
     from segvit.fileio import check_folder
 
     check_folder(out, "--out")
@@ -97,8 +97,9 @@ def _preview(info, root: Path, preview: Path | None) -> None:
 
 def bench_data(
     dataset: Annotated[
-        str, typer.Option(help="a dataset name or file whose training split is read")
-    ] = "demo",
+        str | None,
+        typer.Option(help="a dataset name or file whose training split is read; default: demo"),
+    ] = None,
     root: Annotated[Path, typer.Option(help="data root of the prepared trees")] = Path("data"),
     num_images: Annotated[int, typer.Option(help="images timed")] = 50,
     crop: Annotated[int | None, typer.Option(help="crop size; default: the dataset's")] = None,

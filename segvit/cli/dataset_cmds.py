@@ -24,8 +24,8 @@ def datasets(
     ] = True,
 ) -> None:
     """List the datasets: classes, crop, splits, where the data is and whether it is there."""
+    from segvit.data.catalog import DATASETS, load_dataset
     from segvit.data.datasets import list_pairs
-    from segvit.data.info import DATASETS, load_dataset
     from segvit.data.prepare import verify_dataset
 
     specs = list(DATASETS.values()) + [load_dataset(f) for f in files or []]

@@ -20,23 +20,23 @@ from PIL import Image, ImageDraw
 from segvit.data.archives import MARKER, install, staging
 from segvit.data.classes import DEMO, DEMO_PALETTE
 from segvit.data.datasets import list_pairs, read_pair
-from segvit.data.info import DATASETS, DatasetSpec
+from segvit.data.info import DatasetSpec
 from segvit.errors import SegvitError
 from segvit.fileio import atomic_write, read_json, write_json
 
+NAME = "demo"  # its folder under the data root, and what its marker names
 DEMO_VERSION = 1  # bump when the generator changes, so older trees are regenerated
 SIZE_RANGE = (160, 256)  # image sides in pixels
 SHAPES = DEMO[1:]  # raw label of SHAPES[k] is k + 2 (0 unlabelled, 1 background)
 _SPLITS = ("training", "validation")
 
 
-def make_demo(
-    root: Path,
-    *,
-    seed: int = 0,
-    num_train: int = DATASETS["demo"].train.count or 400,
-    num_val: int = DATASETS["demo"].val.count or 50,
-) -> Path:
+def generate_demo(info: DatasetSpec, root: Path) -> Path:
+    """`segvit prepare demo`: the set at the counts of its spec `info`."""
+    return make_demo(root, num_train=info.train.count or 0, num_val=info.val.count or 0)
+
+
+def make_demo(root: Path, *, seed: int = 0, num_train: int, num_val: int) -> Path:
     """Write the demo set to `root`/demo (atomically) and return that folder.
 
     A tree already there with the same seed and counts is kept as is; one written by an
@@ -44,20 +44,22 @@ def make_demo(
     error rather than overwritten.
     """
     root = Path(root)
-    tree = root / "demo"
-    want = {"dataset": "demo", "version": DEMO_VERSION, "seed": seed,
+    tree = root / NAME
+    want = {"dataset": NAME, "version": DEMO_VERSION, "seed": seed,
             "counts": {"training": num_train, "validation": num_val}}  # fmt: skip
     found = read_json(tree / MARKER)
     if found == want:
         return tree
-    if tree.exists() and not (isinstance(found, dict) and found.get("dataset") == "demo"):
+    if tree.exists() and not (isinstance(found, dict) and found.get("dataset") == NAME):
         raise SegvitError(f"{tree} exists and was not written by segvit; move it away first")
     root.mkdir(parents=True, exist_ok=True)
-    with staging(root, "demo") as scratch:
-        built = scratch / "demo"
+    with staging(root, NAME) as scratch:
+        built = scratch / NAME
         write_demo(built, seed=seed, counts=(num_train, num_val))
-        for split, count in (("train", num_train), ("val", num_val)):
-            if len(list_pairs(DATASETS["demo"], built, split)) != count:
+        for split, count in zip(_SPLITS, (num_train, num_val), strict=True):
+            images = sorted(p.stem for p in (built / "images" / split).glob("*.jpg"))
+            labels = sorted(p.stem for p in (built / "annotations" / split).glob("*.png"))
+            if len(images) != count or images != labels:
                 raise SegvitError(f"the demo generator wrote a wrong count into {built}")
         write_json(built / MARKER, want)
         if tree.exists():

@@ -12,57 +12,13 @@ import http.client
 import os
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
 from segvit.data.archives import Source
+from segvit.data.info import Download, Inputs, Preparation
 from segvit.errors import SegvitError
-
-# References: checksums as published with the GluonCV / PyTorch-Encoding dataset scripts
-# (SHA-1 of ADEChallengeData2016.zip, VOCtrainval_03-May-2010.tar, trainval_merged.json).
-
-
-@dataclass(frozen=True)
-class Download:
-    url: str
-    filename: str
-    sha1: str | None  # None where no published checksum is known
-    size: str  # for messages, e.g. "about 0.9 GB"
-
-
-ADE20K_ZIP = Download(
-    "http://data.csail.mit.edu/places/ADEchallenge/ADEChallengeData2016.zip",
-    "ADEChallengeData2016.zip",
-    "219e1696abb36c8ba3a3afe7fb2f4b4606a897c7",
-    "about 0.9 GB",
-)
-COCO_STUFF_10K_ZIP = Download(
-    "http://calvin.inf.ed.ac.uk/wp-content/uploads/data/cocostuffdataset/cocostuff-10k-v1.1.zip",
-    "cocostuff-10k-v1.1.zip",
-    None,
-    "about 2.0 GB",
-)
-VOC2010_TAR = Download(
-    "http://host.robots.ox.ac.uk/pascal/VOC/voc2010/VOCtrainval_03-May-2010.tar",
-    "VOCtrainval_03-May-2010.tar",
-    "bf9985e9f2b064752bf6bd654d89f017c76c395a",
-    "about 1.3 GB",
-)
-PASCAL_CONTEXT_JSON = Download(
-    "https://codalabuser.blob.core.windows.net/public/trainval_merged.json",
-    "trainval_merged.json",
-    "169325d9f7e9047537fedca7b04de4dddf10b881",
-    "the PASCAL-Context labels of the Detail API",
-)
-
-# What `segvit prepare NAME` downloads when it finds nothing to start from.
-DOWNLOADS: dict[str, tuple[Download, ...]] = {
-    "ade20k": (ADE20K_ZIP,),
-    "coco-stuff-10k": (COCO_STUFF_10K_ZIP,),
-    "pascal-context": (VOC2010_TAR, PASCAL_CONTEXT_JSON),
-}
 
 
 class Unreachable(SegvitError):
@@ -134,70 +90,51 @@ def _receive(response, part: Path, offset: int, item: Download, progress: bool) 
 
 # --- Finding the inputs of a dataset ------------------------------------------------------
 
-# Per dataset: the roles of its inputs and the names each may have in a searched folder.
-_CANDIDATES = {
-    "ade20k": {"main": ("ADEChallengeData2016.zip", "ADEChallengeData2016")},
-    "coco-stuff-10k": {"main": ("cocostuff-10k-v1.1.zip", "cocostuff-10k-v1.1")},
-    "pascal-context": {
-        "main": ("VOCtrainval_03-May-2010.tar", "VOCdevkit/VOC2010", "VOC2010"),
-        "context": (
-            "trainval_merged.json",
-            "VOCdevkit/VOC2010/trainval_merged.json",
-            "trainval.tar.gz",
-            "trainval",
-        ),  # fmt: skip
-    },
-}
-# A searched folder that is itself the extracted archive holds this file.
-_EXTRACTED_HINT = {"ade20k": "images/training", "coco-stuff-10k": "imageLists/train.txt",
-                   "pascal-context": "JPEGImages"}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Inputs:
-    main: Source  # the images (and for ADE20K / COCO-Stuff the labels too)
-    context: Path | None = None  # PASCAL-Context labels: the Detail JSON or the .mat archive
-    in_place: bool = False  # `main` is the final tree itself: read from it, copy nothing
-
 
 def find_inputs(
-    key: str, src: Path | None, root: Path, *, in_place: Path | None, progress: bool
+    prep: Preparation, src: Path | None, root: Path, *, in_place: Path | None, progress: bool
 ) -> Inputs:
-    """The inputs of `key`: from --src, else found under `root`, else downloaded."""
+    """The archives `prep` starts from: from --src, else found under `root`, else downloaded."""
     found: dict[str, Path] = {"main": in_place} if in_place is not None else {}
     if src is not None:
         src = Path(src)
         if not src.exists():
             raise SegvitError(f"--src {src} does not exist")
         if src.is_file():
-            found.setdefault(_role_of_file(key, src), src)
+            found.setdefault(_role_of_file(prep, src), src)
         folders = [src.parent if src.is_file() else src]
     else:
         folders = [root / "downloads", root]
-    for role, names in _CANDIDATES[key].items():
+    for role, archive in prep.archives.items():
         for folder in folders:
-            hits = [folder / n for n in names if (folder / n).exists()]
-            if role == "main" and (folder / _EXTRACTED_HINT[key]).exists():
+            hits = [folder / n for n in archive.names if (folder / n).exists()]
+            if archive.holds is not None and (folder / archive.holds).exists():
                 hits.append(folder)
             if hits and role not in found:
                 found[role] = hits[0]
-    missing = [role for role in _CANDIDATES[key] if role not in found]
+    missing = [role for role in prep.archives if role not in found]
     if missing and src is not None:
-        wanted = " / ".join(_CANDIDATES[key][missing[0]])
-        raise SegvitError(f"--src {src}: found no {wanted} for {key}")
+        wanted = " / ".join(prep.archives[missing[0]].names)
+        raise SegvitError(f"--src {src}: found no {wanted} for {prep.name}")
     if missing:
-        found.update(_download(key, missing, root / "downloads", progress))
-    return Inputs(Source(found["main"]), found.get("context"), in_place is not None)
+        found.update(_download(prep, missing, root / "downloads", progress))
+    main = found.pop("main")
+    return Inputs(Source(main), found, in_place is not None)
 
 
-def _role_of_file(key: str, path: Path) -> str:
-    if key == "pascal-context" and (path.suffix == ".json" or path.name == "trainval.tar.gz"):
-        return "context"
+def _role_of_file(prep: Preparation, path: Path) -> str:
+    """The role of a file given with --src: the archive it is named as, or whose suffix it
+    has, other than the main one; else the main one."""
+    for role, archive in prep.archives.items():
+        if role != "main" and (path.name in archive.names or path.suffix in archive.suffixes):
+            return role
     return "main"
 
 
-def _download(key: str, missing: list[str], folder: Path, progress: bool) -> dict[str, Path]:
-    items = dict(zip(_CANDIDATES[key], DOWNLOADS[key], strict=True))
+def _download(
+    prep: Preparation, missing: list[str], folder: Path, progress: bool
+) -> dict[str, Path]:
+    key, items = prep.name, {role: prep.archives[role].download for role in missing}
     got = {}
     try:
         for role in missing:

@@ -10,6 +10,8 @@ ROOT/downloads and ROOT are searched and, failing that, the archives are downloa
   4,996 / 5,104 images) or PASCAL-Context's trainval.tar.gz of .mat files (459-class labels
   mapped to the 59 + background; VOC 2010's Main split: 4,998 / 5,105 images).
 - any dataset: a tree already prepared for mmsegmentation under ROOT is verified and used.
+The names each archive may have, where it is downloaded from and which builder below turns it
+into the tree are the set's `Preparation` (segvit.data.catalog).
 
 A tree is built in a scratch folder inside ROOT, verified (counts, pairs, sizes, every file
 decodable, label ids in range), renamed into place, and only then marked done; a second run
@@ -31,9 +33,8 @@ from segvit.data import archives
 from segvit.data.archives import MARKER, PARTIAL, Source
 from segvit.data.classes import COCO_STUFF_IDS, PASCAL_CONTEXT_IDS
 from segvit.data.datasets import check_pairs, list_pairs
-from segvit.data.demo import make_demo
-from segvit.data.download import Inputs, find_inputs
-from segvit.data.info import DatasetSpec, get_dataset
+from segvit.data.download import find_inputs
+from segvit.data.info import DatasetSpec, Inputs
 from segvit.errors import SegvitError
 from segvit.fileio import read_json, write_json
 
@@ -44,31 +45,37 @@ from segvit.fileio import read_json, write_json
 MAT_ROUTE_COUNTS = {"train": 4998, "val": 5105}
 
 
-def prepare_dataset(name: str, *, src: Path | None = None, root: Path = Path("data"),
+def prepare_dataset(info: DatasetSpec, *, src: Path | None = None, root: Path = Path("data"),
                     progress: bool = True) -> Path:  # fmt: skip
-    """Build (or check) dataset `name` under `root` and return its tree's folder."""
-    info = get_dataset(name)
+    """Build (or check) the built-in set `info` under `root` and return its tree's folder."""
     root = Path(root)
     _check_writable(root)
-    if info.prepare is None:
+    prep = info.preparation
+    if prep is None:
         raise SegvitError(f"{info.name} is read from {info.source}; there is nothing to prepare")
-    if info.name == "demo":
-        make_demo(root, num_train=info.train.count or 0, num_val=info.val.count or 0)
+    if (prep.generate if prep.generated else prep.build) is None:
+        raise SegvitError(f"{info.name}: this spec was read from a record; prepare it by name")
+    if prep.generated:
+        prep.generate(info, root)
         verify_dataset(info, root)
         return info.root(root)
-    key, final = info.prepare, info.root(root)
+    key, final = prep.name, info.root(root)
     with archives.staging(root, key) as scratch:
         archives.undo_partial(final)
+        holds = prep.archives["main"].holds
         augment = (
-            key == "pascal-context"
-            and (final / "JPEGImages").is_dir()
-            and not (final / "SegmentationClassContext").exists()
+            prep.in_place
+            and holds is not None
+            and (final / holds).is_dir()
+            and not (final / info.train.labels).exists()
         )
         if final.exists() and not augment:
             return _adopt(info, final, progress)
-        inputs = find_inputs(key, src, root, in_place=final if augment else None, progress=progress)
+        inputs = find_inputs(
+            prep, src, root, in_place=final if augment else None, progress=progress
+        )
         try:
-            built, route = _BUILDERS[key](inputs, scratch / final.name, progress)
+            built, route = prep.build(info, inputs, scratch / final.name, progress)
             if augment:
                 archives.install(built, final)
                 _verify_or_undo(info, final, route, progress)
@@ -98,10 +105,10 @@ def verify_dataset(info: DatasetSpec, root: Path, *, deep: bool = False) -> None
 
 def expected_counts(info: DatasetSpec, marker: object) -> dict[str, int | None]:
     """Images per split ("train", "val"; None: any number): the official release's (per
-    route for PASCAL-Context), the spec's, or for the demo set the counts it was generated
-    with (its marker names the split folders)."""
+    route for PASCAL-Context), the spec's, or for a generated set (the demo set) the counts
+    it was generated with (its marker names the split folders)."""
     marker = marker if isinstance(marker, dict) else {}
-    if info.name == "demo" and isinstance(marker.get("counts"), dict):
+    if info.generated and isinstance(marker.get("counts"), dict):
         by_folder = {Path(info.split(s).images).name: s for s in ("train", "val")}
         return {by_folder.get(k, k): int(count) for k, count in marker["counts"].items()}
     if marker.get("route") == "context-mat":
@@ -215,7 +222,9 @@ def _members(source: Source, progress: bool, what: str):
     return tqdm(source.members(), desc=what, unit="file", disable=None if progress else True)
 
 
-def _build_ade20k(inputs: Inputs, built: Path, progress: bool) -> tuple[Path, str]:
+def build_ade20k(
+    info: DatasetSpec, inputs: Inputs, built: Path, progress: bool
+) -> tuple[Path, str]:
     source = inputs.main
     for member in _members(source, progress, "ADE20K"):
         rel = _relative(member.name, ("images/", "annotations/"))
@@ -229,7 +238,9 @@ def _build_ade20k(inputs: Inputs, built: Path, progress: bool) -> tuple[Path, st
     return built, "ade-zip" if source.kind == "zip" else "ade-extracted"
 
 
-def _build_coco_stuff(inputs: Inputs, built: Path, progress: bool) -> tuple[Path, str]:
+def build_coco_stuff(
+    info: DatasetSpec, inputs: Inputs, built: Path, progress: bool
+) -> tuple[Path, str]:
     """COCO-Stuff ids (0 unlabelled, 1..182 with gaps) -> 0 unlabelled, 1..171 contiguous."""
     source = inputs.main
     wanted = ("imageLists/train.txt", "imageLists/test.txt")
@@ -269,7 +280,9 @@ def _build_coco_stuff(inputs: Inputs, built: Path, progress: bool) -> tuple[Path
     return built, "coco-zip" if source.kind == "zip" else "coco-extracted"
 
 
-def _build_pascal_context(inputs: Inputs, built: Path, progress: bool) -> tuple[Path, str]:
+def build_pascal_context(
+    info: DatasetSpec, inputs: Inputs, built: Path, progress: bool
+) -> tuple[Path, str]:
     """JPEGImages (unless building in place), 0..59 labels and the split lists."""
     voc, lists = inputs.main, {}
     for member in _members(voc, progress, "VOC2010"):
@@ -280,16 +293,16 @@ def _build_pascal_context(inputs: Inputs, built: Path, progress: bool) -> tuple[
             archives.write_member(member, built / rel, voc.path)
         elif rel in ("ImageSets/Main/train.txt", "ImageSets/Main/val.txt"):
             lists[Path(rel).stem] = set(archives.read_member(member, voc.path).decode().split())
-    labels = built / "SegmentationClassContext"
-    if inputs.context.suffix == ".json":
-        splits, route = _detail_labels(inputs.context, labels, progress), "detail-json"
+    labels, context = built / info.train.labels, inputs.others["context"]
+    if context.suffix == ".json":
+        splits, route = _detail_labels(context, labels, progress), "detail-json"
     else:
         splits, route = lists, "context-mat"
-        _mat_labels(Source(inputs.context), labels, progress)
+        _mat_labels(Source(context), labels, progress)
         if set(lists) != {"train", "val"}:
             raise SegvitError(f"{voc.path} has no ImageSets/Main/train.txt and val.txt")
     for split, stems in splits.items():
-        listing = built / (get_dataset("pascal-context").split(split).listing or "")
+        listing = built / (info.split(split).listing or "")
         listing.parent.mkdir(parents=True, exist_ok=True)
         listing.write_text("".join(f"{stem}\n" for stem in sorted(stems)))
     return built, route
@@ -379,10 +392,3 @@ def _paint(image: dict, annotations: list[dict], where: str) -> np.ndarray:
 def _save_png(label: np.ndarray, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(label).save(path)
-
-
-_BUILDERS: dict[str, Callable[[Inputs, Path, bool], tuple[Path, str]]] = {
-    "ade20k": _build_ade20k,
-    "coco-stuff-10k": _build_coco_stuff,
-    "pascal-context": _build_pascal_context,
-}

@@ -7,10 +7,9 @@ distortion, normalisation, pad to the crop with image 0 and label 255. All rando
 from the generator passed per call, so a sample is reproducible from (seed, epoch, index)
 whatever the worker count.
 
-Resizing has OpenCV's semantics, as mmcv's cv2 backend: the image goes through cv2 itself
-(INTER_LINEAR, no antialiasing, cv2's fixed-point rounding of uint8), and the label is
-indexed with cv2's INTER_NEAREST rule (source index floor(i * src / dst)). Labels are only
-ever indexed, never interpolated; the crop is chosen on the label before the image is resized.
+Resizing and normalisation are segvit.data.geometry's, the rules test-time inference uses
+too. Labels are only ever indexed, never interpolated; the crop is chosen on the label
+before the image is resized.
 """
 
 from __future__ import annotations
@@ -22,37 +21,19 @@ import numpy as np
 import torch
 
 from segvit.data.datasets import IGNORE_INDEX
+from segvit.data.geometry import (
+    nearest_index,
+    normalize,
+    normalize_into,
+    rescale_size,
+    resize_image,
+)
 from segvit.data.info import DatasetSpec
 from segvit.modeling.specs import AUGREG_NORM, Normalization
 
 # References: mmsegmentation 0.24 Resize(ratio_range), RandomCrop(cat_max_ratio),
 # RandomFlip, PhotoMetricDistortion, Normalize, Pad; mmcv's imresize (cv2 backend); the
 # SegViT release's dataset configs.
-
-
-def rescale_size(
-    height: int, width: int, scale: tuple[float, float], ratio: float = 1.0
-) -> tuple[int, int]:
-    """(h, w) fitting `scale` = (long, short) bounds while keeping the aspect ratio.
-
-    `ratio` scales the bounds first, truncated to ints as mmseg does (Resize's ratio_range in
-    training, the test-time scales)."""
-    if ratio != 1.0:
-        scale = (int(scale[0] * ratio), int(scale[1] * ratio))
-    long_side, short_side = max(scale), min(scale)
-    factor = min(long_side / max(height, width), short_side / min(height, width))
-    return int(height * factor + 0.5), int(width * factor + 0.5)
-
-
-def normalize(image: np.ndarray, norm: Normalization = AUGREG_NORM) -> torch.Tensor:
-    """(H, W, 3) RGB in 0..255 -> (3, H, W) float32, normalised as mmcv's `imnormalize`.
-
-    mmcv subtracts the mean and MULTIPLIES by 1/std (computed in float64, applied as float32),
-    which differs from dividing by the std in the last bit of some values.
-    """
-    out = torch.empty(3, *image.shape[:2])
-    _render(np.asarray(image), out.numpy(), norm)
-    return out
 
 
 @dataclass(frozen=True)
@@ -95,7 +76,7 @@ class TrainTransform:
         if self.photometric:
             crop_image = Photometric.draw(rng)(crop_image)
         padded = torch.zeros(3, self.crop, self.crop)  # pad value 0 after normalisation
-        _render(crop_image, padded.numpy(), self.norm)
+        normalize_into(crop_image, padded.numpy(), self.norm)
         target = torch.full((self.crop, self.crop), IGNORE_INDEX, dtype=torch.int64)
         target[: crop_label.shape[0], : crop_label.shape[1]] = torch.from_numpy(
             crop_label.astype(np.int64)
@@ -130,33 +111,11 @@ class TrainTransform:
         return (y0, x0, crop_h, crop_w), crop_label
 
 
-def nearest_index(source: int, target: int) -> np.ndarray:
-    """Source index of each target pixel for a resize source -> target, as cv2.INTER_NEAREST.
-
-    cv2 takes floor(i * (1 / (target / source))) in double precision (not pixel centres):
-    the same float64 operations here give the same indices.
-    """
-    scale = 1.0 / (target / source)
-    index = np.floor(np.arange(target, dtype=np.float64) * scale).astype(np.int64)
-    return np.minimum(index, source - 1)
-
-
 def _balanced(label: np.ndarray, cat_max_ratio: float) -> bool:
     """More than one class, and the largest under `cat_max_ratio` of the labelled pixels."""
     counts = np.bincount(label.ravel(), minlength=256)[:IGNORE_INDEX]
     counts = counts[counts > 0]
     return len(counts) > 1 and counts.max() / counts.sum() < cat_max_ratio
-
-
-def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of (H, W, C) `image` to `size` = (h, w) by cv2 itself (INTER_LINEAR).
-
-    cv2 does not antialias when shrinking and rounds uint8 results in fixed point; the whole
-    image is resized because a region of it would not give cv2's pixels (its exact 2x
-    shrink, for one, takes a separate area-averaging path).
-    """
-    height, width = size
-    return cv2.resize(np.ascontiguousarray(image), (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 @dataclass(frozen=True)
@@ -213,23 +172,6 @@ def _affine_uint8(pixels: np.ndarray, *, alpha: float = 1.0, beta: float = 0.0) 
     PhotoMetricDistortion.convert)."""
     out = pixels.astype(np.float32) * np.float32(alpha) + np.float32(beta)
     return np.clip(out, 0, 255).astype(np.uint8)
-
-
-def _render(image: np.ndarray, out: np.ndarray, norm: Normalization) -> None:
-    """Normalise (h, w, 3) uint8 into the top-left of `out` (3, crop, crop).
-
-    Works in bands of rows so that every temporary stays in the CPU cache: the same
-    arithmetic over whole 512x512 planes runs about twice as slow.
-    """
-    mean = np.array(norm.mean, np.float32)[:, None, None]
-    scale = (1 / np.array(norm.std, np.float64)).astype(np.float32)[:, None, None]
-    height, width = image.shape[:2]
-    step = max(1, 32768 // width)
-    for top in range(0, height, step):
-        band = image[top : top + step].transpose(2, 0, 1).astype(np.float32)  # (3, rows, w)
-        target = out[:, top : top + band.shape[1], :width]
-        np.subtract(band, mean, out=target)
-        np.multiply(target, scale, out=target)
 
 
 @dataclass(frozen=True)

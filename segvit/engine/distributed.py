@@ -25,11 +25,12 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset, Sampler
 
+from segvit.collective import multi_process
 from segvit.data.transforms import sample_rng
 from segvit.errors import SegvitError
 
 # References: torch DistributedSampler (each rank takes every world_size-th index of a padded
-# permutation); Mask2Former's criterion (the mask count averaged over ranks, at least 1).
+# permutation).
 
 Transform = Callable[[Any, Any, np.random.Generator], tuple[Any, Any]]
 
@@ -134,32 +135,9 @@ def unwrap(model: nn.Module) -> nn.Module:
     return inner if isinstance(inner, nn.Module) else model
 
 
-def _active() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
 def barrier() -> None:
-    if _active():
+    if multi_process():
         dist.barrier()
-
-
-def all_reduce_mean(tensor: Tensor) -> Tensor:
-    """The mean of `tensor` over all processes (a new tensor; the input is left alone)."""
-    out = tensor.detach().clone()
-    if _active():
-        dist.all_reduce(out)
-        out /= dist.get_world_size()
-    return out
-
-
-def reduce_count(count: Tensor | float, device: torch.device | None = None) -> Tensor:
-    """The mean over processes of a count (e.g. of masks in a loss), at least 1.
-
-    Dividing each process's loss sum by this makes the DDP-averaged gradient equal to the one
-    of the whole batch normalised by its total count.
-    """
-    count = torch.as_tensor(count, dtype=torch.float32, device=device)
-    return all_reduce_mean(count).clamp(min=1.0)
 
 
 def split_batch(batch: int, world_size: int, device_batch: int | None) -> tuple[int, int, int]:

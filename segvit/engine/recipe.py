@@ -158,7 +158,7 @@ def get_recipe(name: str, dataset: DatasetSpec | str | None = None) -> Recipe:
     if dataset is None:
         return recipe
     if isinstance(dataset, str):
-        from segvit.data.info import load_dataset
+        from segvit.data.catalog import load_dataset
 
         dataset = load_dataset(dataset)
     return recipe.for_dataset(dataset)

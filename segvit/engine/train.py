@@ -23,13 +23,13 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
+from segvit.collective import all_reduce_mean
 from segvit.engine import checkpoint as ckpt
 from segvit.engine.distributed import (
     DistContext,
     ResumableSampler,
     SeededDataset,
     Transform,
-    all_reduce_mean,
     barrier,
     cleanup,
     default_workers,

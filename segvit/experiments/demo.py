@@ -12,6 +12,7 @@ from rich.console import Console
 
 from segvit.analysis.curves import draw_curves
 from segvit.analysis.qu_probe import ShrunkEvidence
+from segvit.data.catalog import get_dataset
 from segvit.data.prepare import prepare_dataset
 from segvit.engine.recipe import get_recipe
 from segvit.experiments.config import TableConfig
@@ -57,7 +58,7 @@ def run_demo(
     sweep = demo_sweep(data_root=data_root, results=results, runs=runs)
     demo = Demo()
     began = time.perf_counter()
-    prepare_dataset("demo", src=None, root=data_root)
+    prepare_dataset(get_dataset("demo"), src=None, root=data_root)
     demo.seconds.append(("demo set", time.perf_counter() - began))
     # Every row starts from this backbone, as every paper row starts from AugReg; built
     # here, before the sweep, so its time is seen (the rows would build it otherwise).

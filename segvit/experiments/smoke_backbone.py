@@ -31,8 +31,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segvit.data.archives import MARKER
+from segvit.data.catalog import get_dataset
 from segvit.data.datasets import SegDataset
-from segvit.data.info import DatasetSpec, get_dataset
+from segvit.data.info import DatasetSpec
 from segvit.data.transforms import TrainTransform
 from segvit.engine.checkpoint import CheckpointPaths, export_safetensors
 from segvit.engine.recipe import Recipe
@@ -160,17 +161,19 @@ def backbone_key(pretext: Pretext, *, crop: int, demo_marker: object) -> str:
 
 
 def default_cache(data_root: Path, dataset: DatasetSpec | None = None) -> Path:
-    """Where the smoke rows keep the backbone: beside the demo set under the data root, or
-    in the folder of the dataset it is trained on."""
-    if dataset is None or dataset.name == "demo" and not dataset.source:
+    """Where the smoke rows keep the backbone: beside the demo set under the data root (a
+    generated tree is replaced when its generator changes), or in the folder of the dataset
+    it is trained on."""
+    if dataset is None or dataset.generated:
         return Path(data_root) / "smoke-backbone"
     return dataset.root(data_root) / "smoke-backbone"
 
 
 def _data_key(dataset: DatasetSpec, data_root: Path, train_set: SegDataset) -> object:
-    """What stands for the data in the key: the demo set's marker (generator, seed, counts),
-    or any other set's spec and its training files (names and sizes)."""
-    if dataset.name == "demo" and not dataset.source:
+    """What stands for the data in the key: a generated set's marker (the demo set's:
+    generator, seed, counts), or any other set's spec and its training files (names and
+    sizes)."""
+    if dataset.generated:
         return read_json(dataset.root(data_root) / MARKER)
     files = [(str(i), i.stat().st_size, str(la), la.stat().st_size) for i, la in train_set.pairs]
     digest = hashlib.sha256(json.dumps(files).encode()).hexdigest()

@@ -19,8 +19,9 @@ from typing import Any
 import torch
 
 from segvit.criteria import Criterion
+from segvit.data.catalog import load_dataset
 from segvit.data.datasets import SegDataset
-from segvit.data.info import DatasetSpec, load_dataset
+from segvit.data.info import DatasetSpec
 from segvit.data.transforms import TrainTransform
 from segvit.engine.evaluate import EvalSettings, evaluate
 from segvit.engine.loading import trained_on

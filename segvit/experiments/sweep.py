@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from segvit.data.info import load_dataset
+from segvit.data.catalog import load_dataset
 from segvit.engine.checkpoint import CheckpointPaths
 from segvit.engine.recipe import Recipe
 from segvit.errors import SegvitError

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from segvit.data.geometry import normalize, rescale_size, resize_image  # training's rules
 from segvit.data.info import DatasetSpec
-from segvit.data.transforms import normalize, rescale_size, resize_image  # training's rules
 from segvit.errors import SegvitError
 from segvit.inference.rowwise import SpilledScores, resize_rows
 

@@ -11,8 +11,8 @@ from segvit.analysis.qu_probe import (
     probe_images,
     probe_qu,
 )
+from segvit.data.catalog import get_dataset
 from segvit.data.demo import make_demo
-from segvit.data.info import get_dataset
 from segvit.errors import SegvitError
 from segvit.modeling.variants import build_model
 

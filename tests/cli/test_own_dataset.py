@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 import segvit.experiments.smoke_backbone as sb
-from segvit.data.info import load_dataset
+from segvit.data.catalog import load_dataset
 from segvit.experiments.smoke_backbone import PRETEXT, smoke_backbone
 
 

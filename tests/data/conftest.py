@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segvit.data import info as info_module
+from segvit.data import catalog
+from segvit.data.info import with_counts
 
 
 def jpeg_bytes(height: int, width: int, seed: int = 0) -> bytes:
@@ -239,8 +240,8 @@ def small_counts(monkeypatch):
     """Shrink the official split counts so tiny archives pass verification."""
 
     def shrink(name: str, train: int, val: int) -> None:
-        info = info_module.DATASETS[name]
-        monkeypatch.setitem(info_module.DATASETS, name, info_module.with_counts(info, train, val))
+        info = catalog.DATASETS[name]
+        monkeypatch.setitem(catalog.DATASETS, name, with_counts(info, train, val))
 
     return shrink
 

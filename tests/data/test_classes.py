@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from segvit.data import classes
-from segvit.data.info import DATASETS, load_dataset
+from segvit.data.catalog import DATASETS, load_dataset
 from segvit.errors import SegvitError
 
 

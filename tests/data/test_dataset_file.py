@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from segvit.data.catalog import load_dataset
 from segvit.data.dataset_file import read_dataset_file
 from segvit.data.datasets import SegDataset, list_pairs, read_label
-from segvit.data.info import DatasetSpec, load_dataset
+from segvit.data.info import DatasetSpec
 from segvit.errors import SegvitError
 
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from segvit.data import imageio, transforms
+from segvit.data import geometry, imageio, transforms
+from segvit.data.catalog import DATASETS
 from segvit.data.datasets import (
     SegDataset,
     check_pair,
@@ -13,7 +14,6 @@ from segvit.data.datasets import (
     read_label,
     read_pair,
 )
-from segvit.data.info import DATASETS
 from segvit.errors import SegvitError
 
 ADE = DATASETS["ade20k"]
@@ -206,7 +206,7 @@ def test_seg_dataset_applies_a_deterministic_transform(tmp_path):
     sample = dataset[1]
     assert set(sample) == {"image", "label", "path"} and sample["path"].endswith("s1.jpg")
     image, label = read_pair(*dataset.pairs[1], info)
-    assert torch.equal(sample["image"], transforms.normalize(image))
+    assert torch.equal(sample["image"], geometry.normalize(image))
     assert sample["label"].dtype == torch.int64 and (sample["label"].numpy() == label).all()
     assert torch.equal(dataset[1]["image"], sample["image"])  # no randomness: the same twice
     with pytest.raises(IndexError):

@@ -5,8 +5,8 @@ from PIL import Image
 
 from segvit.data import demo, transforms
 from segvit.data.archives import MARKER
+from segvit.data.catalog import DATASETS
 from segvit.data.datasets import SegDataset, list_pairs
-from segvit.data.info import DATASETS
 from segvit.errors import SegvitError
 
 INFO = DATASETS["demo"]

@@ -7,7 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from segvit.data.download import Download, Unreachable, fetch
+from segvit.data.download import Unreachable, fetch
+from segvit.data.info import Download
 from segvit.errors import SegvitError
 
 PAYLOAD = bytes(range(256)) * 400  # 100 KiB
@@ -52,7 +53,7 @@ def server():
 
 def _item(server, sha1=SHA1, path="/file.zip"):
     url = f"http://127.0.0.1:{server.server_address[1]}{path}"
-    return Download(url, "file.zip", sha1, "100 KiB")
+    return Download(url, "file.zip", sha1, 0.0001)
 
 
 def test_download_checks_the_sha1_and_renames_when_complete(server, tmp_path):
@@ -90,7 +91,7 @@ def test_unreachable_and_missing_files_raise_unreachable(server, tmp_path):
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    closed = Download(f"http://127.0.0.1:{port}/x.zip", "x.zip", None, "")
+    closed = Download(f"http://127.0.0.1:{port}/x.zip", "x.zip", None, None)
     with pytest.raises(Unreachable, match="unreachable"):
         fetch(closed, tmp_path, progress=False, timeout=5)
     with pytest.raises(Unreachable, match="HTTP 404"):
@@ -100,5 +101,5 @@ def test_unreachable_and_missing_files_raise_unreachable(server, tmp_path):
 def test_file_urls_work(tmp_path):
     source = tmp_path / "src.bin"
     source.write_bytes(PAYLOAD)
-    item = Download(source.as_uri(), "copy.bin", SHA1, "")
+    item = Download(source.as_uri(), "copy.bin", SHA1, None)
     assert fetch(item, tmp_path / "out", progress=False).read_bytes() == PAYLOAD

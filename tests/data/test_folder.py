@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from segvit.data.catalog import load_dataset
 from segvit.data.folder import prepare_folder
-from segvit.data.info import load_dataset
 from segvit.errors import SegvitError
 
 

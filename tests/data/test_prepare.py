@@ -5,16 +5,18 @@ import hashlib
 import socket
 import tarfile
 import zipfile
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from segvit.cli import main
-from segvit.data import archives, download, prepare
+from segvit.data import archives, prepare
 from segvit.data.archives import MARKER, PARTIAL
+from segvit.data.catalog import DATASETS
 from segvit.data.datasets import SegDataset
-from segvit.data.info import DATASETS
+from segvit.data.info import Download
 from segvit.data.transforms import TestTransform as Identity
 from segvit.errors import SegvitError
 from segvit.fileio import read_json, write_json
@@ -79,11 +81,13 @@ def test_ade20k_from_the_downloads_folder_and_from_an_extracted_zip(tmp_path, ad
     root = tmp_path / "data"
     (root / "downloads").mkdir(parents=True)
     ade.rename(root / "downloads" / ade.name)
-    assert prepare.prepare_dataset("ade20k", root=root, progress=False) == root / ADE_TREE
+    assert prepare.prepare_dataset(DATASETS["ade20k"], root=root, progress=False) == root / ADE_TREE
     with zipfile.ZipFile(root / "downloads" / ade.name) as archive:
         archive.extractall(tmp_path / "unzipped")
     other = tmp_path / "other"
-    prepare.prepare_dataset("ade20k", src=tmp_path / "unzipped", root=other, progress=False)
+    prepare.prepare_dataset(
+        DATASETS["ade20k"], src=tmp_path / "unzipped", root=other, progress=False
+    )
     assert read_json(other / ADE_TREE / MARKER)["route"] == "ade-extracted"
     assert len(list((other / ADE_TREE / "images/training").iterdir())) == 3
 
@@ -92,12 +96,12 @@ def test_a_tree_prepared_for_mmsegmentation_is_used_as_is(tmp_path, ade):
     root = tmp_path / "data"
     with zipfile.ZipFile(ade) as archive:
         archive.extractall(root / "ade")
-    prepare.prepare_dataset("ade20k", root=root, progress=False)
+    prepare.prepare_dataset(DATASETS["ade20k"], root=root, progress=False)
     assert read_json(root / ADE_TREE / MARKER)["route"] == "existing"
     (root / ADE_TREE / MARKER).unlink()
     (root / ADE_TREE / "annotations/training/ADE_train_00000002.png").unlink()
     with pytest.raises(SegvitError, match="exists but is not a complete ade20k tree.*has no label"):
-        prepare.prepare_dataset("ade20k", root=root, progress=False)
+        prepare.prepare_dataset(DATASETS["ade20k"], root=root, progress=False)
     assert (root / ADE_TREE / "images/training/ADE_train_00000002.jpg").exists()  # untouched
 
 
@@ -113,13 +117,13 @@ def test_an_interrupted_run_leaves_nothing_that_verifies(tmp_path, ade, monkeypa
 
     monkeypatch.setattr(archives, "write_member", dies_midway)
     with pytest.raises(KeyboardInterrupt):
-        prepare.prepare_dataset("ade20k", src=ade, root=root, progress=False)
+        prepare.prepare_dataset(DATASETS["ade20k"], src=ade, root=root, progress=False)
     assert not (root / ADE_TREE).exists()
     _no_leftovers(root)
     with pytest.raises(SegvitError, match="no ade20k data"):
         prepare.verify_dataset(DATASETS["ade20k"], root)
     monkeypatch.setattr(archives, "write_member", real)
-    prepare.prepare_dataset("ade20k", src=ade, root=root, progress=False)
+    prepare.prepare_dataset(DATASETS["ade20k"], src=ade, root=root, progress=False)
     prepare.verify_dataset(DATASETS["ade20k"], root, deep=True)
 
 
@@ -157,7 +161,7 @@ def test_grey_rgba_palette_16bit_and_exif_images_are_handled(tmp_path, build, sm
         extra[f"ADEChallengeData2016/annotations/training/ADE_train_{index + 1:08d}.png"] = label
     zipped = build.make_ade_zip(tmp_path / "a.zip", 0, 1, extra=extra)
     root = tmp_path / "data"
-    prepare.prepare_dataset("ade20k", src=zipped, root=root, progress=False)
+    prepare.prepare_dataset(DATASETS["ade20k"], src=zipped, root=root, progress=False)
     info = DATASETS["ade20k"]
     dataset = SegDataset(info, root, "train", Identity(info))
     for index in range(5):
@@ -224,46 +228,56 @@ def test_wrong_truncated_archives_a_full_disk_and_an_unwritable_root(tmp_path, a
     root = tmp_path / "data"
     (tmp_path / "wrong.zip").write_text("<html>not found</html>")
     with pytest.raises(SegvitError, match="wrong.zip is not a valid .zip or .tar archive"):
-        prepare.prepare_dataset("ade20k", src=tmp_path / "wrong.zip", root=root, progress=False)
+        prepare.prepare_dataset(
+            DATASETS["ade20k"], src=tmp_path / "wrong.zip", root=root, progress=False
+        )
     (tmp_path / "cut.zip").write_bytes(ade.read_bytes()[:-200])
     with pytest.raises(SegvitError, match="cut.zip is not a valid"):
-        prepare.prepare_dataset("ade20k", src=tmp_path / "cut.zip", root=root, progress=False)
+        prepare.prepare_dataset(
+            DATASETS["ade20k"], src=tmp_path / "cut.zip", root=root, progress=False
+        )
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(root / "x.jpg"))
 
     monkeypatch.setattr(archives.shutil, "copyfileobj", full)
     with pytest.raises(SegvitError, match="no space left on the disk of .*data while writing"):
-        prepare.prepare_dataset("ade20k", src=ade, root=root, progress=False)
+        prepare.prepare_dataset(DATASETS["ade20k"], src=ade, root=root, progress=False)
     assert not (root / ADE_TREE).exists()
     _no_leftovers(root)
     (tmp_path / "a-file").write_text("")
     with pytest.raises(SegvitError, match="cannot write to the data root .*a-file/data"):
-        prepare.prepare_dataset("ade20k", src=ade, root=tmp_path / "a-file" / "data")
+        prepare.prepare_dataset(DATASETS["ade20k"], src=ade, root=tmp_path / "a-file" / "data")
+
+
+def _download_from(monkeypatch, item):
+    """ADE20K's spec with its archive downloaded from `item` instead."""
+    spec = DATASETS["ade20k"]
+    archive = replace(spec.preparation.archives["main"], download=item)
+    prep = replace(spec.preparation, archives={"main": archive})
+    monkeypatch.setitem(DATASETS, "ade20k", replace(spec, preparation=prep))
 
 
 def test_downloads_when_nothing_is_found_and_says_what_to_do_offline(
     tmp_path, ade, monkeypatch, capsys
 ):
     sha1 = hashlib.sha1(ade.read_bytes()).hexdigest()
-    item = download.Download(ade.as_uri(), "ADEChallengeData2016.zip", sha1, "1 KB")
-    monkeypatch.setitem(download.DOWNLOADS, "ade20k", (item,))
+    item = Download(ade.as_uri(), "ADEChallengeData2016.zip", sha1, 1e-6)
+    _download_from(monkeypatch, item)
     root = tmp_path / "data"
-    prepare.prepare_dataset("ade20k", root=root, progress=False)
+    prepare.prepare_dataset(DATASETS["ade20k"], root=root, progress=False)
     assert (root / "downloads" / "ADEChallengeData2016.zip").is_file()
     assert (root / ADE_TREE / MARKER).is_file()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}/ADEChallengeData2016.zip"
-    monkeypatch.setitem(
-        download.DOWNLOADS, "ade20k", (download.Download(url, item.filename, None, "0.9 GB"),)
-    )
+    _download_from(monkeypatch, Download(url, item.filename, None, 0.9))
     other = tmp_path / "offline"
     code, _, err = run(capsys, "prepare", "ade20k", "--root", str(other))
     assert code == 1
     text = " ".join(err.split())
-    assert f"Download {url} (0.9 GB) yourself, put the file(s) in {other}/downloads/" in text
+    assert f"Download {url} (about 0.9 GB) yourself, put the file(s) in {other}/downloads/" in text
     assert f"then run `segvit prepare ade20k --root {other}` again" in text  # the same root
     (tmp_path / "a-file").write_text("")
     code, _, err = run(capsys, "prepare", "ade20k", "--root", str(tmp_path / "a-file"))
@@ -278,7 +292,9 @@ def test_coco_stuff_labels_become_171_contiguous_ids(tmp_path, build, small_coun
     ids = np.array([[0, 1, 11, 13], [92, 182, 12, 90]] * 10, np.uint16)[:, :4]
     zipped = build.make_coco_zip(tmp_path / "cocostuff-10k-v1.1.zip", 3, 2, size=ids.shape, ids=ids)
     root = tmp_path / "data"
-    tree = prepare.prepare_dataset("coco-stuff-10k", src=zipped, root=root, progress=False)
+    tree = prepare.prepare_dataset(
+        DATASETS["coco-stuff-10k"], src=zipped, root=root, progress=False
+    )
     train, test = build.coco_names(3, 2)
     assert (tree / "images/train2014" / f"{train[0]}.jpg").is_file()
     label_file = tree / "annotations/test2014" / f"{test[1]}_labelTrainIds.png"
@@ -291,7 +307,7 @@ def test_coco_stuff_labels_become_171_contiguous_ids(tmp_path, build, small_coun
     with zipfile.ZipFile(zipped) as archive:
         archive.extractall(tmp_path / "unzipped")
     other = prepare.prepare_dataset(
-        "coco-stuff-10k", src=tmp_path / "unzipped", root=tmp_path / "b", progress=False
+        DATASETS["coco-stuff-10k"], src=tmp_path / "unzipped", root=tmp_path / "b", progress=False
     )
     assert (np.asarray(Image.open(other / label_file.relative_to(tree))) == raw).all()
 
@@ -341,7 +357,7 @@ def test_pascal_context_from_the_mat_tarball(tmp_path, build, small_counts, monk
     voc = build.make_voc_tar(tmp_path / "VOCtrainval_03-May-2010.tar", train, val)
     build.make_context_tgz(tmp_path / "trainval.tar.gz", train + val)
     root = tmp_path / "data"
-    tree = prepare.prepare_dataset("pascal-context", src=voc, root=root, progress=False)
+    tree = prepare.prepare_dataset(DATASETS["pascal-context"], src=voc, root=root, progress=False)
     label = np.asarray(Image.open(tree / f"SegmentationClassContext/{val[0]}.png"))
     assert label[0, 0] == 59 and label[5, 0] == 1 and label[5, -1] == 0  # other ids: background
     assert read_json(tree / MARKER)["route"] == "context-mat"
@@ -360,7 +376,7 @@ def test_pascal_context_labels_are_added_to_an_extracted_voc_in_place(
     build.make_detail_json(tree / "trainval_merged.json", train, val)  # mmsegmentation's place
     image = tree / f"JPEGImages/{train[0]}.jpg"
     inode = image.stat().st_ino
-    prepare.prepare_dataset("pascal-context", root=root, progress=False)
+    prepare.prepare_dataset(DATASETS["pascal-context"], root=root, progress=False)
     assert image.stat().st_ino == inode  # the images stayed where they were
     assert (tree / f"SegmentationClassContext/{val[0]}.png").is_file()
     # An interrupted merge: the next check fails, the next run undoes it and builds again.
@@ -368,7 +384,7 @@ def test_pascal_context_labels_are_added_to_an_extracted_voc_in_place(
     (tree / MARKER).unlink()
     with pytest.raises(SegvitError, match="interrupted `segvit prepare` left"):
         prepare.verify_dataset(DATASETS["pascal-context"], root)
-    prepare.prepare_dataset("pascal-context", root=root, progress=False)
+    prepare.prepare_dataset(DATASETS["pascal-context"], root=root, progress=False)
     prepare.verify_dataset(DATASETS["pascal-context"], root, deep=True)
     assert not (tree / PARTIAL).exists() and image.stat().st_ino == inode
 
@@ -377,7 +393,7 @@ def test_pascal_context_inputs_missing_from_src_are_named(tmp_path, build):
     train, val = build.voc_stems(1, 1)
     build.make_voc_tar(tmp_path / "VOCtrainval_03-May-2010.tar", train, val)
     with pytest.raises(SegvitError, match="found no trainval_merged.json / .*trainval.tar.gz"):
-        prepare.prepare_dataset("pascal-context", src=tmp_path, root=tmp_path / "d")
+        prepare.prepare_dataset(DATASETS["pascal-context"], src=tmp_path, root=tmp_path / "d")
 
 
 # --- Demo -----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from segvit.data import prepare
+from segvit.data.catalog import DATASETS
 from segvit.errors import SegvitError
 
 
@@ -22,4 +23,6 @@ def test_an_id_outside_the_59_is_refused(tmp_path, build, small_counts, category
     data["annos_segmentation"][1]["category_id"] = category  # the first image's top band
     detail.write_text(json.dumps(data))
     with pytest.raises(SegvitError, match=rf"class ids \[{category}\] outside the 59"):
-        prepare.prepare_dataset("pascal-context", src=src, root=tmp_path / "data", progress=False)
+        prepare.prepare_dataset(
+            DATASETS["pascal-context"], src=src, root=tmp_path / "data", progress=False
+        )

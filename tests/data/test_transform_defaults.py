@@ -11,7 +11,7 @@ from dataclasses import replace
 import numpy as np
 
 from segvit.data import transforms
-from segvit.data.info import DATASETS
+from segvit.data.catalog import DATASETS
 
 SPEC = replace(DATASETS["demo"], base_scale=(1000, 100), base_scales={})
 CROP = 256

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from segvit.data import transforms
-from segvit.data.info import DATASETS
+from segvit.data import geometry, transforms
+from segvit.data.catalog import DATASETS
 from segvit.modeling.specs import AUGREG_NORM, IMAGENET_NORM, Normalization
 
 ADE = DATASETS["ade20k"]
@@ -22,15 +22,15 @@ def _image_and_label(height=60, width=80, ids=(3, 7, 11, 255)):
 
 
 def test_rescale_size_keeps_aspect_inside_the_scale():
-    assert transforms.rescale_size(512, 683, (2048, 512)) == (512, 683)
-    assert transforms.rescale_size(100, 1000, (2048, 512)) == (205, 2048)  # long side binds
-    assert transforms.rescale_size(300, 400, (520, 520)) == (390, 520)
+    assert geometry.rescale_size(512, 683, (2048, 512)) == (512, 683)
+    assert geometry.rescale_size(100, 1000, (2048, 512)) == (205, 2048)  # long side binds
+    assert geometry.rescale_size(300, 400, (520, 520)) == (390, 520)
 
 
 def test_rescale_size_truncates_the_ratio_scaled_bounds_as_mmseg():
     # (2048, 513) x 1.5 = (3072, 769.5) -> (3072, 769): a square fits 769, not 770.
-    assert transforms.rescale_size(1000, 1000, (2048, 513), 1.5) == (769, 769)
-    assert transforms.rescale_size(375, 500, (2048, 512), 0.75) == (384, 512)
+    assert geometry.rescale_size(1000, 1000, (2048, 513), 1.5) == (769, 769)
+    assert geometry.rescale_size(375, 500, (2048, 512), 0.75) == (384, 512)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -58,7 +58,7 @@ def test_small_images_are_padded_with_zero_and_255():
     transform = transforms.TrainTransform(DEMO, 128, ratio_range=(0.5, 0.5), photometric=False)
     pixels, out = transform(image, label, np.random.default_rng(0))
     # (30, 40) resized into (long 256, short 64) is (64, 85): padded below and to the right
-    assert transforms.rescale_size(30, 40, (256, 64)) == (64, 85)
+    assert geometry.rescale_size(30, 40, (256, 64)) == (64, 85)
     assert pixels.shape == (3, 128, 128) and out.shape == (128, 128)
     assert (out[64:] == 255).all() and (out[:, 85:] == 255).all()
     assert (out[:64, :85] != 255).all()
@@ -164,7 +164,7 @@ def test_label_indexing_is_cv2_inter_nearest(shape, ratio):
     label = np.random.default_rng(0).integers(0, 151, shape, dtype=np.uint8)
     new_h, new_w = int(height * ratio + 0.5), int(width * ratio + 0.5)
     expected = cv2.resize(label, (new_w, new_h), interpolation=cv2.INTER_NEAREST)
-    rows, cols = transforms.nearest_index(height, new_h), transforms.nearest_index(width, new_w)
+    rows, cols = geometry.nearest_index(height, new_h), geometry.nearest_index(width, new_w)
     assert np.array_equal(label[np.ix_(rows, cols)], expected)
 
 
@@ -185,7 +185,7 @@ def test_train_sample_equals_cv2_resize_then_crop(shape, factor):
     )  # fmt: skip
     pixels, out = transform(image, label, np.random.default_rng(7))
 
-    new_h, new_w = transforms.rescale_size(
+    new_h, new_w = geometry.rescale_size(
         height, width, (int(long_side * ratio), int(short_side * ratio))
     )
     draw = np.random.default_rng(7)
@@ -292,7 +292,7 @@ def _mmcv_imnormalize(image: np.ndarray, norm: Normalization) -> np.ndarray:
 def test_normalize_is_mmcv_imnormalize_bit_for_bit(norm):
     image = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
     image[0, 0] = (0, 255, 51)
-    got = transforms.normalize(image, norm)
+    got = geometry.normalize(image, norm)
     assert torch.equal(got, torch.from_numpy(_mmcv_imnormalize(image, norm)).permute(2, 0, 1))
     if norm is AUGREG_NORM:
         assert got[:, 0, 0].tolist() == pytest.approx([-1.0, 1.0, -0.6])

@@ -11,14 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from segvit.engine.distributed import (
-    ResumableSampler,
-    SeededDataset,
-    all_reduce_mean,
-    init_distributed,
-    reduce_count,
-    split_batch,
-)
+from segvit.collective import all_reduce_mean, reduce_count
+from segvit.engine.distributed import ResumableSampler, SeededDataset, init_distributed, split_batch
 from segvit.engine.train import train
 from segvit.errors import SegvitError
 
@@ -109,7 +103,7 @@ import torch
 import torch.nn.functional as F
 sys.path.insert(0, {tests!r})
 import tiny
-from segvit.engine.distributed import reduce_count
+from segvit.collective import reduce_count
 from segvit.engine.train import train
 
 work, out = sys.argv[1], sys.argv[2]

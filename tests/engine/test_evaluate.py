@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from segvit.data.catalog import get_dataset
 from segvit.data.datasets import SegDataset
 from segvit.data.demo import make_demo
-from segvit.data.info import get_dataset
 from segvit.engine.checkpoint import save_weights
 from segvit.engine.evaluate import EvalSettings, evaluate
 from segvit.engine.loading import load_checkpoint

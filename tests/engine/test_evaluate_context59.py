@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from segvit.data.info import get_dataset
+from segvit.data.catalog import get_dataset
 from segvit.engine import evaluate as evaluate_module
 from segvit.engine.evaluate import EvalSettings, evaluate
 from segvit.modeling.variants import build_model

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from segvit.data.info import get_dataset
+from segvit.data.catalog import get_dataset
 from segvit.engine.predict import output_names, predict_images, read_rgb, save_prediction, segment
 from segvit.errors import SegvitError
 from segvit.modeling.variants import build_model

@@ -8,7 +8,7 @@
 
 import pytest
 
-from segvit.data.info import DATASETS
+from segvit.data.catalog import DATASETS
 from segvit.engine.recipe import get_recipe
 
 # dataset -> (iterations, weight decay, poly power), from the paper.

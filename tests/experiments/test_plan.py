@@ -118,7 +118,7 @@ def test_disk_counts_data_weights_and_checkpoints(sweep):
         ("ade20k: prepared tree", 1.0),
         ("ViT-B/16 AugReg weights", 0.35),  # 86.9M parameters of timm's ViT-B/16 384, float32
     ]
-    assert "ADEChallengeData2016.zip, about 0.9 GB" in plan.disk[0].source
+    assert "ADEChallengeData2016.zip, about 0.92 GB" in plan.disk[0].source
     params = _param_count("atm_single_b", 150, 512, False)
     assert plan.rows[1].checkpoint_gb == pytest.approx(params * 24 / 1e9)
     checkpoints = plan.disk[3]

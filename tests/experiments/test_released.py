@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from segvit.data.info import get_dataset
+from segvit.data.catalog import get_dataset
 from segvit.engine.recipe import get_recipe
 from segvit.errors import SegvitError
 from segvit.experiments import reproduce as sweep

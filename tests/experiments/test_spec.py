@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from segvit.criteria import ATMCriterion, PixelCECriterion
-from segvit.data.info import DatasetSpec, get_dataset
+from segvit.data.catalog import get_dataset
+from segvit.data.info import DatasetSpec
 from segvit.engine.recipe import RECIPES
 from segvit.errors import SegvitError
 from segvit.experiments.spec import checkpoint_dataset, resolve

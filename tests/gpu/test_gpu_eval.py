@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from segvit.data.catalog import get_dataset
 from segvit.data.datasets import SegDataset
 from segvit.data.demo import make_demo
-from segvit.data.info import get_dataset
 from segvit.engine.evaluate import EvalSettings, evaluate
 from segvit.engine.predict import read_rgb, segment
 from segvit.modeling.variants import build_model

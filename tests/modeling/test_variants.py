@@ -5,7 +5,7 @@ import torch
 from timm.layers import DropPath
 
 from segvit.criteria import PixelCECriterion
-from segvit.data.info import get_dataset
+from segvit.data.catalog import get_dataset
 from segvit.errors import SegvitError
 from segvit.experiments.spec import resolve
 from segvit.modeling.output import SegOutput
