@@ -18,10 +18,10 @@ PACKAGE = Path(segvit.__file__).parent
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("segvit", "errors", "fileio", "schema", "collective"),  # plain helpers
     ("modeling", "data", "losses", "criteria", "metrics"),  # the parts, knowing no run
-    ("inference", "rowwise"),  # test-time scoring of one photo
+    ("inference",),  # test-time scoring of one photo
     ("engine",),  # training, evaluation, prediction, checkpoints
     ("analysis",),  # FLOPs, benchmarks, the QU probe
-    ("experiments",),  # runs, sweeps, tables, figures
+    ("experiments", "bench"),  # runs, sweeps, tables, figures; the benchmarks
     ("cli",),  # parses and prints
 )
 LAYER = {name: level for level, names in enumerate(LAYERS) for name in names}
