@@ -11,7 +11,7 @@ pass the spec down; nothing below asks by name again.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -77,10 +77,6 @@ class DatasetSpec:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        return self.classes
 
     def split(self, split: str) -> Split:
         if split not in ("train", "val"):
@@ -233,8 +229,3 @@ def load_dataset(name_or_file: str | Path) -> DatasetSpec:
 
         return read_dataset_file(Path(text))
     return get_dataset(text)
-
-
-def with_counts(spec: DatasetSpec, train: int | None, val: int | None) -> DatasetSpec:
-    """`spec` expecting other image counts (the demo set's generator takes its own)."""
-    return replace(spec, train=replace(spec.train, count=train), val=replace(spec.val, count=val))

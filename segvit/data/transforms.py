@@ -232,21 +232,6 @@ def _render(image: np.ndarray, out: np.ndarray, norm: Normalization) -> None:
         np.multiply(target, scale, out=target)
 
 
-@dataclass(frozen=True)
-class TestTransform:
-    """(image, label[, rng]) -> normalised (3, H, W) float and (H, W) int64, original size.
-
-    The evaluation code resizes to the base scale and slides the window itself.
-    """
-
-    info: DatasetSpec
-
-    def __call__(
-        self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return normalize(image), torch.from_numpy(label.astype(np.int64))
-
-
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     """The generator that augments sample `index` in `epoch` of a run seeded with `seed`.
 

@@ -13,6 +13,7 @@ import struct
 import tarfile
 import zipfile
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -240,7 +241,8 @@ def small_counts(monkeypatch):
 
     def shrink(name: str, train: int, val: int) -> None:
         info = info_module.DATASETS[name]
-        monkeypatch.setitem(info_module.DATASETS, name, info_module.with_counts(info, train, val))
+        counts = {"train": replace(info.train, count=train), "val": replace(info.val, count=val)}
+        monkeypatch.setitem(info_module.DATASETS, name, replace(info, **counts))
 
     return shrink
 
