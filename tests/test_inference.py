@@ -19,7 +19,6 @@ from segvit.inference import (
     infer_labels,
     rescale_size,
     slide_inference,
-    whole_inference,
     window_batch,
     window_grid,
 )
@@ -60,6 +59,12 @@ def test_window_grid_follows_the_mmseg_rule():
     assert rows == [(0, 4), (3, 7), (6, 10), (7, 11)]
     # An axis shorter than the crop gets one window over the whole axis.
     assert window_grid((2, 3), (4, 4), (3, 3)) == [(0, 2, 0, 3)]
+
+
+@torch.no_grad()
+def whole_inference(score_fn, image):
+    """The reference: the scores of the whole image in one call."""
+    return score_fn(image).float()
 
 
 @pytest.mark.parametrize("fn", [_conv1x1(), _Tiny().eval()], ids=["conv1x1", "tiny"])

@@ -20,8 +20,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("modeling", "data", "losses", "criteria", "metrics"),  # the parts, knowing no run
     ("inference",),  # test-time scoring of one photo
     ("engine",),  # training, evaluation, prediction, checkpoints
-    ("analysis",),  # FLOPs, benchmarks, the QU probe
-    ("experiments", "bench"),  # runs, sweeps, tables, figures; the benchmarks
+    ("analysis", "bench"),  # FLOPs, the QU probe; benchmarks
+    ("experiments",),  # runs, sweeps, tables, figures
     ("cli",),  # parses and prints
 )
 LAYER = {name: level for level, names in enumerate(LAYERS) for name in names}

@@ -40,8 +40,8 @@ def bench_train(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Time training steps (forward, loss, backward, clip, AdamW) on a synthetic batch."""
-    from segvit.bench.train import bench_train as run_bench
     from segvit.bench.train_step import BenchConfig, write_record
+    from segvit.experiments.bench_train import bench_train as run_bench
 
     cfg = BenchConfig(
         variant=variant,

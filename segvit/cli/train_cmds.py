@@ -17,10 +17,16 @@ console = Console()
 def train(
     variant: Annotated[str, typer.Argument(help="a variant name (see `segvit variants`)")],
     dataset: Annotated[
-        str | None, typer.Option(help="a name or a dataset file; default: the preset's (demo)")
+        str | None,
+        typer.Option(
+            help="a name or a dataset file; default: the preset's (smoke: demo), else ade20k"
+        ),
     ] = None,
     preset: Annotated[
-        str, typer.Option(help="the recipe: paper (the paper's) or smoke (CPU)")
+        str,
+        typer.Option(
+            help="the recipe: paper (the paper's), smoke (CPU) or smoke-scratch (random backbone)"
+        ),
     ] = "paper",
     crop: Annotated[int | None, typer.Option(help="training crop; default: the dataset's")] = None,
     iters: Annotated[int | None, typer.Option(help="iterations; default: the recipe's")] = None,

@@ -29,8 +29,7 @@ from segvit.errors import SegvitError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
-# (image uint8 HxWx3, label uint8 HxW) -> (image, label), deterministic (no random draws),
-# e.g. segvit.data.transforms.TestTransform.
+# (image uint8 HxWx3, label uint8 HxW) -> (image, label), deterministic (no random draws).
 Transform = Callable[[np.ndarray, np.ndarray], tuple]
 
 
@@ -186,8 +185,8 @@ class SegDataset(torch.utils.data.Dataset):
     """One split of a prepared dataset: sample `index` is its decoded (image, label) pair.
 
     It only reads. Training wraps it in segvit.engine.distributed.SeededDataset, which draws
-    each sample's augmentation from `sample_rng(seed, epoch, index)`; evaluation passes a
-    deterministic `transform` such as TestTransform.
+    each sample's augmentation from `sample_rng(seed, epoch, index)`; evaluation reads the
+    decoded arrays and resizes and normalises them itself (segvit.inference).
 
     Arguments:
         info: the dataset's facts (segvit.data.info).

@@ -200,7 +200,7 @@ def save_preview(info: DatasetSpec, root: Path, out: Path, *, count: int = 6) ->
     pairs = list_pairs(info, info.root(root), "val")[:count]
     if not pairs:
         raise SegvitError(f"no {info.name} validation samples under {root} to preview")
-    colours, names, shown = info.colours, info.class_names, set()
+    colours, names, shown = info.colours, info.classes, set()
     figure = Figure(figsize=(2.2 * len(pairs), 4.8))
     axes = figure.subplots(2, len(pairs), squeeze=False)
     for column, (image_path, label_path) in enumerate(pairs):

@@ -162,10 +162,6 @@ class DatasetSpec:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        return self.classes
-
     def split(self, split: str) -> Split:
         if split not in ("train", "val"):
             raise SegvitError(f"unknown split {split!r}; expected 'train' or 'val'")
@@ -253,8 +249,3 @@ class DatasetSpec:
             data["palette"] = tuple(tuple(c) for c in data["palette"])
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def with_counts(spec: DatasetSpec, train: int | None, val: int | None) -> DatasetSpec:
-    """`spec` expecting other image counts (the demo set's generator takes its own)."""
-    return replace(spec, train=replace(spec.train, count=train), val=replace(spec.val, count=val))

@@ -23,7 +23,6 @@ import torch
 from segvit.data.datasets import IGNORE_INDEX
 from segvit.data.geometry import (
     nearest_index,
-    normalize,
     normalize_into,
     rescale_size,
     resize_image,
@@ -172,21 +171,6 @@ def _affine_uint8(pixels: np.ndarray, *, alpha: float = 1.0, beta: float = 0.0) 
     PhotoMetricDistortion.convert)."""
     out = pixels.astype(np.float32) * np.float32(alpha) + np.float32(beta)
     return np.clip(out, 0, 255).astype(np.uint8)
-
-
-@dataclass(frozen=True)
-class TestTransform:
-    """(image, label[, rng]) -> normalised (3, H, W) float and (H, W) int64, original size.
-
-    The evaluation code resizes to the base scale and slides the window itself.
-    """
-
-    info: DatasetSpec
-
-    def __call__(
-        self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return normalize(image), torch.from_numpy(label.astype(np.int64))
 
 
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:

@@ -117,7 +117,7 @@ def evaluate(
         images=count,
         seconds=round(time.perf_counter() - start, 2),
         settings=asdict(settings) | {"dataset": dataset.name, "crop": crop, "stride": stride},
-        classes=list(dataset.class_names),
+        classes=list(dataset.classes),
     )
     return results
 

@@ -188,10 +188,6 @@ class Progress:
                 total=total, initial=initial, unit="it", dynamic_ncols=True, desc=label or None
             )
 
-    @property
-    def has_bar(self) -> bool:
-        return self.bar is not None
-
     def advance(self, loss: float, lr: float) -> None:
         """One iteration done."""
         if self.bar is not None:

@@ -38,7 +38,7 @@ def save_prediction(
     STEM_labels.png (raw class indices, 8- or 16-bit)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     colours = dataset.colours
-    names = dataset.class_names
+    names = dataset.classes
     labels_path = out_dir / f"{stem}_labels.png"
     depth = np.uint8 if classes.max(initial=0) < 256 else np.uint16
     atomic_write(

@@ -38,7 +38,7 @@ from segvit.data.transforms import TrainTransform
 from segvit.engine.checkpoint import CheckpointPaths, export_safetensors
 from segvit.engine.recipe import Recipe
 from segvit.engine.train import TrainConfig, train
-from segvit.errors import SegvitError
+from segvit.errors import SegvitError, first_line
 from segvit.fileio import read_json
 from segvit.losses import pixel_ce_loss
 from segvit.modeling.backbone import ViTBackbone
@@ -140,7 +140,7 @@ def _checked(target: Path) -> Path:
             for name in file.keys():  # noqa: SIM118 (safe_open is no dict)
                 file.get_tensor(name)
     except Exception as err:
-        reason = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        reason = first_line(err)
         raise SegvitError(
             f"{target}: the cached smoke backbone is unreadable ({reason}); delete it and rerun "
             "to pretrain it again"

@@ -191,13 +191,6 @@ def window_grid(
 
 
 @torch.no_grad()
-def whole_inference(score_fn: ScoreFn, image: Tensor) -> Tensor:
-    """Scores (B, K, H, W) of the whole image in one call."""
-    _check_batch(image)
-    return _scores(score_fn, image, None)
-
-
-@torch.no_grad()
 def slide_inference(
     score_fn: ScoreFn,
     image: Tensor,

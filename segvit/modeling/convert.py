@@ -21,7 +21,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from segvit.errors import SegvitError
+from segvit.errors import SegvitError, first_line
 from segvit.modeling.release import RELEASES, get_release, is_release_name, resolve_cached
 from segvit.modeling.segmentor import ModelMeta
 from segvit.modeling.specs import tiny as tiny_spec
@@ -294,14 +294,10 @@ def read_checkpoint(path: Path) -> Any:
                 f"{path}: refused to unpickle {refused}: not tensors or plain data (segvit "
                 "never runs code from a checkpoint)"
             ) from None
-        reason = _reason(str(err).split("WeightsUnpickler error:")[-1])
+        reason = first_line(str(err).split("WeightsUnpickler error:")[-1])
     except Exception as err:  # truncated, not a torch file: torch fails in many ways
-        reason = _reason(str(err)) or type(err).__name__
+        reason = first_line(err)
     raise SegvitError(f"{path}: not a readable checkpoint ({reason})")
-
-
-def _reason(message: str) -> str:
-    return next((line.strip() for line in message.splitlines() if line.strip()), "")
 
 
 def _refused(path: Path, message: str) -> str | None:

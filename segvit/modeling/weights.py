@@ -19,7 +19,7 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from segvit.errors import SegvitError
+from segvit.errors import SegvitError, first_line
 from segvit.modeling.backbone import resize_pos_embed
 from segvit.modeling.cache import weights_dir
 from segvit.modeling.specs import SwinSpec, ViTSpec
@@ -102,9 +102,7 @@ def load_failure(path: Path, err: Exception) -> str:
     way round, so none of it is kept."""
     text = str(err)
     if not re.search(r"weights[ _]only", f"{text} {err.__cause__}", flags=re.IGNORECASE):
-        return next(
-            (line.strip() for line in text.splitlines() if line.strip()), type(err).__name__
-        )
+        return first_line(err)
     try:
         wanted = torch.serialization.get_unsafe_globals_in_checkpoint(path)
     except Exception:  # the legacy (non-zip) format: torch's message names the first one

@@ -13,6 +13,7 @@ import struct
 import tarfile
 import zipfile
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,6 @@ import pytest
 from PIL import Image
 
 from segvit.data import catalog
-from segvit.data.info import with_counts
 
 
 def jpeg_bytes(height: int, width: int, seed: int = 0) -> bytes:
@@ -241,7 +241,8 @@ def small_counts(monkeypatch):
 
     def shrink(name: str, train: int, val: int) -> None:
         info = catalog.DATASETS[name]
-        monkeypatch.setitem(catalog.DATASETS, name, with_counts(info, train, val))
+        counts = {"train": replace(info.train, count=train), "val": replace(info.val, count=val)}
+        monkeypatch.setitem(catalog.DATASETS, name, replace(info, **counts))
 
     return shrink
 

@@ -272,14 +272,6 @@ def test_photometric_truncates_after_each_step():
     assert got[0, 0, 0] == 149
 
 
-def test_test_transform_keeps_the_original_size_and_normalises():
-    image, label = _image_and_label(37, 53)
-    pixels, out = transforms.TestTransform(ADE)(image, label)
-    assert pixels.shape == (3, 37, 53) and out.shape == (37, 53) and out.dtype == torch.int64
-    assert torch.equal(out, torch.from_numpy(label.astype(np.int64)))
-    assert torch.allclose(pixels[0], (torch.from_numpy(image[..., 0]).float() - 127.5) / 127.5)
-
-
 def _mmcv_imnormalize(image: np.ndarray, norm: Normalization) -> np.ndarray:
     """mmcv's imnormalize_ is these two cv2 calls on a float32 copy (to_rgb off: RGB in)."""
     out = image.astype(np.float32)

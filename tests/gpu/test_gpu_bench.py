@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from segvit.bench.train import bench_train
 from segvit.bench.train_step import BenchConfig
 from segvit.cli import main
+from segvit.experiments.bench_train import bench_train
 
 pytestmark = pytest.mark.gpu
 

@@ -6,12 +6,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from segvit.bench.train import bench_train
 from segvit.bench.train_step import CLASSES_PER_IMAGE, BenchConfig, synthetic_batch, train_step
 from segvit.criteria import PixelCECriterion
 from segvit.engine.distributed import resolve_device
 from segvit.engine.optim import build_optimizer
 from segvit.errors import SegvitError
+from segvit.experiments.bench_train import bench_train
 from segvit.modeling.variants import build_model, get_variant
 
 
