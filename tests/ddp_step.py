@@ -21,6 +21,7 @@ import torch.distributed as dist
 from segvit.bench.train_step import synthetic_batch, train_step
 from segvit.engine.distributed import cleanup, init_distributed, wrap_model
 from segvit.engine.optim import build_optimizer
+from segvit.engine.recipe import RECIPES
 from segvit.experiments.launch import Launch
 from segvit.modeling.variants import build_model, get_variant
 
@@ -43,6 +44,7 @@ def main(device: str, out: Path, variant: str, crop: int, tiny: bool) -> None:
         labels.to(ctx.device),
         get_variant(variant).criterion(NUM_CLASSES),
         amp_dtype=amp,
+        clip_grad=RECIPES["paper"].clip_grad,
     )
     state = {name: tensor.cpu() for name, tensor in model.state_dict().items()}
     torch.save(state, out / f"rank{ctx.rank}.pt")

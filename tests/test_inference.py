@@ -193,7 +193,9 @@ MMSEG_SIZES = {
 @pytest.mark.parametrize(("img_scale", "photo"), MMSEG_SIZES)
 def test_multi_scale_sizes_are_mmsegs(img_scale, photo):
     (width, height), expected = photo, MMSEG_SIZES[img_scale, photo]
-    settings = InferenceSettings(num_classes=K, base_scale=img_scale, scales=MS_SCALES)
+    settings = InferenceSettings(
+        num_classes=K, crop=8, stride=6, base_scale=img_scale, scales=MS_SCALES
+    )
     got = [settings.pass_size(height, width, r)[::-1] for r in MS_SCALES]  # (w, h)
     assert got == expected
 
@@ -226,7 +228,9 @@ MIN_SIZE_SIZES = {
 @pytest.mark.parametrize(("img_scale", "min_size", "photo"), MIN_SIZE_SIZES)
 def test_min_size_sizes_are_mmsegs(img_scale, min_size, photo):
     (width, height), expected = photo, MIN_SIZE_SIZES[img_scale, min_size, photo]
-    settings = InferenceSettings(num_classes=K, base_scale=img_scale, min_size=min_size)
+    settings = InferenceSettings(
+        num_classes=K, crop=8, stride=6, base_scale=img_scale, min_size=min_size
+    )
     got = [settings.pass_size(height, width, r)[::-1] for r in MS_SCALES]  # (w, h)
     assert got == expected
 
@@ -234,12 +238,14 @@ def test_min_size_sizes_are_mmsegs(img_scale, min_size, photo):
 def test_min_size_lifts_the_long_side_bound():
     # A 3000x500 panorama into (2048, 512): plain keep-ratio stops at the long side (f 2048/3000
     # -> 2048x341); with min_size 512 the short side wins: f 1.024 -> 3072x512.
-    plain = InferenceSettings(num_classes=K, base_scale=(2048, 512))
-    lifted = InferenceSettings(num_classes=K, base_scale=(2048, 512), min_size=512)
+    plain = InferenceSettings(num_classes=K, crop=8, stride=6, base_scale=(2048, 512))
+    lifted = InferenceSettings(
+        num_classes=K, crop=8, stride=6, base_scale=(2048, 512), min_size=512
+    )
     assert plain.pass_size(500, 3000, 1.0) == (341, 2048)
     assert lifted.pass_size(500, 3000, 1.0) == (512, 3072)
     # Portrait photos the same way: 375x500 (w x h) in PASCAL-Context's (520, 520).
-    pc = InferenceSettings(num_classes=K, base_scale=(520, 520), min_size=480)
+    pc = InferenceSettings(num_classes=K, crop=8, stride=6, base_scale=(520, 520), min_size=480)
     assert pc.pass_size(500, 375, 1.0) == (693, 520)
 
 
@@ -274,7 +280,13 @@ def test_network_input_is_cv2_on_the_8bit_photo_then_normalised(size, base_scale
     photo = _photo(*size, seed=size[0])
     fn = _Recorder()
     settings = InferenceSettings(
-        num_classes=K, mode="whole", base_scale=base_scale, scales=scales, flip=True
+        num_classes=K,
+        crop=8,
+        stride=6,
+        mode="whole",
+        base_scale=base_scale,
+        scales=scales,
+        flip=True,
     )
     infer(fn, photo, settings)
     assert [tuple(x.shape[-2:]) for x in fn.inputs[::2]] == passes
@@ -290,7 +302,11 @@ def test_network_input_is_cv2_on_the_8bit_photo_then_normalised(size, base_scale
 def test_the_same_size_pass_is_the_photo_itself():
     photo = _photo(30, 40)
     fn = _Recorder()
-    infer(fn, photo, InferenceSettings(num_classes=K, mode="whole", base_scale=(40, 30)))
+    infer(
+        fn,
+        photo,
+        InferenceSettings(num_classes=K, crop=8, stride=6, mode="whole", base_scale=(40, 30)),
+    )
     assert torch.equal(fn.inputs[0], normalize(photo)[None])
 
 
@@ -301,7 +317,9 @@ def test_infer_resizes_to_the_scale_and_back():
         sizes.append(tuple(x.shape[-2:]))
         return torch.zeros(x.shape[0], K, *x.shape[-2:])
 
-    settings = InferenceSettings(num_classes=K, mode="whole", base_scale=(80, 20), scales=(1, 0.5))
+    settings = InferenceSettings(
+        num_classes=K, crop=8, stride=6, mode="whole", base_scale=(80, 20), scales=(1, 0.5)
+    )
     probs = infer(fn, _photo(30, 40), settings)
     # (80, 20): factor min(80/40, 20/30) -> 20x27; (40, 10): factor 1/3 -> 10x13.
     assert sizes == [(20, 27), (10, 13)]
@@ -310,7 +328,9 @@ def test_infer_resizes_to_the_scale_and_back():
 
 
 @pytest.mark.parametrize(
-    "mode_kw", [dict(mode="whole"), dict(mode="slide", crop=8, stride=8)], ids=["whole", "slide"]
+    "mode_kw",
+    [dict(mode="whole", crop=8, stride=8), dict(mode="slide", crop=8, stride=8)],
+    ids=["whole", "slide"],
 )
 def test_flip_averaging_is_symmetric(mode_kw):
     # With a mirror-symmetric window grid (here two 8-wide windows over 16 columns) a
@@ -332,7 +352,9 @@ def test_flip_averaging_is_symmetric(mode_kw):
 def test_flip_pass_is_the_mirrored_probabilities_averaged_in():
     fn = _Tiny().eval()
     photo = _photo(6, 9)
-    settings = InferenceSettings(num_classes=K, mode="whole", base_scale=(9, 6), flip=True)
+    settings = InferenceSettings(
+        num_classes=K, crop=8, stride=6, mode="whole", base_scale=(9, 6), flip=True
+    )
     got = infer(fn, photo, settings)
     x = normalize(photo)[None]
     expected = (fn(x).softmax(1) + fn(x.flip(-1)).flip(-1).softmax(1)) / 2
@@ -355,20 +377,28 @@ def test_multiscale_slide_gives_probabilities_at_the_original_size():
     assert infer(fn, photo, single, out_size=(5, 7)).shape == (K, 5, 7)
 
 
+def test_settings_have_no_geometry_of_their_own():
+    # A class count alone would once have taken ADE20K's crop, stride and base scale.
+    with pytest.raises(TypeError, match="crop"):
+        InferenceSettings(num_classes=59)
+    context = InferenceSettings.for_dataset(get_dataset("pascal-context-59"), 480)
+    assert (context.crop, context.stride, context.base_scale) == (480, 320, (520, 520))
+
+
 def test_bad_settings_and_photos_are_one_line_errors():
     with pytest.raises(SegvitError, match="mode"):
-        InferenceSettings(num_classes=K, mode="tiles")
+        InferenceSettings(num_classes=K, crop=8, stride=6, base_scale=(16, 12), mode="tiles")
     with pytest.raises(SegvitError, match="scales"):
-        InferenceSettings(num_classes=K, scales=())
+        InferenceSettings(num_classes=K, crop=8, stride=6, base_scale=(16, 12), scales=())
     with pytest.raises(SegvitError, match="crop"):
-        InferenceSettings(num_classes=K, crop=0)
+        InferenceSettings(num_classes=K, stride=6, base_scale=(16, 12), crop=0)
     with pytest.raises(SegvitError, match=r"stride 9: expected 1 to the crop \(8\)"):
-        InferenceSettings(num_classes=K, crop=8, stride=9)
+        InferenceSettings(num_classes=K, base_scale=(16, 12), crop=8, stride=9)
     with pytest.raises(SegvitError, match="window_batch"):
-        InferenceSettings(num_classes=K, window_batch=0)
+        InferenceSettings(num_classes=K, crop=8, stride=6, base_scale=(16, 12), window_batch=0)
     with pytest.raises(SegvitError, match="min_size"):
-        InferenceSettings(num_classes=K, min_size=0)
-    settings = InferenceSettings(num_classes=K, crop=8, stride=6)
+        InferenceSettings(num_classes=K, crop=8, stride=6, base_scale=(16, 12), min_size=0)
+    settings = InferenceSettings(num_classes=K, base_scale=(16, 12), crop=8, stride=6)
     with pytest.raises(SegvitError, match="8-bit RGB photo, got ndarray of float32"):
         infer(_conv1x1(), _photo(8, 8).astype(np.float32), settings)
     with pytest.raises(SegvitError, match=r"\(H, W, 3\) photo, got \(8, 8\)"):
@@ -394,7 +424,9 @@ def test_ms_scales_are_the_papers():
 
 SETTINGS = {
     "slide-ss": dict(mode="slide", crop=16, stride=11, base_scale=(48, 32)),
-    "whole-ms-flip": dict(mode="whole", base_scale=(40, 24), scales=MS_SCALES, flip=True),
+    "whole-ms-flip": dict(
+        mode="whole", crop=16, stride=11, base_scale=(40, 24), scales=MS_SCALES, flip=True
+    ),
     "slide-ms-flip": dict(
         mode="slide", crop=16, stride=11, base_scale=(40, 24), scales=MS_SCALES, flip=True
     ),
@@ -460,7 +492,13 @@ def test_infer_labels_makes_no_full_resolution_maps():
     fn = _Sharp(num_classes=16).eval()
     photo = _photo(160, 200)
     settings = InferenceSettings(
-        num_classes=16, mode="whole", base_scale=(40, 24), scales=(0.5, 1.0), flip=True
+        num_classes=16,
+        crop=8,
+        stride=6,
+        mode="whole",
+        base_scale=(40, 24),
+        scales=(0.5, 1.0),
+        flip=True,
     )
     class_maps = 16 * 160 * 200 * 4  # bytes of K float32 maps at the original size
     assert _largest_allocation(lambda: infer(fn, photo, settings)) >= class_maps  # the probe works
@@ -470,7 +508,7 @@ def test_infer_labels_makes_no_full_resolution_maps():
 
 
 def test_infer_labels_rejects_bad_band_rows():
-    settings = InferenceSettings(num_classes=K, crop=8, stride=6)
+    settings = InferenceSettings(num_classes=K, base_scale=(16, 12), crop=8, stride=6)
     with pytest.raises(SegvitError, match="band_rows"):
         infer_labels(_conv1x1(), _photo(8, 8), settings, band_rows=0)
 

@@ -15,7 +15,6 @@ interpreter, torch, the model and the 8-bit photo.
 
 from __future__ import annotations
 
-import functools
 import os
 import pickle
 import resource
@@ -33,21 +32,10 @@ import torch
 
 import segvit
 from segvit.errors import SegvitError
-from segvit.inference import MS_SCALES, InferenceSettings, infer, infer_labels, window_batch
+from segvit.inference import InferenceSettings, infer, infer_labels
 from segvit.modeling.segmentor import Segmentor
-from segvit.modeling.variants import build_model
 
-# References: issue 12 ("memory that does not grow with the photo"); ADE20K test settings of
-# the SegViT release (crop 512, slide stride 341, base scale (2048, 512)).
-
-ADE20K_CLASSES = 150
-ADE20K_STRIDE = 341  # slide stride at crop 512
-ADE20K_BASE_SCALE = (2048, 512)  # (long, short) at crop 512
-
-
-def build_bench_model(variant: str, *, crop: int = 512, tiny: bool = False) -> Segmentor:
-    """A randomly initialised ADE20K-class (150-way) model; the one call into the builder API."""
-    return build_model(variant, num_classes=ADE20K_CLASSES, crop=crop, tiny=tiny)
+# References: issue 12 ("memory that does not grow with the photo").
 
 
 @dataclass(frozen=True)
@@ -58,7 +46,7 @@ class PredictBench:
     height: int
     width: int
     num_classes: int
-    multi_scale: bool  # MS_SCALES with flips, else one scale
+    multi_scale: bool  # several scales (the paper's: MS_SCALES with flips), else one
     path: str  # "bands" (infer_labels) or "full" (infer(...).argmax(0))
     seconds: float  # wall time of the prediction alone
     peak_rss_mb: float  # resident set high-water mark of the measuring process, in MiB
@@ -79,43 +67,49 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def _measure(
-    variant_builder: Callable[[], Segmentor], options: dict[str, Any], isolated: bool
-) -> PredictBench:
+@dataclass(frozen=True)
+class _Job:
+    """What one measuring process does (pickled to it when isolated)."""
+
+    settings: InferenceSettings
+    height: int
+    width: int
+    full_path: bool
+    band_rows: int | None
+    threads: int | None
+    seed: int
+
+
+def _measure(variant_builder: Callable[[], Segmentor], job: _Job, isolated: bool) -> PredictBench:
     threads = torch.get_num_threads()
-    if options["threads"] is not None:
-        torch.set_num_threads(options["threads"])
+    if job.threads is not None:
+        torch.set_num_threads(job.threads)
     try:  # in-process runs must leave the caller's thread count as it was
-        return _measure_with_threads(variant_builder, options, isolated)
+        return _measure_with_threads(variant_builder, job, isolated)
     finally:
         torch.set_num_threads(threads)
 
 
 def _measure_with_threads(
-    variant_builder: Callable[[], Segmentor], options: dict[str, Any], isolated: bool
+    variant_builder: Callable[[], Segmentor], job: _Job, isolated: bool
 ) -> PredictBench:
-    torch.manual_seed(options["seed"])
+    torch.manual_seed(job.seed)
     model = variant_builder().eval()
-    meta = model.meta
-    H, W = options["height"], options["width"]
-    rng = np.random.default_rng(options["seed"])
+    meta, settings = model.meta, job.settings
+    if (meta.num_classes, meta.crop) != (settings.num_classes, settings.crop):
+        raise SegvitError(
+            f"bench predict: the model has {meta.num_classes} classes at crop {meta.crop}, the "
+            f"settings {settings.num_classes} at crop {settings.crop}"
+        )
+    H, W = job.height, job.width
+    rng = np.random.default_rng(job.seed)
     image = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)  # a decoded photo
-    settings = InferenceSettings(
-        num_classes=meta.num_classes,
-        crop=meta.crop,
-        stride=options["stride"],
-        base_scale=options["base_scale"],
-        scales=MS_SCALES if options["multi_scale"] else (1.0,),
-        flip=options["multi_scale"],
-        mode=options["mode"],
-        window_batch=options["batch_size"],
-    )
     before = _peak_rss_mb()
     start = time.perf_counter()
-    if options["full_path"]:
+    if job.full_path:
         labels = infer(model.predict, image, settings).argmax(dim=0)
     else:
-        labels = infer_labels(model.predict, image, settings, band_rows=options["band_rows"])
+        labels = infer_labels(model.predict, image, settings, band_rows=job.band_rows)
     seconds = time.perf_counter() - start
     if labels.shape != (H, W):
         raise SegvitError(
@@ -126,8 +120,8 @@ def _measure_with_threads(
         height=H,
         width=W,
         num_classes=meta.num_classes,
-        multi_scale=options["multi_scale"],
-        path="full" if options["full_path"] else "bands",
+        multi_scale=len(settings.scales) > 1,
+        path="full" if job.full_path else "bands",
         seconds=round(seconds, 3),
         peak_rss_mb=round(_peak_rss_mb(), 1),
         before_rss_mb=round(before, 1),
@@ -137,16 +131,12 @@ def _measure_with_threads(
 
 
 def bench_predict(
-    variant_builder: Callable[[], Segmentor] = functools.partial(build_bench_model, "segvit_b"),
+    variant_builder: Callable[[], Segmentor],
     *,
+    settings: InferenceSettings,
     height: int,
     width: int,
-    multi_scale: bool = False,
     full_path: bool = False,
-    mode: str = "slide",
-    stride: int = ADE20K_STRIDE,
-    base_scale: tuple[int, int] = ADE20K_BASE_SCALE,
-    batch_size: int | None = None,
     band_rows: int | None = None,
     threads: int | None = None,
     seed: int = 0,
@@ -156,12 +146,10 @@ def bench_predict(
 
     Arguments:
         variant_builder: builds the model (a picklable callable when `isolated`, e.g.
-            functools.partial(build_bench_model, "segvit_b", crop=512)); its meta gives the
-            class count and the crop.
-        multi_scale: MS_SCALES with flips (12 passes: 6 scales x 2), else one pass.
+            functools.partial(build_model, "segvit_b", num_classes=150, crop=512)).
+        settings: how the photo is scored (`InferenceSettings.for_dataset`, with the window
+            batch `segvit predict` uses on a CPU); its class count and crop are the model's.
         full_path: measure `infer(...).argmax(0)` instead of `infer_labels`.
-        stride, base_scale: slide stride and (long, short) base scale for the model's crop.
-        batch_size: windows per model call; None: what `segvit predict` uses on a CPU.
         band_rows: `infer_labels`'s rows per band; None: its default.
         threads: torch CPU threads during the prediction; None: torch's default.
         isolated: run in a fresh subprocess so the peak is this prediction's alone.
@@ -170,35 +158,21 @@ def bench_predict(
         raise SegvitError(f"bench predict: expected a positive image size, got {height}x{width}")
     if threads is not None and threads < 1:
         raise SegvitError(f"bench predict: threads must be None or >= 1, got {threads}")
-    options = dict(
-        height=height,
-        width=width,
-        multi_scale=multi_scale,
-        full_path=full_path,
-        mode=mode,
-        stride=stride,
-        base_scale=tuple(base_scale),
-        batch_size=window_batch(torch.device("cpu")) if batch_size is None else batch_size,
-        band_rows=band_rows,
-        threads=threads,
-        seed=seed,
-    )
+    job = _Job(settings, height, width, full_path, band_rows, threads, seed)
     if not isolated:
-        return _measure(variant_builder, options, False)
-    return _in_fresh_process(variant_builder, options)
+        return _measure(variant_builder, job, False)
+    return _in_fresh_process(variant_builder, job)
 
 
-def _in_fresh_process(
-    variant_builder: Callable[[], Segmentor], options: dict[str, Any]
-) -> PredictBench:
+def _in_fresh_process(variant_builder: Callable[[], Segmentor], job: _Job) -> PredictBench:
     """Run `_measure` in a new interpreter (this module as a script), passing pickles by file."""
     root = str(Path(segvit.__file__).resolve().parents[1])  # where this segvit is imported from
     env = os.environ | {"PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     with tempfile.TemporaryDirectory(prefix="segvit-bench-") as tmp:
-        job, result = Path(tmp, "job.pkl"), Path(tmp, "result.pkl")
-        job.write_bytes(pickle.dumps((variant_builder, options)))
+        job_file, result = Path(tmp, "job.pkl"), Path(tmp, "result.pkl")
+        job_file.write_bytes(pickle.dumps((variant_builder, job)))
         proc = subprocess.run(
-            [sys.executable, "-m", "segvit.bench.predict", str(job), str(result)],
+            [sys.executable, "-m", "segvit.bench.predict", str(job_file), str(result)],
             env=env,
             stderr=subprocess.PIPE,
             text=True,
@@ -212,6 +186,6 @@ def _in_fresh_process(
 
 
 if __name__ == "__main__":  # the measuring process of `_in_fresh_process`
-    builder, job_options = pickle.loads(Path(sys.argv[1]).read_bytes())
-    measured = _measure(builder, job_options, True)
+    builder, measured_job = pickle.loads(Path(sys.argv[1]).read_bytes())
+    measured = _measure(builder, measured_job, True)
     Path(sys.argv[2]).write_bytes(pickle.dumps(asdict(measured)))  # plain fields: no __main__ class

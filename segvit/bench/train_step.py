@@ -39,12 +39,11 @@ from segvit.errors import SegvitError
 from segvit.fileio import write_json
 
 # References: SegViT release configs (batch 16 in total, 2 per GPU on 8 GPUs for ViT-B; AdamW,
-# head lr x10, grad clip 35); docs/architecture.md.
+# head lr x10); docs/architecture.md.
 
 CPU_BATCH = 2  # default per-device batch on a CPU: a ViT-B step at 512 takes seconds already
 CUDA_BATCH = 8  # default per-device batch on CUDA: between the release's 2 (ViT-B) or 4
 # (Shrunk L) per GPU and the paper's whole 16 on one device, which `--batch 16` times.
-CLIP_GRAD = 35.0  # global L2 norm the release clips gradients to
 CLASSES_PER_IMAGE = 8  # a real crop shows a handful of classes, not all K (see synthetic_batch)
 
 
@@ -138,10 +137,11 @@ def train_step(
     loss_fn: LossFn,
     *,
     amp_dtype: torch.dtype | None = None,
-    clip_grad: float = CLIP_GRAD,
+    clip_grad: float,
 ) -> Tensor:
     """One optimizer step exactly as `segvit train` takes it (the engine's own forward/backward
-    and clipped step, one micro-batch); the detached loss."""
+    and clipped step, one micro-batch, gradients clipped to the recipe's `clip_grad`); the
+    detached loss."""
     optimizer.zero_grad(set_to_none=True)
     terms = forward_backward(model, images, labels, loss_fn, amp_dtype=amp_dtype)
     optimizer_step(model, optimizer, None, clip_grad)

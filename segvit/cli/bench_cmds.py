@@ -102,6 +102,9 @@ def _mfu(result) -> str:
 
 def bench_predict(
     variant: Annotated[str, typer.Argument(help="a variant name")] = "segvit_b",
+    dataset: Annotated[
+        str, typer.Option(help="dataset name or file: the classes and the test geometry")
+    ] = "ade20k",
     height: Annotated[int, typer.Option(help="image height in pixels")] = 3024,
     width: Annotated[int, typer.Option(help="image width in pixels")] = 4032,
     ms: Annotated[bool, typer.Option("--ms", help="multi-scale 0.5-1.75 with flip")] = False,
@@ -112,18 +115,29 @@ def bench_predict(
     threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
-    """Peak memory and time of one prediction of a random photo (150-class ADE20K model,
-    random weights), measured in a fresh process."""
+    """Peak memory and time of one prediction of a random photo (a model with the dataset's
+    classes at its crop, random weights), measured in a fresh process."""
     import functools
 
-    from segvit.bench.predict import bench_predict as run_bench
-    from segvit.bench.predict import build_bench_model
+    import torch
 
-    builder = functools.partial(build_bench_model, variant, tiny=tiny)
+    from segvit.bench.predict import bench_predict as run_bench
+    from segvit.data.catalog import load_dataset
+    from segvit.inference import InferenceSettings, window_batch
+    from segvit.modeling.variants import build_model
+
+    info = load_dataset(dataset)
+    builder = functools.partial(
+        build_model, variant, num_classes=info.num_classes, crop=info.crop, tiny=tiny
+    )
+    settings = InferenceSettings.for_dataset(
+        info, info.crop, multi_scale=ms, window_batch=window_batch(torch.device("cpu"))
+    )
     with Console(stderr=True).status(f"one {'ms' if ms else 'ss'} prediction, {width}x{height}"):
         result = run_bench(
-            builder, height=height, width=width, multi_scale=ms, full_path=full, threads=threads
-        )
+            builder, settings=settings, height=height, width=width, full_path=full,
+            threads=threads,
+        )  # fmt: skip
     if as_json:
         print(json.dumps(result.to_dict()))
         return

@@ -79,7 +79,10 @@ def _bench(cfg: BenchConfig) -> BenchResult:
     images, labels = images.to(device), labels.to(device)
 
     def step() -> Tensor:
-        return train_step(model, optimizer, images, labels, loss_fn, amp_dtype=amp_dtype)
+        return train_step(
+            model, optimizer, images, labels, loss_fn, amp_dtype=amp_dtype,
+            clip_grad=recipe.clip_grad,
+        )  # fmt: skip
 
     times: list[float] = []
     try:

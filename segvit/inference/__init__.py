@@ -63,12 +63,16 @@ def window_batch(device: torch.device) -> int:
 
 @dataclass(frozen=True)
 class InferenceSettings:
-    """How one photo is scored at test time; built once (`for_dataset`) and passed down."""
+    """How one photo is scored at test time; built once (`for_dataset`) and passed down.
+
+    The geometry (crop, stride, base scale) has no default: it is the dataset's for the
+    model's crop (`for_dataset`), or every part of it is given.
+    """
 
     num_classes: int  # classes the score function returns
-    crop: int = 512  # sliding window side: the model's training crop
-    stride: int = 341  # sliding window step, at most the crop
-    base_scale: tuple[int, int] = (2048, 512)  # (long, short) bounds the photo fits at ratio 1
+    crop: int  # sliding window side: the model's training crop
+    stride: int  # sliding window step, at most the crop
+    base_scale: tuple[int, int]  # (long, short) bounds the photo fits at ratio 1
     scales: tuple[float, ...] = (1.0,)  # ratios of base_scale; MS_SCALES is the paper's ms
     flip: bool = False  # also score each scale mirrored (the paper's ms has it)
     mode: Mode = "slide"  # "slide": crop-sized windows every stride; "whole": one call

@@ -66,6 +66,9 @@ class ViTSpec:
 
 VIT_B = ViTSpec("vit_base_patch16_384", "augreg_in21k_ft_in1k", 768, 12, 12, 0.1, "ViT-B/16")
 VIT_L = ViTSpec("vit_large_patch16_384", "augreg_in21k_ft_in1k", 1024, 24, 16, 0.3, "ViT-L/16")
+# The layers SegViT's cascade head taps (0-based; the release's layers 6/8/12 and 8/16/24).
+SEGVIT_TAPS_B = (5, 7, 11)
+SEGVIT_TAPS_L = (7, 15, 23)
 
 
 # References: Liu et al. 2021 (Swin Transformer) for Swin-T.

@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING
 from segvit.criteria import ATMCriterion, Criterion, PixelCECriterion, SemanticCECriterion
 from segvit.errors import SegvitError
 from segvit.modeling.peers.variants import PEER_VARIANTS
-from segvit.modeling.specs import VIT_B, VIT_L, BackboneSpec, QDMode, ViTSpec
+from segvit.modeling.specs import (
+    SEGVIT_TAPS_B,
+    SEGVIT_TAPS_L,
+    VIT_B,
+    VIT_L,
+    BackboneSpec,
+    QDMode,
+    ViTSpec,
+)
 from segvit.modeling.specs import tiny as tiny_spec
 
 if TYPE_CHECKING:
@@ -126,11 +134,11 @@ VARIANTS: dict[str, Variant] = {
     # Tables 1-3: the main models.
     "segvit_b": Variant(
         "SegViT, ViT-B, ATM cascade on layers 6/8/12 (Table 1)",
-        VIT_B, partial(cascade, taps=(5, 7, 11)),
+        VIT_B, partial(cascade, taps=SEGVIT_TAPS_B),
     ),
     "segvit_l": Variant(
         "SegViT, ViT-L, ATM cascade on layers 8/16/24 (Tables 1-3)",
-        VIT_L, partial(cascade, taps=(7, 15, 23)),
+        VIT_L, partial(cascade, taps=SEGVIT_TAPS_L),
     ),
     "segvit_shrunk_l": Variant(
         "SegViT Shrunk, ViT-L, QD at layer 9, QU on layers 8/24 (Tables 1-3)",

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from functools import partial
 
 from segvit.criteria import ATMCriterion, Criterion, PixelCECriterion
-from segvit.modeling.specs import SWIN_T, VIT_B, VIT_L, SwinSpec, ViTSpec
+from segvit.modeling.specs import SEGVIT_TAPS_B, SWIN_T, VIT_B, VIT_L, SwinSpec, ViTSpec
 
 # The builders import the modules that pull in torch when they run, so that the variant table
 # (segvit.modeling.variants, `segvit variants`) reads without torch.
@@ -24,7 +24,6 @@ Parts = "tuple[nn.Module, nn.Module]"  # (backbone, head)
 
 TAPS_4_B = (2, 5, 8, 11)  # layers 3/6/9/12: SETR-MLA (DeiT-B), DPT-B, ViT-B UperNet
 TAPS_4_L = (5, 11, 17, 23)  # layers 6/12/18/24: SETR-MLA, DPT-L
-TAPS_SEGVIT_B = (5, 7, 11)  # layers 6/8/12: SegViT's cascade on ViT-B
 DPT_WIDTHS_B = (96, 192, 384, 768)
 DPT_WIDTHS_L = (256, 512, 1024, 1024)
 # mmseg's SETR-MLA and UperNet configs weight each auxiliary head's cross-entropy 0.4.
@@ -209,11 +208,11 @@ PEER_VARIANTS: dict[str, tuple[str, ViTSpec | SwinSpec, Builder, Callable[[int],
     # Table 9: decoders on ViT-B with their merge and loss types.
     "maskformer_b": (
         "MaskFormer-style, ViT-B, FPN over layers 6/8/12, dot-product masks, mask loss (Table 9)",
-        VIT_B, partial(build_maskformer, taps=TAPS_SEGVIT_B), ATMCriterion,
+        VIT_B, partial(build_maskformer, taps=SEGVIT_TAPS_B), ATMCriterion,
     ),
     "segvit_dot_b": (
         "SegViT variant 2, ViT-B, ATM token merge over layers 6/8/12, dot-product masks (Table 9)",
-        VIT_B, partial(build_segvit_dot, taps=TAPS_SEGVIT_B), ATMCriterion,
+        VIT_B, partial(build_segvit_dot, taps=SEGVIT_TAPS_B), ATMCriterion,
     ),
     # Table 6: a hierarchical backbone.
     "maskformer_swin_t": (
