@@ -24,8 +24,8 @@ from segvit.analysis.bench import (
     train_step,
 )
 from segvit.analysis.flops import count_flops
-from segvit.analysis.hardware import peak_for, training_tflops
-from segvit.engine.distributed import describe_device, resolve_device
+from segvit.analysis.hardware import describe_device, peak_for, training_tflops
+from segvit.engine.distributed import resolve_device
 from segvit.engine.logging import memory_mb
 from segvit.engine.optim import recipe_optimizer
 from segvit.engine.train import autocast_dtype
