@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from segvit.errors import SegvitError
 from segvit.fileio import TMP_SUFFIX, atomic_write
-from segvit.modeling.weights import load_failure
+from segvit.modeling.unpickle import load_torch
 
 Meta = dict[str, str | int | float | bool]
 
@@ -85,14 +85,7 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
 
 def _load(path: Path, what: str) -> Any:
     """torch.load with weights_only, every failure turned into a one-line SegvitError."""
-    path = Path(path)
-    if not path.is_file():
-        raise SegvitError(f"{path}: no such {what} file")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated, not a torch file, or unsafe pickled objects
-        reason = load_failure(path, err)
-        raise SegvitError(f"{path}: not a readable {what} file ({reason})") from None
+    return load_torch(Path(path), f"{what} file")
 
 
 # ---------------------------------------------------------------------------- weights files

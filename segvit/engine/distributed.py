@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import platform
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,20 +60,6 @@ def _env_int(name: str, default: int) -> int:
 def default_workers() -> int:
     """Data loader processes per device: 4, or fewer on a machine with fewer cores."""
     return max(1, min(4, (os.cpu_count() or 2) - 1))
-
-
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            names = [line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line]
-        model = names[0] if names else model
-    except OSError:  # not Linux: platform's answer stands
-        pass
-    threads = torch.get_num_threads()
-    return f"cpu ({model}, {threads} thread{'s' if threads > 1 else ''})"
 
 
 def resolve_device(name: str, index: int | None = None) -> torch.device:

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from segvit.analysis.flops import count_flops
-from segvit.analysis.hardware import peak_for, training_tflops
+from segvit.analysis.hardware import describe_device, peak_for, training_tflops
 from segvit.bench.train_step import (
     CPU_BATCH,
     CUDA_BATCH,
@@ -25,7 +25,7 @@ from segvit.bench.train_step import (
     synthetic_batch,
     train_step,
 )
-from segvit.engine.distributed import describe_device, resolve_device
+from segvit.engine.distributed import resolve_device
 from segvit.engine.logging import memory_mb
 from segvit.engine.optim import recipe_optimizer
 from segvit.engine.train import autocast_dtype

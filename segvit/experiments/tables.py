@@ -9,7 +9,6 @@ toolkit produced; rows that were not run or cannot be say so in `status`.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,13 +33,9 @@ class RowResult:
 
 def machine_label() -> str:
     """Where numbers were measured: the GPU when one is present, else the CPU."""
-    import torch
+    from segvit.analysis.hardware import this_machine
 
-    from segvit.engine.distributed import describe_device
-
-    if torch.cuda.is_available():
-        return f"{describe_device(torch.device('cuda'))} x{torch.cuda.device_count()}"
-    return f"{describe_device(torch.device('cpu'))}, {os.cpu_count()} cores"
+    return this_machine()
 
 
 def build_frame(

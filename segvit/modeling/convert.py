@@ -10,7 +10,6 @@ decided by the file itself (width, depth, stages, class count, crop), never by i
 from __future__ import annotations
 
 import math
-import pickle
 import re
 import zipfile
 from collections.abc import Mapping
@@ -21,10 +20,11 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from segvit.errors import SegvitError, first_line
+from segvit.errors import SegvitError
 from segvit.modeling.release import RELEASES, get_release, is_release_name, resolve_cached
 from segvit.modeling.segmentor import ModelMeta
 from segvit.modeling.specs import tiny as tiny_spec
+from segvit.modeling.unpickle import load_torch
 from segvit.modeling.variants import build_model, get_variant
 
 # References: the SegViT release (zbwxp/SegVit: atm_head.py, tpn_atm_head.py, vit_shrink.py)
@@ -281,43 +281,7 @@ def _numpy_globals() -> list[Any]:
 def read_checkpoint(path: Path) -> Any:
     """torch.load(weights_only=True) with the numpy allow-list; a pickle that asks for
     anything else (a function to call, a class to build) is refused, naming what it asked."""
-    path = Path(path)
-    if not path.is_file():
-        raise SegvitError(f"{path}: no such checkpoint file")
-    try:
-        with torch.serialization.safe_globals(_numpy_globals()):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        refused = _refused(path, str(err))
-        if refused:
-            raise SegvitError(
-                f"{path}: refused to unpickle {refused}: not tensors or plain data (segvit "
-                "never runs code from a checkpoint)"
-            ) from None
-        reason = first_line(str(err).split("WeightsUnpickler error:")[-1])
-    except Exception as err:  # truncated, not a torch file: torch fails in many ways
-        reason = first_line(err)
-    raise SegvitError(f"{path}: not a readable checkpoint ({reason})")
-
-
-def _refused(path: Path, message: str) -> str | None:
-    """The globals a pickle wanted beyond the allow-list (read from its opcodes, not run);
-    None when the pickle failed for another reason (a corrupt or foreign file)."""
-    if not re.search(r"Unsupported global|Can only build", message):
-        return None
-    allowed = {
-        item[1] if isinstance(item, tuple) else f"{item.__module__}.{item.__qualname__}"
-        for item in _numpy_globals()
-    }
-    try:
-        wanted = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-        refused = [name for name in wanted if name not in allowed]
-        if refused:
-            return ", ".join(refused)
-    except (ValueError, RuntimeError, OSError):  # the legacy (non-zip) format: read the message
-        pass
-    found = re.search(r"GLOBAL (\S+)|but got <class '([^']+)'>", message)
-    return next(g for g in found.groups() if g) if found else "an object outside the allow-list"
+    return load_torch(Path(path), "checkpoint file", allowed=_numpy_globals())
 
 
 def is_release_checkpoint(path: str | Path) -> bool:

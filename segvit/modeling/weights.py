@@ -10,7 +10,6 @@ the model does not use are skipped, and the position embeddings' grid is resized
 from __future__ import annotations
 
 import math
-import re
 import socket
 from pathlib import Path
 
@@ -19,10 +18,11 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
-from segvit.errors import SegvitError, first_line
+from segvit.errors import SegvitError
 from segvit.modeling.backbone import resize_pos_embed
 from segvit.modeling.cache import weights_dir
 from segvit.modeling.specs import SwinSpec, ViTSpec
+from segvit.modeling.unpickle import unreadable
 
 WEIGHT_SUFFIXES = (".safetensors", ".npz", ".pth", ".pt", ".bin")
 
@@ -95,22 +95,6 @@ def _download(spec: ViTSpec | SwinSpec) -> dict[str, torch.Tensor]:
     return reference.state_dict()
 
 
-def load_failure(path: Path, err: Exception) -> str:
-    """Why `torch.load(path, weights_only=True)` failed, in one line. A pickle that asks for
-    a function or a class (which could run code) is named by what it asks for, read from
-    the file, not run; torch's own message would suggest `weights_only=False`, the unsafe
-    way round, so none of it is kept."""
-    text = str(err)
-    if not re.search(r"weights[ _]only", f"{text} {err.__cause__}", flags=re.IGNORECASE):
-        return first_line(err)
-    try:
-        wanted = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except Exception:  # the legacy (non-zip) format: torch's message names the first one
-        wanted = re.findall(r"GLOBAL (\S+)", f"{text} {err.__cause__}")
-    what = ", ".join(wanted) if wanted else "objects other than tensors and plain data"
-    return f"refused to unpickle {what}: loading it could run code; segvit loads only tensors"
-
-
 def _read_file(path: Path, spec: ViTSpec | SwinSpec) -> dict[str, torch.Tensor]:
     if path.suffix not in WEIGHT_SUFFIXES:
         raise SegvitError(f"{path}: expected a {'/'.join(WEIGHT_SUFFIXES)} weights file")
@@ -124,8 +108,7 @@ def _read_file(path: Path, spec: ViTSpec | SwinSpec) -> dict[str, torch.Tensor]:
         return timm.models.load_state_dict(str(path))
     except Exception as err:  # corrupt or foreign files fail in many library-specific ways
         kind = "ViT" if isinstance(spec, ViTSpec) else "Swin"
-        reason = load_failure(path, err)
-        raise SegvitError(f"{path}: not a readable {kind} checkpoint ({reason})") from None
+        raise unreadable(path, f"{kind} checkpoint", err) from None
 
 
 def _load_adapted(vit: VisionTransformer, state: dict[str, torch.Tensor], origin) -> None:

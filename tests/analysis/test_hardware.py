@@ -2,7 +2,13 @@
 
 import pytest
 
-from segvit.analysis.hardware import peak_for, seconds_per_image, training_tflops
+from segvit.analysis.hardware import (
+    cpu_label,
+    peak_for,
+    processor_name,
+    seconds_per_image,
+    training_tflops,
+)
 
 
 @pytest.mark.parametrize(
@@ -35,3 +41,26 @@ def test_flops_arithmetic():
     assert training_tflops(100.0, 10.0) == pytest.approx(6.0)
     # At 50% of a 12 TFLOP/s peak, 6 TFLOP/s is reached: 0.1 s per image.
     assert seconds_per_image(100.0, 12.0, 0.5) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    ("raw", "name"),
+    [
+        ("Intel(R) Xeon(R) Processor", "Intel Xeon Processor"),
+        ("Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz", "Intel Core i7-8700 CPU @ 3.20GHz"),
+        ("Intel(tm) Core(c) 2", "Intel Core 2"),
+        ("Intel\u00ae Xeon\u00ae Gold\u2122", "Intel Xeon Gold"),
+        ("ARMv7 Processor rev 4 (v7l)", "ARMv7 Processor rev 4 v7l"),
+        ("  AMD   EPYC\t7B13 \n", "AMD EPYC 7B13"),
+        ("AMD EPYC", "AMD EPYC"),  # the committed tables' machine: unchanged
+        ("", "fallback"),
+        ("(R) ()", "fallback"),
+    ],
+)
+def test_processor_names_lose_marks_and_parentheses(raw, name):
+    assert processor_name(raw, "fallback") == name
+
+
+def test_a_cpu_label_counts_threads_in_words():
+    assert cpu_label("AMD EPYC", 1) == "cpu (AMD EPYC, 1 thread)"
+    assert cpu_label("Intel(R) Xeon(R) Processor", 2) == "cpu (Intel Xeon Processor, 2 threads)"

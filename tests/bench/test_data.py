@@ -29,7 +29,9 @@ def test_bench_reports_per_image_times(tmp_path):
 def test_bench_data_refuses_before_any_work(tmp_path):
     with pytest.raises(SegvitError, match="--num-images must be at least 1, got 0"):
         bench.bench_data("demo", tmp_path, crop=None, num_images=0, synthetic=False)
-    with pytest.raises(SegvitError, match="--synthetic makes ade20k-sized images; use --dataset ade20k"):
+    with pytest.raises(
+        SegvitError, match="--synthetic makes ade20k-sized images; use --dataset ade20k"
+    ):
         bench.bench_data("coco-stuff-10k", tmp_path, crop=None, num_images=1, synthetic=True)
     with pytest.raises(SegvitError, match=r"no demo data at .*or pass --synthetic"):
         bench.bench_data("demo", tmp_path, crop=None, num_images=1, synthetic=False)

@@ -4,7 +4,9 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
+from segvit.analysis import hardware
 from segvit.engine.recipe import get_recipe
 from segvit.experiments.config import load_figure, load_table
 from segvit.experiments.plot import plot_figure
@@ -97,6 +99,36 @@ def test_the_machine_label_and_every_committed_table_share_one_format():
         for label in frame["machine"].dropna()
     }
     assert labels and all(MACHINE.fullmatch(label) for label in labels), labels
+
+
+# Names as vendors write them: trademark marks, clocks, ARM boards' "(v7l)", nothing at all.
+CPU_NAMES = [
+    "AMD EPYC",
+    "Intel(R) Xeon(R) Processor",
+    "Intel(R) Xeon(R) CPU E5-2686 v4 @ 2.30GHz",
+    "Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz",
+    "Intel\u00ae Xeon\u00ae Platinum 8480+",
+    "ARMv7 Processor rev 4 (v7l)",
+    "Neoverse-N1",
+    "Apple M2 Pro",
+    "",
+    " (weird) name (( ",
+]
+
+
+@pytest.mark.parametrize("name", CPU_NAMES)
+@pytest.mark.parametrize("threads", [1, 2, 64])
+def test_every_cpu_name_gives_a_label_of_the_table_format(name, threads):
+    """The label is a pure function of the names: any machine's has the format the committed
+    tables are checked against, whatever its CPU is called."""
+    label = hardware.machine_label(cpu=name, threads=threads, cores=8, gpu=None, gpus=0)
+    assert MACHINE.fullmatch(label), label
+
+
+@pytest.mark.parametrize("name", ["NVIDIA H100 80GB HBM3", "Tesla V100-SXM2-32GB (rev a1)", ""])
+def test_every_gpu_name_gives_a_label_of_the_table_format(name):
+    label = hardware.machine_label(cpu="Intel(R) Xeon(R)", threads=2, cores=8, gpu=name, gpus=4)
+    assert MACHINE.fullmatch(label) and label.endswith(" x4"), label
 
 
 def test_figure4_draws_only_segvit_in_its_colour(tmp_path, monkeypatch):

@@ -191,7 +191,7 @@ def test_class_rows_must_agree(small_shapes):
 def test_files_that_are_not_release_checkpoints(tmp_path):
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"definitely not a checkpoint")
-    with pytest.raises(SegvitError, match=r"junk.pth: not a readable checkpoint \(Unsupported"):
+    with pytest.raises(SegvitError, match=r"junk.pth: not a readable checkpoint file \(not a"):
         convert_release(junk)
     ours = tmp_path / "ours.pt"
     save_weights(ours, {"head.queries.weight": torch.zeros(2, 2)}, {"variant": "segvit_b"})
