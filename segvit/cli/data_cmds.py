@@ -52,6 +52,9 @@ def prepare(
         bool, typer.Option(help="folder: id 0 is unlabelled (ignored), the rest shift down")
     ] = False,
     crop: Annotated[int, typer.Option(help="folder: the training crop")] = 512,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="folder: replace a dataset file that differs")
+    ] = False,
 ) -> None:
     """Prepare a dataset from its official archives into mmsegmentation's layout, verified;
     `prepare folder` turns a folder of images and masks into a dataset file."""
@@ -66,11 +69,15 @@ def prepare(
         if images is None or labels is None or out is None:
             raise SegvitError("prepare folder: --images, --labels and --out are required")
         check_folder(out, "--out")
-        path = prepare_folder(
-            images, labels, out, classes=classes, val_fraction=val_fraction, seed=seed,
-            label_suffix=label_suffix, ignore_index=ignore_index,
-            reduce_zero_label=reduce_zero_label, crop=crop,
-        )  # fmt: skip
+        try:
+            path = prepare_folder(
+                images, labels, out, classes=classes, val_fraction=val_fraction, seed=seed,
+                label_suffix=label_suffix, ignore_index=ignore_index,
+                reduce_zero_label=reduce_zero_label, crop=crop, overwrite=overwrite,
+            )  # fmt: skip
+        except KeyboardInterrupt:  # every file is written atomically, the dataset file last
+            console.print("interrupted: no dataset file was written", highlight=False)
+            raise typer.Exit(130) from None
         info = load_dataset(path)
         console.print(
             f"[green]{info.name}[/] verified: {info.num_classes} classes, "
