@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 AREA_TESTS: dict[str, list[str]] = {
     "loss": ["tests/test_criteria.py", "tests/test_losses.py"],
     "metrics": [
+        "tests/test_metrics_merge.py",
         "tests/test_metrics_exclusion.py",
         "tests/test_metrics.py",
         "tests/engine/test_evaluate_context59.py",
@@ -82,20 +83,27 @@ AREA_TESTS: dict[str, list[str]] = {
     "data-prep": ["tests/data/test_prepare_context_ids.py", "tests/data/test_prepare.py"],
     # The behaviours set (behaviours.py).
     "dataset-spec": [
+        "tests/data/test_spec_roundtrip.py",
+        "tests/data/test_folder_inputs.py",
         "tests/data/test_dataset_file.py",
         "tests/data/test_folder.py",
         "tests/experiments/test_spec.py",
     ],
     "validation": [
+        "tests/data/test_dataset_file_boundaries.py",
         "tests/data/test_dataset_file.py",
         "tests/experiments/test_config.py",
         "tests/test_metrics.py",
         "tests/data/test_folder.py",
     ],
-    "resume": ["tests/engine/test_checkpoint.py", "tests/engine/test_train.py"],
-    "loading": ["tests/modeling/test_weights.py", "tests/engine/test_checkpoint.py"],
-    "precedence": ["tests/engine/test_recipe.py", "tests/experiments/test_spec.py"],
-    "outputs": ["tests/experiments/test_config.py", "tests/experiments/test_reproduce.py"],
+    "resume": ["tests/engine/test_resume_refusals.py", "tests/engine/test_checkpoint.py",
+               "tests/engine/test_train.py"],  # fmt: skip
+    "loading": ["tests/modeling/test_load_exactly.py", "tests/modeling/test_weights.py",
+                "tests/engine/test_checkpoint.py"],  # fmt: skip
+    "precedence": ["tests/experiments/test_precedence.py", "tests/engine/test_recipe.py",
+                   "tests/experiments/test_spec.py"],  # fmt: skip
+    "outputs": ["tests/experiments/test_outputs_apart.py", "tests/experiments/test_config.py",
+                "tests/experiments/test_reproduce.py"],  # fmt: skip
 }
 SETS = ("mutants", "behaviours")  # the modules of planted bugs, each numbered from 1
 
