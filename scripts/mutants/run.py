@@ -145,7 +145,8 @@ def copy_tree(dest: Path) -> None:
 
 def pytest(tree: Path, files: list[str], timeout: float) -> tuple[int | None, str]:
     """(pytest's exit status or None on timeout, its output) for `files` in `tree`."""
-    env = os.environ | {"PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = os.environ | {"PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1",
+                        "SEGVIT_HYPOTHESIS": "mutants"}  # fmt: skip
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *files]
     try:
         done = subprocess.run(

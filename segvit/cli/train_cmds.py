@@ -160,9 +160,9 @@ def _results_file(out: Path | None, checkpoint: str, name: str, *, data_root: st
     same evaluation of the same data root; `--out` names a file the user gives away."""
     from segvit.fileio import check_folder
 
-    if out is not None and out.is_file() and out.suffix != ".json":
+    if out is not None and out.is_file() and out.suffix.lower() != ".json":
         raise SegvitError(f"--out {out}: a file is there; expected a .json file or a folder")
-    if out is not None and out.suffix == ".json":
+    if out is not None and out.suffix.lower() == ".json":
         check_folder(out.parent, "--out")
         if out.is_dir():
             raise SegvitError(f"--out {out}: a folder is there; expected a .json file")

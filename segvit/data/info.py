@@ -121,6 +121,9 @@ class DatasetSpec:
         if self.prepare:
             where = f" --root {data_root}" if data_root is not None else ""
             return f"run `segvit prepare {self.prepare}{where}`"
+        if self.source and not Path(self.source).is_file():  # a checkpoint's record of it
+            return (f"its dataset file {self.source} is gone (moved?); pass --dataset with "
+                    "the dataset file where it is now")  # fmt: skip
         if self.source:
             return f"check the folders named in {self.source}"
         return "prepare it first"
