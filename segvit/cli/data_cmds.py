@@ -55,6 +55,9 @@ def prepare(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="folder: replace a dataset file that differs")
     ] = False,
+    colors: Annotated[
+        Path | None, typer.Option(help="folder: RGB colour masks; one 'R G B' a class, in order")
+    ] = None,
 ) -> None:
     """Prepare a dataset from its official archives into mmsegmentation's layout, verified;
     `prepare folder` turns a folder of images and masks into a dataset file."""
@@ -73,7 +76,7 @@ def prepare(
             path = prepare_folder(
                 images, labels, out, classes=classes, val_fraction=val_fraction, seed=seed,
                 label_suffix=label_suffix, ignore_index=ignore_index,
-                reduce_zero_label=reduce_zero_label, crop=crop, overwrite=overwrite,
+                reduce_zero_label=reduce_zero_label, crop=crop, overwrite=overwrite, colors=colors,
             )  # fmt: skip
         except KeyboardInterrupt:  # every file is written atomically, the dataset file last
             console.print("interrupted: no dataset file was written", highlight=False)

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from segvit.data.colour_masks import read_colours, write_id_masks
 from segvit.data.dataset_file import (
     DatasetFile,
     SplitFile,
@@ -55,11 +58,14 @@ def prepare_folder(
     reduce_zero_label: bool = False,
     crop: int = 512,
     overwrite: bool = False,
+    colors: Path | None = None,
     progress: bool = True,
 ) -> Path:
     """Verify the folder pair and write OUT/dataset.yaml (and the split lists); its path.
     Nothing is written before every check passed; files already in OUT that differ from
-    what would be written are replaced only with `overwrite`."""
+    what would be written are replaced only with `overwrite`. With `colors` (a colour file,
+    segvit.data.colour_masks) the masks are RGB colours: they are written as id PNGs into
+    OUT/labels, which the dataset file names."""
     images, labels, out = Path(images).absolute(), Path(labels).absolute(), Path(out).absolute()
     for option, folder in (("--images", images), ("--labels", labels)):
         if not folder.is_dir():
@@ -77,12 +83,17 @@ def prepare_folder(
         return f"--out {out} (the dataset's name)" if option == "--out" else option
 
     names = read_class_names(_class_file(classes)) if classes is not None else ["0"]
+    colours = read_colours(colors) if colors is not None else None
+    if colours is not None and classes is None:
+        names = [str(i) for i in range(len(colours.classes))]
+    palette = [list(c) for c in colours.classes] if colours is not None else None
+    id_labels = labels if colours is None else out / "labels"  # where the id masks are
 
     def described(class_names: list[str], counts=(None, None), ignore=ignore_index) -> DatasetFile:
         return DatasetFile(
-            name=name or out.name, classes=class_names, splits=_splits(images, labels, out,
+            name=name or out.name, classes=class_names, splits=_splits(images, id_labels, out,
             has_splits, counts), label_suffix=label_suffix, reduce_zero_label=reduce_zero_label,
-            ignore_index=ignore, crop=crop,
+            ignore_index=ignore, crop=crop, palette=palette,
         )  # fmt: skip
 
     has_splits = all((f / s).is_dir() for f in (images, labels) for s in ("train", "val"))
@@ -96,8 +107,35 @@ def prepare_folder(
     else:
         pairs = _split(_pairs(images, labels, label_suffix), val_fraction, seed)
     label_suffix = _suffix_as_found([lb for _, lb in pairs["train"] + pairs["val"]], label_suffix)
+    with tempfile.TemporaryDirectory(prefix=".labels-", dir=_existing(out)) as staging:
+        if colours is not None:
+            label_suffix = ".png"
+            pairs = {s: write_id_masks(pairs[s], colours, ignore_index, Path(colors),
+                                       Path(staging) / (s if has_splits else ""))
+                     for s in ("train", "val")}  # fmt: skip
+        return _verify_and_write(
+            out, pairs, names if classes is not None or colours is not None else None,
+            described, blame, overwrite, has_splits, Path(staging) if colours else None,
+            ignore_index=ignore_index, reduce_zero_label=reduce_zero_label, progress=progress,
+        )  # fmt: skip
+
+
+def _existing(folder: Path) -> Path:
+    """`folder` or its nearest existing parent (where a staging folder may go)."""
+    while not folder.exists():
+        folder = folder.parent
+    return folder
+
+
+def _verify_and_write(
+    out, pairs, names, described, blame, overwrite, has_splits, id_masks, *, ignore_index,
+    reduce_zero_label, progress,
+) -> Path:  # fmt: skip
+    """Number the classes if need be, check every pair as the dataset describes them, then
+    write the split lists, the id masks (colour masks only) and the dataset file, last."""
+    path = out / DATASET_FILE
     every = pairs["train"] + pairs["val"]
-    if classes is None:
+    if names is None:
         names = _numbered_classes(every, ignore_index, reduce_zero_label, progress)
     counts = (len(pairs["train"]), len(pairs["val"]))
     spec = to_spec(described(names, counts), path, check_paths=False, blame=blame)
@@ -107,9 +145,14 @@ def prepare_folder(
         out / f"{s}.txt": "".join(f"{i.stem}\n" for i, _ in pairs[s]) for s in ("train", "val")
     }  # fmt: skip
     _check_replaceable(path, spec, listings, overwrite)
+    if id_masks is not None and (out / "labels").exists() and not overwrite:
+        raise SegvitError(f"{out / 'labels'} exists; pass --overwrite to replace its masks")
     out.mkdir(parents=True, exist_ok=True)
     for listing, text in listings.items():
         write_text(listing, text)
+    if id_masks is not None:
+        shutil.rmtree(out / "labels", ignore_errors=True)
+        shutil.copytree(id_masks, out / "labels")
     write_dataset_file(path, spec)  # written last: a dataset file means a verified set
     read_dataset_file(path)  # what was written reads back
     return path

@@ -214,3 +214,61 @@ def test_a_row_named_in_japanese_gets_its_own_folder(tmp_path):
     path = _table(tmp_path, name="日本語")
     (row,) = load_table(path).rows
     assert row.slug.startswith("row-") and len(row.slug) > 4
+
+
+# ---------------------------------------------------------------- colour masks
+
+
+def _colour_folder(root, colours, n=4):
+    images, masks = root / "img", root / "mask"
+    images.mkdir()
+    masks.mkdir()
+    for i in range(n):
+        Image.new("RGB", (8, 6)).save(images / f"c{i}.jpg")
+        rgb = np.zeros((6, 8, 3), np.uint8)
+        rgb[:3] = colours[i % len(colours)]
+        rgb[3:] = colours[(i + 1) % len(colours)]
+        Image.fromarray(rgb).save(masks / f"c{i}.png")
+    return images, masks
+
+
+def test_rgb_colour_masks_become_id_masks_by_the_colour_file(tmp_path):
+    colours = [(0, 0, 0), (128, 0, 0), (0, 128, 0), (255, 255, 255)]
+    images, masks = _colour_folder(tmp_path, colours)
+    (tmp_path / "colours.txt").write_text("0 0 0\n128,0,0\n#008000\n255 255 255 ignore\n")
+    path = prepare_folder(images, masks, tmp_path / "out", colors=tmp_path / "colours.txt",
+                          val_fraction=0.25, progress=False)  # fmt: skip
+    spec = read_dataset_file(path)
+    assert spec.classes == ("0", "1", "2") and spec.palette == tuple(colours[:3])
+    for i in range(4):
+        ids = np.asarray(Image.open(tmp_path / "out" / "labels" / f"c{i}.png"))
+        want = [0, 1, 2, 255][i % 4], [0, 1, 2, 255][(i + 1) % 4]
+        assert (ids[:3] == want[0]).all() and (ids[3:] == want[1]).all()
+    assert not list(tmp_path.glob("out/.labels-*")) and not list(tmp_path.glob(".labels-*"))
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("0 0 0\n", r"c\d.png: colour \(128, 0, 0\) is not in --colors"),
+        ("0 0 0\n128 0 0\n0 0 0\n", r"line 3: \(0, 0, 0\) is listed twice"),
+        ("0 0 0\n128 0\n", r"line 2: '128 0': expected R G B \(0..255\) or #rrggbb"),
+        ("#zzzzzz\n", r"line 1: '#zzzzzz': expected R G B"),
+    ],
+)
+def test_a_bad_colour_file_or_an_unlisted_colour_is_one_line(tmp_path, text, message):
+    images, masks = _colour_folder(tmp_path, [(0, 0, 0), (128, 0, 0)])
+    (tmp_path / "colours.txt").write_text(text)
+    with pytest.raises(SegvitError, match=message):
+        prepare_folder(images, masks, tmp_path / "out", colors=tmp_path / "colours.txt",
+                       progress=False)  # fmt: skip
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".labels-*"))
+
+
+def test_a_colour_file_of_another_length_than_the_classes_is_refused(tmp_path):
+    images, masks = _colour_folder(tmp_path, [(0, 0, 0), (128, 0, 0)])
+    (tmp_path / "colours.txt").write_text("0 0 0\n128 0 0\n")
+    (tmp_path / "classes.txt").write_text("sky\ntree\nroad\n")
+    with pytest.raises(SegvitError, match=r"palette: 2 colours for 3 classes"):
+        prepare_folder(images, masks, tmp_path / "out", colors=tmp_path / "colours.txt",
+                       classes=tmp_path / "classes.txt", progress=False)  # fmt: skip
