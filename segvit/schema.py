@@ -17,10 +17,26 @@ import yaml
 from segvit.errors import SegvitError
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without aliases (`*name`): none of these small files needs one, and nested
+    aliases expand exponentially (a few hundred bytes can ask for gigabytes)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise SegvitError(f"line {mark.line + 1}: an alias (*name); write the value out")
+        return super().compose_node(parent, index)
+
+
 def read_yaml(path: Path, what: str) -> Any:
-    """The parsed content of a YAML file; a missing or malformed file is one line."""
+    """The parsed content of a YAML file; a missing, malformed or non-UTF-8 file, or one
+    using aliases, is one line."""
     try:
-        return yaml.safe_load(Path(path).read_text())
+        return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_NoAliasLoader)  # noqa: S506
+    except SegvitError as err:
+        raise SegvitError(f"{path}: {err}") from None
+    except UnicodeDecodeError as err:
+        raise SegvitError(f"{path}: not UTF-8 text (byte {err.start}); save it as UTF-8") from None
     except FileNotFoundError:
         raise SegvitError(f"{path}: no such {what}") from None
     except IsADirectoryError:

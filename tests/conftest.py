@@ -2,6 +2,7 @@
 Segmentor) and `load_by_path` (helper modules of a test folder; tests have no package)."""
 
 import importlib.util
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -9,10 +10,20 @@ from types import ModuleType
 
 import pytest
 import torch
+from hypothesis import Phase, settings
 
 from segvit.modeling.peers import PEER_VARIANTS
 from segvit.modeling.segmentor import ModelMeta, Segmentor
 from segvit.modeling.specs import tiny as tiny_spec
+
+# Property tests (hypothesis): the same examples on every run and machine, no example
+# database left in the checkout, no per-example deadline (a loaded machine is slow). The
+# mutation runner (scripts/mutants) needs only pass or fail: it skips shrinking a failure.
+settings.register_profile("segvit", database=None, derandomize=True, deadline=None)
+settings.register_profile(
+    "mutants", settings.get_profile("segvit"), phases=[Phase.explicit, Phase.generate]
+)
+settings.load_profile(os.environ.get("SEGVIT_HYPOTHESIS", "segvit"))
 
 
 def _build_peer(

@@ -17,6 +17,7 @@ timeout; it survives when every test passes.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shutil
 import subprocess
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from mutants import MUTANTS, Mutant  # noqa: E402
+from mutants import Mutant  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 AREA_TESTS: dict[str, list[str]] = {
     "loss": ["tests/test_criteria.py", "tests/test_losses.py"],
     "metrics": [
+        "tests/test_metrics_merge.py",
         "tests/test_metrics_exclusion.py",
         "tests/test_metrics.py",
         "tests/engine/test_evaluate_context59.py",
@@ -79,7 +81,31 @@ AREA_TESTS: dict[str, list[str]] = {
     ],
     "converter": ["tests/modeling/test_release_datasets.py", "tests/modeling/test_release.py"],
     "data-prep": ["tests/data/test_prepare_context_ids.py", "tests/data/test_prepare.py"],
+    # The behaviours set (behaviours.py).
+    "dataset-spec": [
+        "tests/data/test_spec_roundtrip.py",
+        "tests/data/test_folder_inputs.py",
+        "tests/data/test_dataset_file.py",
+        "tests/data/test_folder.py",
+        "tests/experiments/test_spec.py",
+    ],
+    "validation": [
+        "tests/data/test_dataset_file_boundaries.py",
+        "tests/data/test_dataset_file.py",
+        "tests/experiments/test_config.py",
+        "tests/test_metrics.py",
+        "tests/data/test_folder.py",
+    ],
+    "resume": ["tests/engine/test_resume_refusals.py", "tests/engine/test_checkpoint.py",
+               "tests/engine/test_train.py"],  # fmt: skip
+    "loading": ["tests/modeling/test_load_exactly.py", "tests/modeling/test_weights.py",
+                "tests/engine/test_checkpoint.py"],  # fmt: skip
+    "precedence": ["tests/experiments/test_precedence.py", "tests/engine/test_recipe.py",
+                   "tests/experiments/test_spec.py"],  # fmt: skip
+    "outputs": ["tests/experiments/test_outputs_apart.py", "tests/experiments/test_config.py",
+                "tests/experiments/test_reproduce.py"],  # fmt: skip
 }
+SETS = ("mutants", "behaviours")  # the modules of planted bugs, each numbered from 1
 
 
 @dataclass(frozen=True)
@@ -119,7 +145,8 @@ def copy_tree(dest: Path) -> None:
 
 def pytest(tree: Path, files: list[str], timeout: float) -> tuple[int | None, str]:
     """(pytest's exit status or None on timeout, its output) for `files` in `tree`."""
-    env = os.environ | {"PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = os.environ | {"PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1",
+                        "SEGVIT_HYPOTHESIS": "mutants"}  # fmt: skip
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *files]
     try:
         done = subprocess.run(
@@ -169,6 +196,7 @@ def run_mutant(tree: Path, number: int, m: Mutant, timeout: float) -> Outcome:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", choices=SETS, default="mutants", help="which planted bugs")
     parser.add_argument("--area", choices=sorted(AREA_TESTS), help="only this area's mutants")
     parser.add_argument("--only", help="comma-separated mutant numbers (1-based, see --list)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant")
@@ -176,7 +204,7 @@ def main() -> int:
     parser.add_argument("--list", action="store_true", help="print the mutants and exit")
     args = parser.parse_args()
 
-    chosen = list(enumerate(MUTANTS, start=1))
+    chosen = list(enumerate(importlib.import_module(args.set).MUTANTS, start=1))
     if args.area:
         chosen = [(n, m) for n, m in chosen if m.area == args.area]
     if args.only:

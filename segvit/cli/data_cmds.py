@@ -65,6 +65,12 @@ def prepare_folder(
         bool, typer.Option(help="id 0 is unlabelled (ignored), the rest shift down")
     ] = False,
     crop: Annotated[int, typer.Option(help="the training crop")] = 512,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="replace a dataset file that differs")
+    ] = False,
+    colors: Annotated[
+        Path | None, typer.Option(help="RGB colour masks: one 'R G B' a class, in order")
+    ] = None,
     preview: Annotated[Path | None, typer.Option(help=PREVIEW_HELP)] = None,
 ) -> None:
     """Turn a folder of images and masks into a dataset file, verified."""
@@ -73,11 +79,15 @@ def prepare_folder(
     from segvit.fileio import check_folder
 
     check_folder(out, "--out")
-    path = prepare_folder(
-        images, labels, out, classes=classes, val_fraction=val_fraction, seed=seed,
-        label_suffix=label_suffix, ignore_index=ignore_index,
-        reduce_zero_label=reduce_zero_label, crop=crop,
-    )  # fmt: skip
+    try:
+        path = prepare_folder(
+            images, labels, out, classes=classes, val_fraction=val_fraction, seed=seed,
+            label_suffix=label_suffix, ignore_index=ignore_index,
+            reduce_zero_label=reduce_zero_label, crop=crop, overwrite=overwrite, colors=colors,
+        )  # fmt: skip
+    except KeyboardInterrupt:  # every file is written atomically, the dataset file last
+        console.print("interrupted: no dataset file was written", highlight=False)
+        raise typer.Exit(130) from None
     info = load_dataset(path)
     console.print(
         f"[green]{info.name}[/] verified: {info.num_classes} classes, "

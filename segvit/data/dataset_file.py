@@ -15,13 +15,14 @@ Every check names the file and the key: an unknown key, a wrong type, a missing 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from segvit.data.info import IGNORE_INDEX, DatasetSpec, Split
+from segvit.data.info import IGNORE_INDEX, DatasetSpec, Split, crop_problem
 from segvit.errors import SegvitError
 from segvit.fileio import write_text
 from segvit.schema import from_mapping, read_yaml
@@ -56,12 +57,23 @@ def read_dataset_file(path: Path) -> DatasetSpec:
     path = Path(path).absolute()
     data = read_yaml(path, "dataset file")
     described: DatasetFile = from_mapping(DatasetFile, data, source=str(path))
-    return _to_spec(described, path)
+    return to_spec(described, path)
 
 
-def _to_spec(d: DatasetFile, path: Path) -> DatasetSpec:
+def to_spec(
+    d: DatasetFile,
+    path: Path,
+    *,
+    check_paths: bool = True,
+    blame: Callable[[str], str] | None = None,
+) -> DatasetSpec:
+    """The spec `d` describes as the file `path`: the one set of checks a user's dataset goes
+    through, whether read from a file or built by `prepare folder` (which checks its folders
+    itself and writes the split lists after, hence `check_paths=False`). `blame(key)` names
+    what an error blames (default: the file and the key)."""
+
     def fail(key: str, message: str) -> SegvitError:
-        return SegvitError(f"{path}: {key}: {message}")
+        return SegvitError(f"{blame(key) if blame else f'{path}: {key}'}: {message}")
 
     if not NAME.match(d.name):
         raise fail("name", f"{d.name!r}: expected letters, digits, '.', '_' or '-'")
@@ -77,8 +89,8 @@ def _to_spec(d: DatasetFile, path: Path) -> DatasetSpec:
     top = len(classes) if d.reduce_zero_label else len(classes) - 1  # the largest file id
     if d.ignore_index <= top and not (d.reduce_zero_label and d.ignore_index == 0):
         raise fail("ignore_index", f"{d.ignore_index} is a class id (classes use 0..{top})")
-    if d.crop <= 0 or d.crop % 16:
-        raise fail("crop", f"{d.crop}: expected a positive multiple of 16 (the patch size)")
+    if crop_problem(d.crop):
+        raise fail("crop", f"{d.crop}: {crop_problem(d.crop)}")
     base_scale = None
     if d.base_scale is not None:
         if len(d.base_scale) != 2 or min(d.base_scale) <= 0:
@@ -96,7 +108,9 @@ def _to_spec(d: DatasetFile, path: Path) -> DatasetSpec:
         palette = tuple((c[0], c[1], c[2]) for c in d.palette)
     if not d.label_suffix.lower().endswith(".png"):
         raise fail("label_suffix", f"{d.label_suffix!r}: labels are PNG files (end in .png)")
-    train, val = (_split(n, d.splits[n], d.label_suffix, path, fail) for n in ("train", "val"))
+    train, val = (
+        _split(n, d.splits[n], d.label_suffix, path, fail, check_paths) for n in ("train", "val")
+    )
     return DatasetSpec(
         name=d.name, classes=classes, train=train, val=val, crop=d.crop,
         base_scale=base_scale, reduce_zero_label=d.reduce_zero_label,
@@ -105,12 +119,23 @@ def _to_spec(d: DatasetFile, path: Path) -> DatasetSpec:
     )  # fmt: skip
 
 
+def read_class_names(listing: Path) -> list[str]:
+    """The class names of a text file, one a line (blank lines skipped); it must be UTF-8."""
+    try:
+        text = Path(listing).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise SegvitError(
+            f"{listing}: not UTF-8 text (byte {err.start}); save the class names as UTF-8"
+        ) from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def _classes(value: list[str] | str, path: Path, fail) -> tuple[str, ...]:
     if isinstance(value, str):
         listing = path.parent / value
         if not listing.is_file():
             raise fail("classes", f"{listing} is not a file (expected one class name a line)")
-        names = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+        names = read_class_names(listing)
     else:
         names = [str(name).strip() for name in value]
     if not names:
@@ -125,13 +150,13 @@ def _classes(value: list[str] | str, path: Path, fail) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _split(name: str, s: SplitFile, suffix: str, path: Path, fail) -> Split:
+def _split(name: str, s: SplitFile, suffix: str, path: Path, fail, check_paths: bool) -> Split:
     where = f"splits.{name}."
-    for key in ("images", "labels"):
+    for key in ("images", "labels") if check_paths else ():
         folder = path.parent / getattr(s, key)
         if not folder.is_dir():
             raise fail(f"{where}{key}", f"{folder} is not a folder")
-    if s.listing is not None and not (path.parent / s.listing).is_file():
+    if check_paths and s.listing is not None and not (path.parent / s.listing).is_file():
         raise fail(f"{where}listing", f"{path.parent / s.listing} is not a file")
     if s.count is not None and s.count < 1:
         raise fail(f"{where}count", f"{s.count}: expected at least 1")
@@ -139,7 +164,10 @@ def _split(name: str, s: SplitFile, suffix: str, path: Path, fail) -> Split:
 
 
 def write_dataset_file(path: Path, spec: DatasetSpec) -> None:
-    """Write `spec` (its folders relative to `path`'s folder) as a dataset file, atomically."""
+    """Write `spec` (its folders relative to `path`'s folder) as a dataset file, atomically.
+    A spec holding what a dataset file has no key for (a second crop's stride, a paper
+    schedule...) is refused rather than written without it."""
+    _check_writable(spec)
     content: dict[str, Any] = {"name": spec.name, "classes": list(spec.classes)}
     content["splits"] = {
         name: {"images": s.images, "labels": s.labels}
@@ -151,7 +179,29 @@ def write_dataset_file(path: Path, spec: DatasetSpec) -> None:
     content["reduce_zero_label"] = spec.reduce_zero_label
     content["ignore_index"] = spec.ignore_index
     content["crop"] = spec.crop
+    if spec.base_scale is not None:
+        content["base_scale"] = list(spec.base_scale)
+    if spec.crop in spec.strides:
+        content["stride"] = spec.strides[spec.crop]
     if spec.palette is not None:
         content["palette"] = [list(c) for c in spec.palette]
     text = yaml.safe_dump(content, sort_keys=False, default_flow_style=None, width=100)
     write_text(path, text)
+
+
+def _check_writable(spec: DatasetSpec) -> None:
+    defaults = {f.name: f for f in fields(DatasetSpec)}
+    for name in ("crop_large", "base_scales", "test_min_size", "background", "paper_schedule"):
+        f = defaults[name]
+        default = f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
+        if getattr(spec, name) != default:
+            raise SegvitError(f"{spec.name} cannot be written as a dataset file: it has no key "
+                              f"for its {name}")  # fmt: skip
+    if set(spec.strides) - {spec.crop}:
+        raise SegvitError(
+            f"{spec.name} cannot be written as a dataset file: it holds a stride for crops "
+            f"{sorted(spec.strides)}, a file only at its crop"
+        )
+    if spec.train.label_suffix != spec.val.label_suffix:
+        raise SegvitError(f"{spec.name} cannot be written as a dataset file: its splits' "
+                          "label suffixes differ")  # fmt: skip

@@ -51,6 +51,8 @@ def pair_by_stem(images_dir: Path, labels_dir: Path, suffix: str) -> list[tuple[
     """Every image of `images_dir` with the label STEM + `suffix` of `labels_dir`, sorted;
     one error naming the first image without a label or label without an image."""
     images = _images(images_dir)
+    if Path(images_dir) == Path(labels_dir):  # masks beside their images: not images
+        images = {s: p for s, p in images.items() if not p.name.endswith(suffix)}
     labels = {p.name: p for p in _files(labels_dir) if p.name.endswith(suffix)}
     for stem, image in sorted(images.items()):
         if stem + suffix not in labels:

@@ -21,6 +21,18 @@ from segvit.data.archives import Source
 from segvit.errors import SegvitError
 
 IGNORE_INDEX = 255  # the training id of pixels no loss or metric counts
+MAX_CROP = 4096  # the largest crop accepted anywhere: 8x the paper's largest (640) and
+# far past what fits a GPU; a typo's crop of 10^9 is refused before any tensor is made
+
+
+def crop_problem(crop: int) -> str | None:
+    """What is wrong with a crop (None when nothing): a positive multiple of the patch size
+    (16), at most MAX_CROP."""
+    if crop <= 0 or crop % 16:
+        return "expected a positive multiple of 16 (the patch size)"
+    if crop > MAX_CROP:
+        return f"expected at most {MAX_CROP}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -205,6 +217,9 @@ class DatasetSpec:
         if self.prepare:
             where = f" --root {data_root}" if data_root is not None else ""
             return f"run `segvit prepare {self.prepare}{where}`"
+        if self.source and not Path(self.source).is_file():  # a checkpoint's record of it
+            return (f"its dataset file {self.source} is gone (moved?); pass --dataset with "
+                    "the dataset file where it is now")  # fmt: skip
         if self.source:
             return f"check the folders named in {self.source}"
         return "prepare it first"

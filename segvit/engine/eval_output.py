@@ -35,9 +35,9 @@ def results_file(out: Path | None, checkpoint: str, name: str, *, data_root: str
     """Where `segvit eval` writes, checked before any work: `--out FILE.json` as named, else
     NAME.json in `--out` or beside the checkpoint. The default file is replaced only by the
     same evaluation of the same data root; `--out` names a file the user gives away."""
-    if out is not None and out.is_file() and out.suffix != ".json":
+    if out is not None and out.is_file() and out.suffix.lower() != ".json":
         raise SegvitError(f"--out {out}: a file is there; expected a .json file or a folder")
-    if out is not None and out.suffix == ".json":
+    if out is not None and out.suffix.lower() == ".json":
         check_folder(out.parent, "--out")
         if out.is_dir():
             raise SegvitError(f"--out {out}: a folder is there; expected a .json file")

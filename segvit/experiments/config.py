@@ -7,11 +7,15 @@ path in the message, before anything runs.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from segvit.data.info import crop_problem
 from segvit.errors import SegvitError
 from segvit.schema import from_mapping, read_yaml
 
@@ -38,8 +42,12 @@ class RowConfig:
 
     @property
     def slug(self) -> str:
-        """The row's name as a folder and `--rows` name: "SegViT, ViT-B" -> "segvit-vit-b"."""
-        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")
+        """The row's name as a folder and `--rows` name: "SegViT, ViT-B" -> "segvit-vit-b".
+        A name with no ASCII letter or digit ("日本語") gets "row-" and a digest of it, so
+        no row's folder is empty (its state would land in the preset's folder)."""
+        ascii_name = unicodedata.normalize("NFKD", self.name).encode("ascii", "ignore").decode()
+        slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+        return slug or "row-" + hashlib.sha256(self.name.encode()).hexdigest()[:8]
 
     @property
     def unbuilt_status(self) -> str:
@@ -81,6 +89,11 @@ class FigureConfig:
 
 def load_table(path: Path) -> TableConfig:
     table = _load(path, TableConfig)
+    if table.table != Path(path).stem:  # results, plans and `reproduce NAME` go by the stem
+        raise SegvitError(
+            f"{path}: table: {table.table!r} differs from the file's name {Path(path).stem!r}; "
+            "make them one"
+        )
     # A row's dataset file is named relative to the table's file.
     rows = [
         dataclasses.replace(row, dataset=str(Path(path).parent / row.dataset))
@@ -111,16 +124,16 @@ def _check_row(row: RowConfig, table: TableConfig, where: str) -> None:
             f"{where}.variant: unknown variant {row.variant!r}; expected one of: "
             f"{', '.join(VARIANTS)}"
         )
-    if row.crop is not None and (row.crop <= 0 or row.crop % 16):
-        raise SegvitError(
-            f"{where}.crop: {row.crop}: expected a positive multiple of 16 (the patch size)"
-        )
+    if row.crop is not None and crop_problem(row.crop):
+        raise SegvitError(f"{where}.crop: {row.crop}: {crop_problem(row.crop)}")
     unknown = set(row.paper) - set(table.metrics)
     if unknown:
         raise SegvitError(
             f"{where}.paper: {sorted(unknown)} not among the table's metrics {table.metrics}"
         )
     for metric, value in row.paper.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SegvitError(f"{where}.paper.{metric}: {value}: expected a finite number")
         if isinstance(value, str) and not BOUND.fullmatch(value):
             raise SegvitError(
                 f"{where}.paper.{metric}: {value!r}: expected a number, a bound such as "

@@ -13,6 +13,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from segvit.criteria import ATMCriterion, Criterion, PixelCECriterion, SemanticCECriterion
+from segvit.data.info import crop_problem
 from segvit.errors import SegvitError
 from segvit.modeling.peers.variants import PEER_VARIANTS
 from segvit.modeling.specs import (
@@ -202,8 +203,8 @@ def get_variant(name: str) -> Variant:
 
 
 def check_crop(crop: int) -> int:
-    if crop <= 0 or crop % 16:
-        raise SegvitError(f"--crop {crop}: expected a positive multiple of 16 (the patch size)")
+    if crop_problem(crop):
+        raise SegvitError(f"--crop {crop}: {crop_problem(crop)}")
     return crop
 
 

@@ -56,31 +56,31 @@ GOOD_ROW = "{name: a, variant: segvit_b, dataset: ade20k, paper: {miou_ss: 1.0}}
 @pytest.mark.parametrize(
     "text, message",
     [
-        (f"table: t\ncaption: c\nmetrics: [miou_ss]\nrows: [{GOOD_ROW}]\ncolour: red\n",
+        (f"table: bad\ncaption: c\nmetrics: [miou_ss]\nrows: [{GOOD_ROW}]\ncolour: red\n",
          r"bad\.yaml: colour: unknown key"),
-        ("table: t\ncaption: c\nmetrics: [miou_ss]\n"
+        ("table: bad\ncaption: c\nmetrics: [miou_ss]\n"
          "rows: [{name: a, variant: segvit_b, dataset: ade20k, crop: big}]\n",
          r"bad\.yaml: rows\[0\]\.crop: expected"),
-        ("table: t\ncaption: c\nmetrics: [miou_ss]\n"
+        ("table: bad\ncaption: c\nmetrics: [miou_ss]\n"
          "rows: [{name: a, variant: x, datset: ade20k}]\n",
          r"bad\.yaml: rows\[0\]\.datset: unknown key"),
-        ("table: t\ncaption: c\nmetrics: [accuracy]\nrows: []\n",
+        ("table: bad\ncaption: c\nmetrics: [accuracy]\nrows: []\n",
          r"bad\.yaml: metrics\[0\]: 'accuracy' is not one of"),
-        ("table: t\nmetrics: [miou_ss]\nrows: []\n", r"bad\.yaml: caption: missing"),
-        ("table: t\ncaption: c\nmetrics: [miou_ss]\n"
+        ("table: bad\nmetrics: [miou_ss]\nrows: []\n", r"bad\.yaml: caption: missing"),
+        ("table: bad\ncaption: c\nmetrics: [miou_ss]\n"
          "rows: [{name: a, variant: null, dataset: ade20k, paper: {gflops: 3}}]\n",
          r"rows\[0\]\.paper: \['gflops'\] not among the table's metrics"),
         ("- just\n- a list\n", r"bad\.yaml: top level: expected a mapping"),
-        ("table: t\ncaption: c\nmetrics: [miou_ss]\n"
+        ("table: bad\ncaption: c\nmetrics: [miou_ss]\n"
          "rows: [{name: a, variant: segvit_b, dataset: ade20k, crop: -16}]\n",
          r"bad\.yaml: rows\[0\]\.crop: -16: expected a positive multiple of 16"),
-        ("table: t\ncaption: c\nmetrics: [miou_ss]\n"
+        ("table: bad\ncaption: c\nmetrics: [miou_ss]\n"
          "rows: [{name: a, variant: segvit_x, dataset: ade20k}]\n",
          r"bad\.yaml: rows\[0\]\.variant: unknown variant 'segvit_x'"),
-        ("table: t\ncaption: c\nmetrics: [miou_ss]\n"
+        ("table: bad\ncaption: c\nmetrics: [miou_ss]\n"
          "rows: [{name: a, variant: null, dataset: ade20k, paper: {miou_ss: forty}}]\n",
          r"bad\.yaml: rows\[0\]\.paper\.miou_ss: 'forty': expected a number, a bound"),
-        (f"table: t\ncaption: c\nmetrics: [miou_ss]\nrows: [{GOOD_ROW}, "
+        (f"table: bad\ncaption: c\nmetrics: [miou_ss]\nrows: [{GOOD_ROW}, "
          "{name: 'A!', variant: segvit_l, dataset: ade20k}]\n",
          r"bad\.yaml: rows\[1\] 'A!' has the name of rows\[0\] \(both 'a'\)"),
         ("table: [unclosed\n", r"bad\.yaml: not valid YAML"),
