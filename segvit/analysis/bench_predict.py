@@ -109,6 +109,7 @@ def _measure_with_threads(
         flip=options["multi_scale"],
         mode=options["mode"],
         window_batch=options["batch_size"],
+        norm=model.norm,
     )
     before = _peak_rss_mb()
     start = time.perf_counter()

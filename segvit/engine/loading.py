@@ -12,6 +12,7 @@ from segvit.engine.checkpoint import load_weights
 from segvit.errors import SegvitError
 from segvit.modeling.convert import convert_release, is_release_checkpoint
 from segvit.modeling.segmentor import Segmentor
+from segvit.modeling.specs import AUGREG_NORM, Normalization
 from segvit.modeling.variants import build_model
 from segvit.modeling.weights import load_exactly
 
@@ -31,11 +32,30 @@ def load_checkpoint(
         num_classes, tiny = int(meta["num_classes"]), bool(meta.get("tiny", False))
     except KeyError as err:
         raise SegvitError(f"{path}: weights file has no {err} in its metadata") from None
-    model = build_model(variant, num_classes=num_classes, crop=crop, tiny=tiny)
+    backbone = meta.get("backbone") or None
+    layers = tuple(int(i) for i in meta["layers"]) if meta.get("layers") else None
+    model = build_model(
+        variant, num_classes=num_classes, crop=crop, tiny=tiny, backbone=backbone, layers=layers
+    )
     says = f"the model its metadata describes ({variant}, {num_classes} classes, crop {crop}, " \
-        f"tiny {tiny})"  # fmt: skip
+        f"tiny {tiny}{f', backbone {backbone}' if backbone else ''})"  # fmt: skip
     load_exactly(model, state, path, says)
+    model.use_norm(recorded_norm(meta, path))
+    if meta.get("frozen"):
+        model.freeze_backbone()
     return model.to(device).eval(), dict(meta)
+
+
+def recorded_norm(meta: Mapping[str, Any], path: Path | str) -> Normalization:
+    """The mean/std a weights file was trained with. Files that record none were all trained
+    with AugReg's 127.5/127.5 (segvit before the backbone families, and the release)."""
+    norm = meta.get("norm")
+    if not norm:
+        return AUGREG_NORM
+    try:
+        return Normalization(tuple(norm["mean"]), tuple(norm["std"]))
+    except (KeyError, TypeError, ValueError):
+        raise SegvitError(f"{path}: metadata norm {norm!r}: expected 3 means and 3 stds") from None
 
 
 def trained_on(meta: Mapping[str, Any]) -> str | None:
