@@ -33,7 +33,10 @@ def load_checkpoint(
     except KeyError as err:
         raise SegvitError(f"{path}: weights file has no {err} in its metadata") from None
     backbone = meta.get("backbone") or None
-    layers = tuple(int(i) for i in meta["layers"]) if meta.get("layers") else None
+    try:
+        layers = tuple(int(i) for i in str(meta.get("layers") or "").split(",") if i) or None
+    except ValueError:
+        raise SegvitError(f"{path}: metadata layers {meta['layers']!r}: expected 5,7,11") from None
     model = build_model(
         variant, num_classes=num_classes, crop=crop, tiny=tiny, backbone=backbone, layers=layers
     )
@@ -49,13 +52,16 @@ def load_checkpoint(
 def recorded_norm(meta: Mapping[str, Any], path: Path | str) -> Normalization:
     """The mean/std a weights file was trained with. Files that record none were all trained
     with AugReg's 127.5/127.5 (segvit before the backbone families, and the release)."""
-    norm = meta.get("norm")
-    if not norm:
+    if not meta.get("norm_mean"):
         return AUGREG_NORM
     try:
-        return Normalization(tuple(norm["mean"]), tuple(norm["std"]))
-    except (KeyError, TypeError, ValueError):
-        raise SegvitError(f"{path}: metadata norm {norm!r}: expected 3 means and 3 stds") from None
+        mean = tuple(float(m) for m in str(meta["norm_mean"]).split(","))
+        std = tuple(float(s) for s in str(meta["norm_std"]).split(","))
+        return Normalization(mean, std)  # type: ignore[arg-type]
+    except (KeyError, ValueError):
+        said = f"{meta.get('norm_mean')!r} / {meta.get('norm_std')!r}"
+        raise SegvitError(f"{path}: metadata norm_mean / norm_std {said}: expected 3 "
+                          "comma-separated means and 3 positive stds") from None  # fmt: skip
 
 
 def trained_on(meta: Mapping[str, Any]) -> str | None:

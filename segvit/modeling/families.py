@@ -44,6 +44,11 @@ class Family:
     licence: str  # of the pretrained weights
     note: str = ""  # what this family does not do
 
+    @property
+    def pads(self) -> bool:
+        """Crops are padded to the patch (every family but the release's AugReg path)."""
+        return self.key != "augreg"
+
 
 FAMILIES: tuple[Family, ...] = (
     Family(

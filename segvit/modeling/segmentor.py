@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,12 +27,17 @@ class ModelMeta:
     patch_size: int = 16  # pixels a token covers (recorded; the backbone decides it)
     norm: Normalization | None = None  # the mean/std inputs were normalised with (recorded)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON values: layers as a list, norm as {"mean": [...], "std": [...]}."""
+    def to_dict(self) -> dict[str, str | int | bool]:
+        """Plain values, as a weights file's metadata takes them: backbone "" for the
+        variant's own, layers "5,7,11" (0-based; "" for the default), the norm as
+        norm_mean / norm_std "123.675,116.28,103.53" (0..255 RGB)."""
         content = asdict(self)
-        content["layers"] = None if self.layers is None else list(self.layers)
+        content["backbone"] = self.backbone or ""
+        content["layers"] = ",".join(map(str, self.layers)) if self.layers else ""
+        del content["norm"]
         if self.norm is not None:
-            content["norm"] = {"mean": list(self.norm.mean), "std": list(self.norm.std)}
+            content["norm_mean"] = ",".join(map(repr, self.norm.mean))
+            content["norm_std"] = ",".join(map(repr, self.norm.std))
         return content
 
 

@@ -19,6 +19,7 @@ from segvit.modeling.specs import VIT_B, VIT_L, BackboneSpec, QDMode, ViTSpec
 from segvit.modeling.specs import tiny as tiny_spec
 
 if TYPE_CHECKING:
+    from segvit.modeling.families import Family
     from segvit.modeling.segmentor import Segmentor
 
 # The builders import the modules that pull in torch when they run: `segvit variants` reads
@@ -213,17 +214,24 @@ def get_variant(name: str) -> Variant:
         ) from None
 
 
-def check_crop(crop: int, spec: BackboneSpec = VIT_B) -> int:
-    """The one crop check: a positive multiple of the backbone's patch where the backbone
-    takes only those (the paper's AugReg path), else at least one patch (it is padded)."""
+def crop_problem(crop: int, spec: BackboneSpec | Family | None = None) -> str | None:
+    """What is wrong with `crop` for the backbone `spec` (None: fine). The one crop rule: a
+    positive multiple of the patch where the backbone takes only those (the paper's AugReg
+    path), else at least one patch (the input is padded). `spec` may be a family:
+    experiment files are checked without building the model."""
+    spec = spec or VIT_B
     patch = spec.patch_size
     if getattr(spec, "pads", False):
-        if crop < patch:
-            raise SegvitError(f"--crop {crop}: expected at least {patch} (the patch size)")
-    elif crop <= 0 or crop % patch:
-        raise SegvitError(
-            f"--crop {crop}: expected a positive multiple of {patch} (the patch size)"
-        )
+        return None if crop >= patch else f"expected at least {patch} (the patch size)"
+    if crop <= 0 or crop % patch:
+        return f"expected a positive multiple of {patch} (the patch size)"
+    return None
+
+
+def check_crop(crop: int, spec: BackboneSpec | Family | None = None) -> int:
+    problem = crop_problem(crop, spec)
+    if problem:
+        raise SegvitError(f"--crop {crop}: {problem}")
     return crop
 
 

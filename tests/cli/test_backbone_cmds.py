@@ -49,7 +49,9 @@ def test_a_tiny_instance_trains_evaluates_and_predicts(tmp_path, cli, key):
     model, meta = load_checkpoint(work / "last.pt")
     assert meta["backbone"] == SMALL[key]
     norm = model.backbone.spec.norm
-    assert meta["norm"] == {"mean": list(norm.mean), "std": list(norm.std)}
+    assert meta["norm_mean"] == ",".join(map(repr, norm.mean))
+    assert meta["norm_std"] == ",".join(map(repr, norm.std))
+    assert meta["layers"] == "" and meta["frozen"] is False
     assert meta["patch_size"] == next(f.patch_size for f in FAMILIES if f.key == key)
     assert model.norm == norm
 
