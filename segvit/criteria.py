@@ -40,7 +40,9 @@ class ATMCriterion:
     def __call__(self, output: SegOutput, labels: Tensor) -> dict[str, Tensor]:
         from segvit.collective import reduce_count
         from segvit.losses import atm_loss, count_target_masks
+        from segvit.modeling.output import pad_labels
 
+        labels = pad_labels(output, labels)
         count = count_target_masks(labels, num_classes=self.num_classes)
         return atm_loss(
             output,
@@ -68,7 +70,9 @@ class PixelCECriterion:
 
     def __call__(self, output: SegOutput, labels: Tensor) -> dict[str, Tensor]:
         from segvit.losses import pixel_head_loss
+        from segvit.modeling.output import pad_labels
 
+        labels = pad_labels(output, labels)
         return pixel_head_loss(
             output, labels, avg_non_ignore=self.avg_non_ignore, aux_weight=self.aux_weight
         )
@@ -85,5 +89,7 @@ class SemanticCECriterion:
 
     def __call__(self, output: SegOutput, labels: Tensor) -> dict[str, Tensor]:
         from segvit.losses import semantic_ce_loss
+        from segvit.modeling.output import pad_labels
 
+        labels = pad_labels(output, labels)
         return semantic_ce_loss(output, labels, avg_non_ignore=self.avg_non_ignore)

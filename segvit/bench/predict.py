@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,7 @@ def _measure_with_threads(
     H, W = job.height, job.width
     rng = np.random.default_rng(job.seed)
     image = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)  # a decoded photo
+    settings = replace(settings, norm=model.norm)  # the weights' own normalisation
     before = _peak_rss_mb()
     start = time.perf_counter()
     if job.full_path:

@@ -64,6 +64,8 @@ class BenchConfig:
     # busy machine 1 thread can be many times faster than several that wait on each other.
     seed: int = 0  # weights and the synthetic batch
     flops: bool = True  # count the forward GFLOPs (fvcore, seconds on a CPU) for the MFU
+    backbone: str | None = None  # a timm name in place of the variant's ViT (--backbone)
+    freeze_backbone: bool = False  # time the head-only step (Recipe.freeze_backbone)
 
     def __post_init__(self) -> None:
         checks = (
@@ -101,6 +103,8 @@ class BenchResult:
     peak_tflops: float | None = None  # the device's dense bf16 peak; None: not known
     peak_label: str | None = None  # which datasheet card the peak is for
     mfu: float | None = None  # train_tflops / peak_tflops; None without both
+    backbone: str | None = None  # the timm name it ran on, None: the variant's own
+    frozen: bool = False  # the backbone was frozen (head-only steps)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

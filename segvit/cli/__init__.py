@@ -51,6 +51,7 @@ bench_app.command("predict")(bench_cmds.bench_predict)
 
 # Models and FLOPs (segvit.modeling, segvit.analysis.flops)
 app.command("variants")(model_cmds.variants)
+app.command("backbones")(model_cmds.backbones)
 app.command("flops")(model_cmds.flops)
 
 # The authors' released checkpoints (segvit.modeling.release, segvit.modeling.convert)

@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from segvit.cli.model_cmds import BackboneOption
+
 console = Console()
 
 
@@ -38,9 +40,20 @@ def bench_train(
     ] = False,
     runs: Annotated[Path, typer.Option(help="the runs folder --save writes into")] = Path("runs"),
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    backbone: BackboneOption = None,
+    freeze_backbone: Annotated[
+        bool, typer.Option("--freeze-backbone", help="time head-only steps (backbone frozen)")
+    ] = False,
+    compare_frozen: Annotated[
+        bool,
+        typer.Option(
+            "--compare-frozen", help="time fine-tuned and frozen steps, each in a fresh process"
+        ),
+    ] = False,
 ) -> None:
     """Time training steps (forward, loss, backward, clip, AdamW) on a synthetic batch."""
     from segvit.bench.train_step import BenchConfig, write_record
+    from segvit.experiments.bench_train import bench_frozen_and_fine_tuned
     from segvit.experiments.bench_train import bench_train as run_bench
 
     cfg = BenchConfig(
@@ -55,7 +68,14 @@ def bench_train(
         amp=amp,
         threads=threads,
         flops=flops,
+        backbone=backbone,
+        freeze_backbone=freeze_backbone,
     )
+    if compare_frozen:
+        with Console(stderr=True).status(f"timing {variant} fine-tuned, then frozen"):
+            fine, frozen = bench_frozen_and_fine_tuned(cfg)
+        _print_modes(fine, frozen, as_json=as_json)
+        return
     with Console(stderr=True).status(f"timing {warmup} + {steps} steps of {variant}"):
         result = run_bench(cfg)
     saved = write_record(result, runs / "bench") if save else None
@@ -86,6 +106,27 @@ def bench_train(
     console.print(table)
     if saved is not None:
         console.print(f"saved {saved}", highlight=False, soft_wrap=True)
+
+
+def _print_modes(fine, frozen, *, as_json: bool) -> None:
+    """Fine-tuned and frozen figures side by side."""
+    if as_json:
+        print(json.dumps({"fine_tuned": fine.to_dict(), "frozen": frozen.to_dict()}))
+        return
+    on = f" on {fine.backbone}" if fine.backbone else ""
+    table = Table(title=f"{'tiny ' if fine.tiny else ''}{fine.variant}{on}, {fine.dataset}, "
+                  f"{fine.crop}x{fine.crop} crop, batch {fine.batch}, {fine.device}")  # fmt: skip
+    for column in ("figure", "fine-tuned", "frozen backbone"):
+        table.add_column(column, justify="right" if column != "figure" else "left")
+    table.add_row("precision", fine.dtype, frozen.dtype)
+    table.add_row(f"seconds / iteration (median of {fine.steps})",
+                  f"{fine.seconds_per_iter:.3f}", f"{frozen.seconds_per_iter:.3f}")  # fmt: skip
+    table.add_row(f"peak memory, MB ({fine.memory_kind})", f"{fine.peak_memory_mb:.0f}",
+                  f"{frozen.peak_memory_mb:.0f}")  # fmt: skip
+    table.add_row("  of which before the model was built", f"{fine.baseline_memory_mb:.0f}",
+                  f"{frozen.baseline_memory_mb:.0f}")  # fmt: skip
+    table.add_row("last loss", f"{fine.final_loss:.3f}", f"{frozen.final_loss:.3f}")
+    console.print(table)
 
 
 def _mfu(result) -> str:

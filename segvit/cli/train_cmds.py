@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from segvit.cli.model_cmds import BackboneOption, LayersOption, parse_layers
 from segvit.errors import SegvitError
 
 console = Console()
@@ -53,6 +54,11 @@ def train(
     tensorboard: Annotated[
         bool, typer.Option("--tensorboard", help="also TensorBoard events in WORK_DIR/tensorboard")
     ] = False,
+    backbone: BackboneOption = None,
+    layers: LayersOption = None,
+    freeze_backbone: Annotated[
+        bool | None, typer.Option("--freeze-backbone", help="train the head alone")
+    ] = None,
 ) -> None:
     """Train a variant; multi-GPU with `torchrun --nproc_per_node N -m segvit.cli train ...`."""
     from segvit.engine.checkpoint import CheckpointPaths, check_work_dir
@@ -64,7 +70,8 @@ def train(
 
     experiment = resolve(
         variant, dataset, recipe=preset, crop=crop, iters=iters, batch=batch, lr=lr, amp=amp,
-        seed=seed,
+        seed=seed, backbone=backbone, layers=parse_layers(layers),
+        freeze_backbone=freeze_backbone,
     )  # fmt: skip
     if pretrained is not None:
         from segvit.engine.recipe import Backbone

@@ -25,11 +25,15 @@ MAX_CROP = 4096  # the largest crop accepted anywhere: 8x the paper's largest (6
 # far past what fits a GPU; a typo's crop of 10^9 is refused before any tensor is made
 
 
-def crop_problem(crop: int) -> str | None:
-    """What is wrong with a crop (None when nothing): a positive multiple of the patch size
-    (16), at most MAX_CROP."""
-    if crop <= 0 or crop % 16:
-        return "expected a positive multiple of 16 (the patch size)"
+def crop_problem(crop: int, patch: int = 16, *, pads: bool = False) -> str | None:
+    """What is wrong with a crop (None when nothing): a positive multiple of the patch size (the
+    paper's 16 for a dataset's own crop) or, for a backbone that pads its input to the patch, at
+    least one patch; at most MAX_CROP either way. The one crop rule: models check their crop
+    with their backbone's patch (segvit.modeling.variants.crop_problem)."""
+    if pads and crop < patch:
+        return f"expected at least {patch} (the patch size)"
+    if not pads and (crop <= 0 or crop % patch):
+        return f"expected a positive multiple of {patch} (the patch size)"
     if crop > MAX_CROP:
         return f"expected at most {MAX_CROP}"
     return None

@@ -88,6 +88,7 @@ def evaluate(
         mode=settings.mode,
         stride=stride,
         window_batch=settings.window_batch,
+        norm=segmentor.norm,
     )
     split = SegDataset(dataset, Path(data_root), settings.split)  # 8-bit photos, as decoded
     count = len(split) if settings.max_images is None else min(settings.max_images, len(split))

@@ -23,7 +23,11 @@ def segment(
     """The (H, W) class map of one RGB image, with the dataset's test settings."""
     device = next(model.parameters()).device
     settings = InferenceSettings.for_dataset(
-        dataset, model.meta.crop, multi_scale=multi_scale, window_batch=window_batch(device)
+        dataset,
+        model.meta.crop,
+        multi_scale=multi_scale,
+        window_batch=window_batch(device),
+        norm=model.norm,
     )
     # The 8-bit photo goes in as it is: each scale is resized and normalised from it.
     labels = infer_labels(model.predict, rgb, settings, device=device).cpu().numpy()

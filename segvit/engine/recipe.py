@@ -75,6 +75,8 @@ class Recipe:
     seed: int = shaping(0)  # seeds the weights, the data order and every augmentation
     release_decay_rule: bool = shaping(True)  # the release's weight decay: pos_embed, the
     # queries and the head's norms decay too (mmcv custom_keys); False exempts them (timm).
+    freeze_backbone: bool = shaping(False)  # train the head alone: the backbone in eval mode,
+    # no gradients, no backward through it, the optimiser over the head's parameters only
     mask_loss_excludes_ignored: bool = shaping(False)  # False: pixels labelled 255 are
     # background in every ATM mask target, as the release builds them (`label == class`);
     # True leaves them out of the focal and dice terms.

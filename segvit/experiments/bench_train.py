@@ -7,9 +7,12 @@ here; the step, the synthetic batch and the records it writes are segvit.bench.t
 from __future__ import annotations
 
 import math
+import multiprocessing
 import statistics
 import time
+import warnings
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
 import torch
@@ -56,7 +59,10 @@ def bench_train(cfg: BenchConfig) -> BenchResult:
 
 def _bench(cfg: BenchConfig) -> BenchResult:
     # The paper's recipe for this dataset: its optimiser settings and schedule length.
-    experiment = resolve(cfg.variant, cfg.dataset, crop=cfg.crop, seed=cfg.seed)
+    experiment = resolve(
+        cfg.variant, cfg.dataset, crop=cfg.crop, seed=cfg.seed, backbone=cfg.backbone,
+        freeze_backbone=cfg.freeze_backbone,
+    )  # fmt: skip
     crop, dataset, recipe = experiment.crop, experiment.dataset, experiment.recipe
     device = resolve_device(cfg.device)
     batch = cfg.batch or (CUDA_BATCH if device.type == "cuda" else CPU_BATCH)
@@ -125,4 +131,22 @@ def _bench(cfg: BenchConfig) -> BenchResult:
         peak_tflops=peak.bf16_tflops if peak else None,
         peak_label=peak.label if peak else None,
         mfu=tflops / peak.bf16_tflops if peak and tflops is not None else None,
+        backbone=cfg.backbone,
+        frozen=cfg.freeze_backbone,
     )
+
+
+def _quiet() -> None:
+    """A fresh process hides what the CLI hides (torchvision's torch.jit.script warning)."""
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
+
+
+def bench_frozen_and_fine_tuned(cfg: BenchConfig) -> tuple[BenchResult, BenchResult]:
+    """(fine-tuned, frozen) results of `cfg`, each timed in a fresh process so that each
+    peak memory (a CPU's peak RSS only ever grows) is that mode's own."""
+    context = multiprocessing.get_context("spawn")
+    results = []
+    for frozen in (False, True):
+        with ProcessPoolExecutor(1, mp_context=context, initializer=_quiet) as pool:
+            results.append(pool.submit(bench_train, replace(cfg, freeze_backbone=frozen)).result())
+    return results[0], results[1]

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from segvit.data.info import crop_problem
 from segvit.errors import SegvitError
 from segvit.schema import from_mapping, read_yaml
 
@@ -39,6 +38,7 @@ class RowConfig:
     release: str | None = None  # a released file (`segvit weights list`), not trained
     cited: str | None = None  # a result the paper cites from another work on another
     # backbone (its reference number, e.g. "[34]"): reported, never built here
+    backbone: str | None = None  # a timm name in place of the variant's ViT (segvit backbones)
 
     @property
     def slug(self) -> str:
@@ -117,15 +117,25 @@ def load_table(path: Path) -> TableConfig:
 def _check_row(row: RowConfig, table: TableConfig, where: str) -> None:
     """What the types alone cannot say: a known variant, a valid crop, paper values that
     are numbers or bounds, and only the table's metrics; errors name the file and row."""
-    from segvit.modeling.variants import VARIANTS  # no torch: the table of names only
+    from segvit.modeling.families import find_family  # no torch: names and numbers only
+    from segvit.modeling.variants import VARIANTS, crop_problem
 
     if row.variant is not None and row.variant not in VARIANTS:
         raise SegvitError(
             f"{where}.variant: unknown variant {row.variant!r}; expected one of: "
             f"{', '.join(VARIANTS)}"
         )
-    if row.crop is not None and crop_problem(row.crop):
-        raise SegvitError(f"{where}.crop: {row.crop}: {crop_problem(row.crop)}")
+    spec = VARIANTS[row.variant].spec if row.variant else None
+    if row.backbone is not None:
+        if row.variant is None or VARIANTS[row.variant].structure is None:
+            raise SegvitError(f"{where}.backbone: {row.variant} keeps its own backbone")
+        try:
+            spec = find_family(row.backbone)
+        except SegvitError as err:
+            raise SegvitError(f"{where}.backbone: {err}") from None
+    problem = None if row.crop is None else crop_problem(row.crop, spec)
+    if problem:
+        raise SegvitError(f"{where}.crop: {row.crop}: {problem}")
     unknown = set(row.paper) - set(table.metrics)
     if unknown:
         raise SegvitError(

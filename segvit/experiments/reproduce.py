@@ -62,14 +62,14 @@ def row_experiment(row: RowConfig, recipe: Recipe) -> Experiment:
     to a dataset of its own (smoke: the demo set at its crop)."""
     assert row.variant is not None
     if recipe.dataset:
-        return resolve(row.variant, recipe=recipe)
-    return resolve(row.variant, row.dataset, recipe=recipe, crop=row.crop)
+        return resolve(row.variant, recipe=recipe, backbone=row.backbone)
+    return resolve(row.variant, row.dataset, recipe=recipe, crop=row.crop, backbone=row.backbone)
 
 
 def flops_experiment(row: RowConfig) -> Experiment:
     """The row at the paper's scale: GFLOPs are always counted there, whatever the recipe."""
     assert row.variant is not None
-    return resolve(row.variant, row.dataset, crop=row.crop)
+    return resolve(row.variant, row.dataset, crop=row.crop, backbone=row.backbone)
 
 
 def train_row(

@@ -82,7 +82,8 @@ class PretextModel(nn.Module):
 
     def __init__(self, pretext: Pretext, *, num_classes: int, crop: int) -> None:
         super().__init__()
-        dim, taps, cells = pretext.spec.dim, len(pretext.taps), (crop // 16) ** 2
+        dim, taps = pretext.spec.dim, len(pretext.taps)
+        cells = (crop // pretext.spec.patch_size) ** 2  # one per token of the grid
         self.backbone = ViTBackbone(spec=pretext.spec, img_size=crop, out_indices=pretext.taps)
         self.head = nn.ModuleDict(
             {

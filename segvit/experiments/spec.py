@@ -29,7 +29,15 @@ from segvit.engine.recipe import Backbone, Recipe, get_recipe
 from segvit.engine.train import TrainConfig, TrainResult, train
 from segvit.errors import SegvitError
 from segvit.modeling.segmentor import Segmentor
-from segvit.modeling.variants import Variant, build_model, check_crop, get_variant
+from segvit.modeling.specs import ViTSpec
+from segvit.modeling.variants import (
+    Variant,
+    build_model,
+    check_crop,
+    get_variant,
+    resolve_backbone,
+    structure_build,
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,8 @@ class Experiment:
     crop: int  # training crop and sliding window
     recipe: Recipe
     eval: EvalSettings = field(default_factory=EvalSettings)
+    backbone: str | None = None  # a timm name in place of the variant's ViT (--backbone)
+    layers: tuple[int, ...] | None = None  # tapped layers, 0-based (--layers); None: default
 
     def with_recipe(self, **changes: Any) -> Experiment:
         """The same experiment under a recipe with `changes` (a typed `replace`)."""
@@ -53,13 +63,18 @@ class Experiment:
                 "train_experiment, or resolve it with with_backbone(experiment, data_root)"
             )
         torch.manual_seed(self.recipe.seed)
-        return build_model(
+        model = build_model(
             self.variant,
             num_classes=self.dataset.num_classes,
             crop=self.crop,
             tiny=self.recipe.tiny and not for_flops,
             pretrained=None if for_flops else self.recipe.pretrained,
+            backbone=self.backbone,
+            layers=self.layers,
         )
+        if self.recipe.freeze_backbone:
+            model.freeze_backbone()
+        return model
 
     def criterion(self) -> Criterion:
         criterion = self.variant.criterion(self.dataset.num_classes)
@@ -71,6 +86,7 @@ class Experiment:
         """What the run is, as every checkpoint and config.json of it records."""
         return {
             "variant": self.variant.name,
+            "backbone": self.backbone or "",
             "trained_on": self.dataset.name,
             "dataset_spec": self.dataset.to_record(),  # classes, folders: predict and eval
             "recipe": self.recipe.name,
@@ -85,22 +101,29 @@ def resolve(
     recipe: str | Recipe = "paper",
     crop: int | None = None,
     eval: EvalSettings | None = None,
+    backbone: str | None = None,
+    layers: tuple[int, ...] | None = None,
     **overrides: Any,
 ) -> Experiment:
     """The experiment of `variant` on `dataset` (a name, a dataset file or a spec; default:
     the recipe's, else ADE20K) under `recipe` (a name or a Recipe), with recipe `overrides`
     (None values ignored). The paper's recipe takes the dataset's paper schedule; the crop
-    defaults to the dataset's for the variant's ViT size."""
+    defaults to the dataset's for the variant's ViT size. `backbone` (a timm name) and `layers`
+    (0-based) replace the variant's ViT and taps (segvit.modeling.families)."""
     chosen = variant if isinstance(variant, Variant) else get_variant(variant)
     if isinstance(recipe, str):
         recipe = get_recipe(recipe)
     if not isinstance(dataset, DatasetSpec):
         dataset = load_dataset(dataset or recipe.dataset or "ade20k")
     recipe = recipe.for_dataset(dataset)  # a table's paper recipe meets each row's dataset
-    crop = check_crop(crop if crop is not None else dataset.crop_for(chosen.large))
+    spec = resolve_backbone(chosen, backbone, tiny=False)  # an unknown name fails here, once
+    crop = check_crop(crop if crop is not None else dataset.crop_for(chosen.large), spec)
+    if layers and isinstance(spec, ViTSpec):
+        structure_build(chosen, spec, layers)  # layers the backbone has, for its structure
     recipe = recipe.override(**overrides)
     settings = eval or EvalSettings(max_images=recipe.eval_max_images)
-    return Experiment(chosen, dataset, crop, recipe, settings)
+    layers = tuple(layers) if layers else None
+    return Experiment(chosen, dataset, crop, recipe, settings, backbone, layers)
 
 
 def checkpoint_dataset(meta: dict[str, Any], dataset: str | None = None) -> DatasetSpec:
@@ -135,6 +158,8 @@ def with_backbone(
     experiment's dataset first if it is not cached there; other recipes unchanged."""
     if experiment.recipe.pretrained != Backbone.SMOKE:
         return experiment
+    if experiment.backbone is not None:  # the pretext backbone is the tiny AugReg ViT alone
+        return experiment.with_recipe(pretrained=None)
     from segvit.experiments.smoke_backbone import smoke_backbone
 
     weights = smoke_backbone(
@@ -182,6 +207,6 @@ def train_experiment(
         model=model,
         train_set=train_set,
         loss_fn=experiment.criterion(),
-        transform=TrainTransform(experiment.dataset, experiment.crop),
+        transform=TrainTransform(experiment.dataset, experiment.crop, norm=model.norm),
         evaluate_fn=evaluate_fn,
     )

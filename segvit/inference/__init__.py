@@ -31,6 +31,7 @@ from segvit.data.geometry import normalize, rescale_size, resize_image  # traini
 from segvit.data.info import DatasetSpec
 from segvit.errors import SegvitError
 from segvit.inference.rowwise import SpilledScores, resize_rows
+from segvit.modeling.specs import AUGREG_NORM, Normalization
 
 # References: mmsegmentation 0.24 MultiScaleFlipAug, Resize(keep_ratio), RandomFlip,
 # Normalize and EncoderDecoder.slide_inference / aug_test (window grid, count normalisation,
@@ -80,6 +81,7 @@ class InferenceSettings:
     # mmseg's Resize(min_size): at every ratio the short side becomes at least this, and the
     # long side follows the aspect unbounded. None: plain keep-ratio fitting in the scale.
     min_size: int | None = None
+    norm: Normalization = AUGREG_NORM  # the mean/std the model's backbone expects (model.norm)
 
     def __post_init__(self) -> None:
         if self.mode not in ("slide", "whole"):
@@ -110,6 +112,7 @@ class InferenceSettings:
         mode: Mode = "slide",
         stride: int | None = None,
         window_batch: int = 4,
+        norm: Normalization = AUGREG_NORM,
     ) -> InferenceSettings:
         """The release's test settings for a model of `crop` on `dataset`: its stride and base
         scale for the crop (unless `stride` is given), its test min_size, one scale or
@@ -124,6 +127,7 @@ class InferenceSettings:
             mode=mode,
             window_batch=window_batch,
             min_size=dataset.test_min_size,
+            norm=norm,
         )
 
     def pass_size(self, height: int, width: int, ratio: float) -> tuple[int, int]:
@@ -248,7 +252,8 @@ def _pass_scores(
         for flipped in (False, True) if settings.flip else (False,):
             # Mirrored after the resize, on the 8-bit image (mmseg's RandomFlip follows Resize);
             # floats exist only at the pass's size, never at the photo's.
-            pixels = normalize(resized[:, ::-1] if flipped else resized)[None].to(device)
+            flipped_or_not = resized[:, ::-1] if flipped else resized
+            pixels = normalize(flipped_or_not, settings.norm)[None].to(device)
             if settings.mode == "whole":
                 scores = _scores(score_fn, pixels, settings.num_classes)
             else:

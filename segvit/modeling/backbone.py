@@ -1,18 +1,23 @@
 """Plain ViT backbones from timm, and the Shrunk ViT with query down-sampling (QD) inside.
 
-Both return the token maps of the tapped layers as (B, C, h, w) tensors. The class token is
-not used (the release drops it before the encoder) and no final norm is applied. Position
-embeddings are resized as mmsegmentation resizes them (`resize_pos_embed`), not as timm does.
+Both return the token maps of the tapped layers as (B, C, h, w) tensors, without prefix
+tokens and without a final norm. The paper's AugReg ViTs drop the class token before the
+encoder (as the release does) and resize their position embeddings as mmsegmentation does
+(`resize_pos_embed`), not as timm does; every other family (segvit.modeling.families) is
+timm's own model, built for the padded crop (segvit.modeling.timm_vit).
 """
 
 from __future__ import annotations
 
 import timm
+import torch
 import torch.nn.functional as F
 from timm.models.vision_transformer import Block, VisionTransformer
 from torch import Tensor, nn
 
+from segvit.errors import SegvitError
 from segvit.modeling.specs import QDMode, ViTSpec
+from segvit.modeling.timm_vit import create_timm_vit, padded
 
 # References: Dosovitskiy et al. 2021 (ViT); Steiner et al. 2021 (AugReg weights);
 # SegViT (Zhang et al., NeurIPS 2022) Sec. 3.3 for query down-sampling; mmsegmentation 0.24
@@ -74,8 +79,9 @@ class ViTBackbone(nn.Module):
     """A plain ViT returning the outputs of the layers in `out_indices` (0-indexed).
 
     Arguments:
-        spec: the ViT size.
-        img_size: training crop; the position embeddings are made for its token grid.
+        spec: the ViT (a paper size, or a timm name resolved by timm_vit.backbone_spec).
+        img_size: training crop; the position embeddings (RoPE, relative bias) are made for
+            its token grid (the crop rounded up to a multiple of the patch).
         out_indices: layers whose outputs the head reads, shallowest first.
     """
 
@@ -83,11 +89,23 @@ class ViTBackbone(nn.Module):
         super().__init__()
         self.spec = spec
         self.out_indices = tuple(out_indices)
-        self.vit = create_vit(spec, img_size)
+        if max(self.out_indices) >= spec.depth:
+            raise SegvitError(f"layer {max(self.out_indices) + 1} tapped; {spec.label} has "
+                              f"{spec.depth} layers")  # fmt: skip
+        self.img_size = padded(img_size, spec.patch_size)
+        if spec.pads:
+            self.vit = create_timm_vit(spec, self.img_size, pretrained=None)
+        else:
+            self.vit = create_vit(spec, img_size)
         self.vit.prune_intermediate_layers(list(self.out_indices), prune_norm=True)
 
     def forward(self, images: Tensor) -> list[Tensor]:
-        return self.vit.forward_intermediates(  # [(B, C, H/16, W/16)] per tap
+        if self.spec.family == "beitv2" and tuple(images.shape[-2:]) != (self.img_size,) * 2:
+            raise SegvitError(
+                f"{self.spec.label}: its relative position bias is built for the "
+                f"{self.img_size} crop, not {tuple(images.shape[-2:])}; evaluate with --mode slide"
+            )
+        return self.vit.forward_intermediates(  # [(B, C, H/p, W/p)] per tap
             images,
             indices=list(self.out_indices),
             norm=False,
@@ -121,6 +139,9 @@ class ShrunkViTBackbone(ViTBackbone):
         qd_mode: QDMode = "q_nearest",
     ) -> None:
         super().__init__(spec=spec, img_size=img_size, out_indices=out_indices)
+        if not isinstance(self.vit, VisionTransformer):  # Eva (RoPE) and Beit (relative bias)
+            raise SegvitError(f"{spec.label}: Shrunk (QD) needs learned position embeddings; "
+                              "use the segvit or atm_single structure")  # fmt: skip
         if not 0 <= qd_index <= max(self.out_indices):
             raise ValueError(f"qd_index {qd_index} must lie within the tapped blocks")
         self.qd_index = qd_index
@@ -134,15 +155,16 @@ class ShrunkViTBackbone(ViTBackbone):
         vit = self.vit
         x = vit.patch_embed(images)  # (B, h, w, C): dynamic_img_size keeps the grid
         grid = x.shape[1:3]
-        x = vit.norm_pre(vit.patch_drop(vit._pos_embed(x)))  # (B, h*w, C)
+        x = vit.norm_pre(vit.patch_drop(vit._pos_embed(x)))  # (B, n + h*w, C), n prefix tokens
+        n = vit.num_prefix_tokens  # class and register tokens (0 on the AugReg path)
         features = []
         for i, block in enumerate(vit.blocks):
             if i == self.qd_index:
-                x, grid = self._query_downsample(block, x, grid)  # (B, h*w/4, C)
+                x, grid = self._query_downsample(block, x, grid)  # (B, n + h*w/4, C)
             else:
                 x = block(x)
             if i in self.out_indices:
-                features.append(x.transpose(1, 2).unflatten(2, grid))  # (B, C, h, w)
+                features.append(x[:, n:].transpose(1, 2).unflatten(2, grid))  # (B, C, h, w)
         return features
 
     def _query_downsample(
@@ -154,12 +176,14 @@ class ShrunkViTBackbone(ViTBackbone):
         w_q, w_kv = attn.qkv.weight.split([C, 2 * C])
         b_q, b_kv = attn.qkv.bias.split([C, 2 * C])
 
+        n = self.vit.num_prefix_tokens  # prefix tokens are kept whole, as queries and keys
         y = block.norm1(x)  # one LayerNorm for the query and key/value inputs
-        x_small = _subsample(x, grid)  # (B, L/4, C): the residual path
+        x_small = _subsample(x, grid, n)  # (B, n + (L-n)/4, C): the residual path
         if self.qd_conv is not None:
-            y_q = self.qd_conv(y.transpose(1, 2).unflatten(2, grid)).flatten(2).transpose(1, 2)
+            y_grid = y[:, n:].transpose(1, 2).unflatten(2, grid)  # (B, C, h, w)
+            y_q = torch.cat([y[:, :n], self.qd_conv(y_grid).flatten(2).transpose(1, 2)], 1)
         else:
-            y_q = _subsample(y, grid)
+            y_q = _subsample(y, grid, n)
         y_kv = y_q if self.qd_mode == "qkv_nearest" else y
         small = ((grid[0] + 1) // 2, (grid[1] + 1) // 2)
 
@@ -176,7 +200,9 @@ class ShrunkViTBackbone(ViTBackbone):
         return x, small
 
 
-def _subsample(tokens: Tensor, grid: tuple[int, int]) -> Tensor:
-    """Nearest 2x2 down-sampling of (B, h*w, C) tokens on their grid: every other row/column."""
+def _subsample(tokens: Tensor, grid: tuple[int, int], prefix: int = 0) -> Tensor:
+    """Nearest 2x2 down-sampling of (B, n + h*w, C) tokens on their grid: every other row
+    and column; the n prefix tokens stay as they are."""
     B, _, C = tokens.shape
-    return tokens.view(B, *grid, C)[:, ::2, ::2].reshape(B, -1, C)
+    small = tokens[:, prefix:].reshape(B, *grid, C)[:, ::2, ::2].reshape(B, -1, C)
+    return torch.cat([tokens[:, :prefix], small], dim=1) if prefix else small

@@ -242,7 +242,7 @@ def describe(shapes: Mapping[str, Shape], source: str) -> ReleaseLayout:
     grid = math.isqrt(tokens)
     if grid * grid != tokens:
         raise SegvitError(f"{source}: backbone.pos_embed holds {tokens} tokens, not a square grid")
-    return ReleaseLayout(variant, num_classes, 16 * grid, tiny=width != spec.dim)
+    return ReleaseLayout(variant, num_classes, spec.patch_size * grid, tiny=width != spec.dim)
 
 
 def model_shapes(layout: ReleaseLayout) -> dict[str, Shape]:

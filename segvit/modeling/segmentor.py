@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segvit.modeling.output import SegOutput, semantic_inference
@@ -12,33 +14,87 @@ from segvit.modeling.specs import Normalization
 
 @dataclass(frozen=True)
 class ModelMeta:
-    """What a checkpoint must carry to rebuild its model (and nothing about its data)."""
+    """What a checkpoint must carry to rebuild its model (and nothing about its data), and
+    what its backbone expects: the patch size and the normalisation it was trained with."""
 
     variant: str  # a name from segvit.modeling.variants.VARIANTS
     num_classes: int
     crop: int  # training crop; position embeddings and QU queries are made for its grid
     tiny: bool  # width-192 ViT of the same depth
+    backbone: str | None = None  # a timm name (--backbone) in place of the variant's own
+    layers: tuple[int, ...] | None = None  # tapped layers (0-based, --layers); None: default
+    frozen: bool = False  # trained with the backbone frozen (--freeze-backbone)
+    patch_size: int = 16  # pixels a token covers (recorded; the backbone decides it)
+    norm: Normalization | None = None  # the mean/std inputs were normalised with (recorded)
 
     def to_dict(self) -> dict[str, str | int | bool]:
-        return asdict(self)
+        """Plain values, as a weights file's metadata takes them: backbone "" for the
+        variant's own, layers "5,7,11" (0-based; "" for the default), the norm as
+        norm_mean / norm_std "123.675,116.28,103.53" (0..255 RGB)."""
+        content = asdict(self)
+        content["backbone"] = self.backbone or ""
+        content["layers"] = ",".join(map(str, self.layers)) if self.layers else ""
+        del content["norm"]
+        if self.norm is not None:
+            content["norm_mean"] = ",".join(map(repr, self.norm.mean))
+            content["norm_std"] = ",".join(map(repr, self.norm.std))
+        return content
 
 
 class Segmentor(nn.Module):
-    """`forward` gives the head's SegOutput (training); `predict` gives per-class scores."""
+    """`forward` gives the head's SegOutput (training); `predict` gives per-class scores.
+
+    Inputs that are not a multiple of the backbone's patch are padded at the bottom and right
+    (with 0, the mean colour once normalised, as mmseg pads); the output says so
+    (`SegOutput.padded_to`) and prediction crops back to the input's size.
+    """
 
     def __init__(self, *, backbone: nn.Module, head: nn.Module, meta: ModelMeta) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
-        self.meta = meta
+        spec = backbone.spec
+        self.pad_multiple = spec.patch_size if getattr(spec, "pads", False) else 1
+        self.meta = replace(meta, patch_size=spec.patch_size, norm=spec.norm)
 
     @property
     def norm(self) -> Normalization:
         """How its inputs are normalised: what its backbone's pretrained weights expect."""
         return self.backbone.spec.norm
 
+    def use_norm(self, norm: Normalization) -> None:
+        """Normalise inputs with `norm` (what a checkpoint was trained with) from now on."""
+        self.backbone.spec = replace(self.backbone.spec, norm=norm)
+        self.meta = replace(self.meta, norm=norm)
+
+    def freeze_backbone(self) -> None:
+        """Train the head alone: the backbone stays in eval mode (dropout, drop path off),
+        without gradients, and no backward runs through it."""
+        self.backbone.requires_grad_(False)
+        self.meta = replace(self.meta, frozen=True)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> Segmentor:
+        super().train(mode)
+        if self.meta.frozen:
+            self.backbone.eval()
+        return self
+
     def forward(self, images: Tensor) -> SegOutput:
-        return self.head(self.backbone(images))
+        size = images.shape[-2:]
+        m = self.pad_multiple
+        pad_h, pad_w = -size[0] % m, -size[1] % m
+        if pad_h or pad_w:
+            images = F.pad(images, (0, pad_w, 0, pad_h))  # (B, 3, H', W'), multiples of m
+        if self.meta.frozen:
+            with torch.no_grad():
+                features = self.backbone(images)
+        else:
+            features = self.backbone(images)
+        output = self.head(features)
+        if pad_h or pad_w:
+            output.padded_to = tuple(images.shape[-2:])
+        return output
 
     def predict(self, images: Tensor) -> Tensor:
         """Per-class scores (B, K, H, W) at the input size, before any softmax over K."""

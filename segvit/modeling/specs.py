@@ -58,10 +58,18 @@ class ViTSpec:
     label: str  # short human name
     patch_size: int = 16  # pixels a token covers; a crop must be a multiple of it
     norm: Normalization = AUGREG_NORM  # what the pretrained weights expect
+    family: str = "augreg"  # segvit.modeling.families key; "augreg": the release's ViT path
+    # (no class token, mmseg's position resize); any other: timm's own model, tapped as it is
 
     @property
     def hub_name(self) -> str:
         return f"{self.timm_name}.{self.pretrained_tag}"
+
+    @property
+    def pads(self) -> bool:
+        """Inputs are padded to a multiple of the patch (and outputs cropped back); the
+        release's AugReg path takes multiples of 16 only, as the release does."""
+        return self.family != "augreg"
 
 
 VIT_B = ViTSpec("vit_base_patch16_384", "augreg_in21k_ft_in1k", 768, 12, 12, 0.1, "ViT-B/16")

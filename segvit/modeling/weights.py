@@ -170,3 +170,21 @@ def load_exactly(
 
 def _block(key: str) -> int:
     return int(key.split(".")[1])
+
+
+def load_timm_pretrained(
+    vit: nn.Module, source: str | Path, spec: ViTSpec, img_size: int
+) -> Path | str:
+    """Load the weights of a timm-family backbone (segvit.modeling.families) into `vit` the
+    way timm loads them: `source` "hub" is timm's own download through the Hugging Face
+    cache (HF_HOME, HF_ENDPOINT, HF_HUB_OFFLINE apply), a file goes through timm's filter
+    for its architecture; either way learned position embeddings are resized once, to the
+    crop's grid. Blocks past the last tapped layer are not kept."""
+    from segvit.modeling.timm_vit import create_timm_vit
+
+    reference = create_timm_vit(spec, img_size, pretrained=source)
+    own = vit.state_dict()
+    state = {k: v for k, v in reference.state_dict().items() if k in own}
+    origin = spec.hub_name if str(source) == "hub" else Path(source)
+    load_exactly(vit, state, origin, f"this {spec.label}")
+    return origin
