@@ -137,7 +137,7 @@ def eval_command(
     results = evaluate(model, spec, settings, data_root=data_root, progress=wants_bar())
     results |= {"checkpoint": checkpoint, "data_root": root}
     scales = "ms" if ms else "ss"
-    _print_results(results, title=f"{checkpoint} on {spec.name} ({scales})")
+    _print_results(results, spec, title=f"{checkpoint} on {spec.name} ({scales})")
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, json_safe(results), indent=1)  # strict JSON: NaN (no pixels) as null
     console.print(f"wrote {path}")
@@ -147,7 +147,9 @@ def _results_name(checkpoint: str, dataset: str, settings) -> str:
     """A scores file named by what changes the scores, so that one evaluation beside a
     checkpoint never replaces another: eval_best_ade20k_ss, eval_last_demo_ms_whole_first2;
     a release (its own folder) leaves out the file's name: eval_ade20k_ss."""
-    weights = "" if checkpoint.startswith("release:") else f"{Path(checkpoint).stem}_"
+    from segvit.modeling.release import is_release_name
+
+    weights = "" if is_release_name(checkpoint) else f"{Path(checkpoint).stem}_"
     name = f"eval_{weights}{dataset}_{'ms' if settings.multi_scale else 'ss'}"
     name += "_whole" if settings.mode == "whole" else ""
     name += f"_stride{settings.stride}" if settings.stride is not None else ""
@@ -184,12 +186,14 @@ def _results_file(out: Path | None, checkpoint: str, name: str, *, data_root: st
 def _beside(checkpoint: str) -> Path:
     """Where a checkpoint's results go by default: beside it; release:NAME has no folder of
     its own, so runs/release/NAME."""
-    if checkpoint.startswith("release:"):
-        return Path("runs") / "release" / checkpoint.removeprefix("release:")
+    from segvit.modeling.release import PREFIX, is_release_name
+
+    if is_release_name(checkpoint):
+        return Path("runs") / "release" / checkpoint.removeprefix(PREFIX)
     return Path(checkpoint).parent
 
 
-def _print_results(results: dict, *, title: str) -> None:
+def _print_results(results: dict, spec, *, title: str) -> None:
     from segvit.experiments.tables import format_cell
 
     table = Table(title=title, title_justify="left")
@@ -199,8 +203,9 @@ def _print_results(results: dict, *, title: str) -> None:
         table.add_row(name, format_cell(iou), format_cell(acc))
     console.print(table)
     summary = f"mIoU {results['mIoU']:.2f}  aAcc {results['aAcc']:.2f}  mAcc {results['mAcc']:.2f}"
-    if "mIoU59" in results:
-        summary += f"  mIoU (59 classes) {results['mIoU59']:.2f}"
+    fewer = spec.num_classes - 1  # a set scored also without its background (PASCAL-Context)
+    if spec.background is not None and f"mIoU{fewer}" in results:
+        summary += f"  mIoU ({fewer} classes) {results[f'mIoU{fewer}']:.2f}"
     console.print(f"[bold]{summary}[/]  ({results['images']} images, {results['seconds']:.0f} s)")
 
 

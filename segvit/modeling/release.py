@@ -45,6 +45,11 @@ class ReleasedModel:
         return f"{self.name}.pth"
 
     @property
+    def checkpoint(self) -> str:
+        """How a checkpoint argument names it: `release:NAME`."""
+        return f"{PREFIX}{self.name}"
+
+    @property
     def model(self) -> str:
         """How the paper names the model."""
         return {
