@@ -19,7 +19,6 @@ from PIL import Image, ImageDraw
 
 from segvit.data.archives import MARKER, install, staging
 from segvit.data.classes import DEMO, DEMO_PALETTE
-from segvit.data.datasets import list_pairs, read_pair
 from segvit.data.info import IGNORE_INDEX, DatasetSpec
 from segvit.errors import SegvitError
 from segvit.fileio import atomic_write, read_json, write_json
@@ -193,6 +192,8 @@ def save_preview(info: DatasetSpec, root: Path, out: Path, *, count: int = 6) ->
     from matplotlib.backend_bases import FigureCanvasBase
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
+
+    from segvit.data.datasets import list_pairs, read_pair  # torch: not for the catalogue
 
     kind = out.suffix[1:].lower() or "png"
     if kind not in FigureCanvasBase.get_supported_filetypes():
