@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from segvit.data.info import IGNORE_INDEX
 from segvit.errors import SegvitError
 from segvit.modeling.output import MaskPrediction, SegOutput, semantic_inference
 
@@ -37,7 +38,9 @@ def _check_labels(labels: Tensor, num_classes: int, ignore_index: int) -> None:
         )
 
 
-def present_classes(labels: Tensor, *, num_classes: int, ignore_index: int = 255) -> Tensor:
+def present_classes(
+    labels: Tensor, *, num_classes: int, ignore_index: int = IGNORE_INDEX
+) -> Tensor:
     """(B, K) bool: which classes occur in each image's label (ignored pixels excluded)."""
     B = labels.shape[0]
     flat = labels.reshape(B, -1)
@@ -48,7 +51,9 @@ def present_classes(labels: Tensor, *, num_classes: int, ignore_index: int = 255
     return counts.view(B, num_classes) > 0
 
 
-def count_target_masks(labels: Tensor, *, num_classes: int, ignore_index: int = 255) -> Tensor:
+def count_target_masks(
+    labels: Tensor, *, num_classes: int, ignore_index: int = IGNORE_INDEX
+) -> Tensor:
     """The number of target masks in a batch, a float scalar tensor on the labels' device.
 
     For distributed training, all-reduce it (sum), divide by the world size and pass it as
@@ -110,7 +115,7 @@ def atm_loss(
     focal_weight: float = 20.0,
     dice_weight: float = 1.0,
     class_weight: float = 1.0,
-    ignore_index: int = 255,
+    ignore_index: int = IGNORE_INDEX,
     num_masks: float | Tensor | None = None,
     exclude_ignored_pixels: bool = False,
 ) -> dict[str, Tensor]:
@@ -176,7 +181,7 @@ def atm_loss(
 
 
 def pixel_ce_loss(
-    logits: Tensor, labels: Tensor, *, ignore_index: int = 255, avg_non_ignore: bool = True
+    logits: Tensor, labels: Tensor, *, ignore_index: int = IGNORE_INDEX, avg_non_ignore: bool = True
 ) -> dict[str, Tensor]:
     """Per-pixel cross-entropy of class scores (B, K, h, w) upsampled bilinearly to (H, W).
 
@@ -205,7 +210,7 @@ def pixel_head_loss(
     output: SegOutput,
     labels: Tensor,
     *,
-    ignore_index: int = 255,
+    ignore_index: int = IGNORE_INDEX,
     avg_non_ignore: bool = True,
     aux_weight: float = 1.0,
 ) -> dict[str, Tensor]:
@@ -224,7 +229,11 @@ def pixel_head_loss(
 
 
 def semantic_ce_loss(
-    output: SegOutput, labels: Tensor, *, ignore_index: int = 255, avg_non_ignore: bool = True
+    output: SegOutput,
+    labels: Tensor,
+    *,
+    ignore_index: int = IGNORE_INDEX,
+    avg_non_ignore: bool = True,
 ) -> dict[str, Tensor]:
     """Table 4 row 2: the ATM head trained with pixel cross-entropy on its semantic output.
 

@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from segvit.data.info import IGNORE_INDEX
 from segvit.errors import SegvitError
 
 # References: mmsegmentation 0.24 `mmseg/core/evaluation/metrics.py` (intersect_and_union,
@@ -30,7 +31,11 @@ class SegMetric:
     """
 
     def __init__(
-        self, *, num_classes: int, ignore_index: int = 255, device: torch.device | None = None
+        self,
+        *,
+        num_classes: int,
+        ignore_index: int = IGNORE_INDEX,
+        device: torch.device | None = None,
     ) -> None:
         if num_classes < 1:
             raise SegvitError(f"num_classes must be >= 1, got {num_classes}")

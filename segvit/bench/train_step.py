@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from segvit.data.info import IGNORE_INDEX
 from segvit.engine.train import LossFn, forward_backward, optimizer_step
 from segvit.errors import SegvitError
 from segvit.fileio import write_json
@@ -129,7 +130,7 @@ def synthetic_batch(
     picks = torch.randint(k, (batch, cells * cells), generator=generator)  # (B, cells^2)
     grid = classes.gather(1, picks).view(batch, 1, cells, cells).float()
     labels = F.interpolate(grid, size=(crop, crop), mode="nearest")[:, 0].long()  # (B, H, W)
-    labels[:, crop - max(crop // 16, 1) :] = 255
+    labels[:, crop - max(crop // 16, 1) :] = IGNORE_INDEX
     return images, labels
 
 

@@ -149,13 +149,13 @@ def eval_command(
     results = evaluate(model, spec, settings, data_root=data_root, progress=wants_bar())
     results |= {"checkpoint": checkpoint, "data_root": root}
     scales = "ms" if ms else "ss"
-    _print_results(results, title=f"{checkpoint} on {spec.name} ({scales})")
+    _print_results(results, spec, title=f"{checkpoint} on {spec.name} ({scales})")
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, json_safe(results), indent=1)  # strict JSON: NaN (no pixels) as null
     console.print(f"wrote {path}")
 
 
-def _print_results(results: dict, *, title: str) -> None:
+def _print_results(results: dict, spec, *, title: str) -> None:
     from segvit.experiments.tables import format_cell
 
     table = Table(title=title, title_justify="left")
@@ -165,8 +165,9 @@ def _print_results(results: dict, *, title: str) -> None:
         table.add_row(name, format_cell(iou), format_cell(acc))
     console.print(table)
     summary = f"mIoU {results['mIoU']:.2f}  aAcc {results['aAcc']:.2f}  mAcc {results['mAcc']:.2f}"
-    if "mIoU59" in results:
-        summary += f"  mIoU (59 classes) {results['mIoU59']:.2f}"
+    fewer = spec.num_classes - 1  # a set scored also without its background (PASCAL-Context)
+    if spec.background is not None and f"mIoU{fewer}" in results:
+        summary += f"  mIoU ({fewer} classes) {results[f'mIoU{fewer}']:.2f}"
     console.print(f"[bold]{summary}[/]  ({results['images']} images, {results['seconds']:.0f} s)")
 
 

@@ -18,6 +18,7 @@ from segvit.errors import SegvitError
 # GluonCV / PyTorch-Encoding dataset scripts (SHA-1 of ADEChallengeData2016.zip,
 # VOCtrainval_03-May-2010.tar, trainval_merged.json).
 
+# How `segvit prepare` makes each built-in tree (PASCAL-Context's two specs share one).
 ADE20K = Preparation(
     "ade20k",
     {"main": Archive(

@@ -19,8 +19,7 @@ from PIL import Image, ImageDraw
 
 from segvit.data.archives import MARKER, install, staging
 from segvit.data.classes import DEMO, DEMO_PALETTE
-from segvit.data.datasets import list_pairs, read_pair
-from segvit.data.info import DatasetSpec
+from segvit.data.info import IGNORE_INDEX, DatasetSpec
 from segvit.errors import SegvitError
 from segvit.fileio import atomic_write, read_json, write_json
 
@@ -194,6 +193,8 @@ def save_preview(info: DatasetSpec, root: Path, out: Path, *, count: int = 6) ->
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
+    from segvit.data.datasets import list_pairs, read_pair  # torch: not for the catalogue
+
     kind = out.suffix[1:].lower() or "png"
     if kind not in FigureCanvasBase.get_supported_filetypes():
         raise SegvitError(f"{out}: cannot save a picture as .{kind}; use .png, .jpg, .pdf or .svg")
@@ -205,7 +206,7 @@ def save_preview(info: DatasetSpec, root: Path, out: Path, *, count: int = 6) ->
     axes = figure.subplots(2, len(pairs), squeeze=False)
     for column, (image_path, label_path) in enumerate(pairs):
         image, label = read_pair(image_path, label_path, info)
-        known = label != 255
+        known = label != IGNORE_INDEX
         shown.update(int(k) for k in np.unique(label[known]))
         overlay = image.astype(np.float32)
         overlay[known] = 0.4 * overlay[known] + 0.6 * colours[label[known]]

@@ -61,6 +61,8 @@ class Schedule:
 
 @dataclass(frozen=True)
 class Download:
+    """A file `segvit prepare` may download: where from, its checksum and its size."""
+
     url: str
     filename: str
     sha1: str | None  # None where no published checksum is known
@@ -75,6 +77,8 @@ class Download:
 
 @dataclass(frozen=True)
 class Inputs:
+    """The archives `segvit prepare` found (or downloaded) for one set, handed to its builder."""
+
     main: Source  # the images (and for ADE20K / COCO-Stuff the labels too)
     others: dict[str, Path] = field(default_factory=dict)  # the other archives by role
     # (PASCAL-Context's "context": the Detail JSON or the .mat archive of its labels)
@@ -140,7 +144,7 @@ class Preparation:
                 download=Download(**a["download"]),
                 holds=a.get("holds"),
                 suffixes=tuple(a.get("suffixes", ())),
-            )  # fmt: skip
+            )
             for role, a in data.get("archives", {}).items()
         }
         return cls(data["name"], archives, data.get("tree_gb", 0.0), data.get("in_place", False))

@@ -32,7 +32,6 @@ from tqdm import tqdm
 from segvit.data import archives
 from segvit.data.archives import MARKER, PARTIAL, Source
 from segvit.data.classes import COCO_STUFF_IDS, PASCAL_CONTEXT_IDS
-from segvit.data.datasets import check_pairs, list_pairs
 from segvit.data.download import find_inputs
 from segvit.data.info import DatasetSpec, Inputs
 from segvit.errors import SegvitError
@@ -119,6 +118,10 @@ def expected_counts(info: DatasetSpec, marker: object) -> dict[str, int | None]:
 def _verify_tree(
     info: DatasetSpec, tree: Path, counts: dict[str, int | None], *, deep: bool, progress: bool
 ) -> None:
+    # Imported here, as in demo.py: the catalogue, which names the builders of this module,
+    # then reads without torch (segvit.data.datasets imports it), as `weights list` needs.
+    from segvit.data.datasets import check_pairs, list_pairs
+
     pairs = []
     for split, expected in counts.items():
         found = list_pairs(info, tree, split)

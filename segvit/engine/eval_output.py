@@ -9,6 +9,7 @@ from pathlib import Path
 from segvit.engine.evaluate import EvalSettings
 from segvit.errors import SegvitError
 from segvit.fileio import check_folder
+from segvit.modeling.release import PREFIX, is_release_name
 
 
 def eval_output(
@@ -24,7 +25,7 @@ def results_name(checkpoint: str, dataset: str, settings: EvalSettings) -> str:
     """A scores file named by what changes the scores, so that one evaluation beside a
     checkpoint never replaces another: eval_best_ade20k_ss, eval_last_demo_ms_whole_first2;
     a release (its own folder) leaves out the file's name: eval_ade20k_ss."""
-    weights = "" if checkpoint.startswith("release:") else f"{Path(checkpoint).stem}_"
+    weights = "" if is_release_name(checkpoint) else f"{Path(checkpoint).stem}_"
     name = f"eval_{weights}{dataset}_{'ms' if settings.multi_scale else 'ss'}"
     name += "_whole" if settings.mode == "whole" else ""
     name += f"_stride{settings.stride}" if settings.stride is not None else ""
@@ -59,6 +60,6 @@ def results_file(out: Path | None, checkpoint: str, name: str, *, data_root: str
 def beside(checkpoint: str) -> Path:
     """Where a checkpoint's results go by default: beside it; release:NAME has no folder of
     its own, so runs/release/NAME."""
-    if checkpoint.startswith("release:"):
-        return Path("runs") / "release" / checkpoint.removeprefix("release:")
+    if is_release_name(checkpoint):
+        return Path("runs") / "release" / checkpoint.removeprefix(PREFIX)
     return Path(checkpoint).parent

@@ -58,16 +58,16 @@ class Recipe:
     pretrained: Backbone | str | None = Backbone.HUB  # backbone init: a Backbone, a weights
     # file, or None (random)
     # Fields marked shaping() decide the weights: a resumed run must share them.
-    iters: int = shaping(160_000)  # optimizer steps (paper: 160k ADE20K, 80k COCO-Stuff, PC)
+    iters: int = shaping(160_000)  # optimizer steps (the paper's per dataset: paper_schedule)
     batch: int = shaping(16)  # images per optimizer step over all processes (paper: 16)
     device_batch: int | None = None  # images per forward on one device; None: batch / world
     # size. Smaller values accumulate gradients over batch / (world size * device_batch) steps.
     lr: float = shaping(2e-5)  # AdamW learning rate of the backbone
     head_lr_mult: float = shaping(10.0)  # the head trains at lr x this
-    weight_decay: float = shaping(0.01)  # AdamW decay (paper: 0.01 ADE20K, 0.02 COCO, 0.03 PC)
+    weight_decay: float = shaping(0.01)  # AdamW decay (the paper's per dataset: paper_schedule)
     warmup_iters: int = shaping(1500)  # linear warm-up length
     warmup_ratio: float = shaping(1e-6)  # warm-up starts at lr x this
-    power: float = shaping(1.0)  # poly decay power (paper: 2.0 on COCO-Stuff)
+    power: float = shaping(1.0)  # poly decay power (the paper's per dataset: paper_schedule)
     min_lr: float = shaping(0.0)  # poly decays to this
     clip_grad: float = shaping(35.0)  # gradients are clipped to this global L2 norm
     amp: bool = shaping(True)  # mixed precision autocast on CUDA; a CPU always runs in float32

@@ -33,6 +33,6 @@ def eval_release(
 ) -> dict[str, float]:
     """Score a released file ss and/or ms on the dataset its class count belongs to."""
     return score_checkpoint(
-        f"release:{release.name}", None, modes, data_root=data_root,
+        release.checkpoint, None, modes, data_root=data_root,
         max_images=recipe.eval_max_images,
     )  # fmt: skip

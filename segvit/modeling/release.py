@@ -34,7 +34,6 @@ class ReleasedModel:
     name: str  # the file's stem, e.g. "ade_51.3"; `release:NAME` and `weights fetch NAME`
     variant: str  # the segvit variant its tensors fit (segvit.modeling.variants)
     dataset: str  # the segvit dataset of its config's class count; the file itself decides
-    crop: int  # training crop: position embeddings (and QU queries) are made for its grid
     paper_ss: float  # single-scale mIoU, as the release README reports it
     paper_ms: float  # multi-scale mIoU (ratios 0.5-1.75, flip)
     gflops: float  # the paper's GFLOPs at `crop`
@@ -43,6 +42,20 @@ class ReleasedModel:
     @property
     def filename(self) -> str:
         return f"{self.name}.pth"
+
+    @property
+    def crop(self) -> int:
+        """Its training crop, the dataset's for its ViT size: position embeddings (and QU
+        queries) are made for its grid."""
+        from segvit.data.catalog import get_dataset  # no torch: `weights list` stays quick
+        from segvit.modeling.variants import get_variant
+
+        return get_dataset(self.dataset).crop_for(get_variant(self.variant).large)
+
+    @property
+    def checkpoint(self) -> str:
+        """How a checkpoint argument names it: `release:NAME`."""
+        return f"{PREFIX}{self.name}"
 
     @property
     def model(self) -> str:
@@ -60,17 +73,15 @@ class ReleasedModel:
 RELEASES: dict[str, ReleasedModel] = {
     r.name: r
     for r in (
-        ReleasedModel("ade_51.3", "segvit_b", "ade20k", 512, 51.3, 53.0, 120.9, 435),
-        ReleasedModel("ade_shrunk_53.9", "segvit_shrunk_l", "ade20k", 640, 53.9, 55.1, 373.5, 1378),
-        ReleasedModel("ade_54.6", "segvit_l", "ade20k", 640, 54.6, 55.2, 637.9, 1377),
-        ReleasedModel("COCOstuff10k_shrunk_49.1", "segvit_shrunk_l", "coco-stuff-10k", 512,
-                      49.1, 49.4, 224.8, 1375),
-        ReleasedModel("COCOstuff_49.9", "segvit_l", "coco-stuff-10k", 512, 49.9, 50.3, 383.9,
-                      1375),
-        ReleasedModel("PC59cls_62.3", "segvit_shrunk_l", "pascal-context", 480, 62.3, 63.7,
-                      186.9, 1374),
-        ReleasedModel("PC59cls_64.1", "segvit_l", "pascal-context", 480, 64.1, 65.3, 321.6,
+        ReleasedModel("ade_51.3", "segvit_b", "ade20k", 51.3, 53.0, 120.9, 435),
+        ReleasedModel("ade_shrunk_53.9", "segvit_shrunk_l", "ade20k", 53.9, 55.1, 373.5, 1378),
+        ReleasedModel("ade_54.6", "segvit_l", "ade20k", 54.6, 55.2, 637.9, 1377),
+        ReleasedModel("COCOstuff10k_shrunk_49.1", "segvit_shrunk_l", "coco-stuff-10k", 49.1,
+                      49.4, 224.8, 1375),
+        ReleasedModel("COCOstuff_49.9", "segvit_l", "coco-stuff-10k", 49.9, 50.3, 383.9, 1375),
+        ReleasedModel("PC59cls_62.3", "segvit_shrunk_l", "pascal-context", 62.3, 63.7, 186.9,
                       1374),
+        ReleasedModel("PC59cls_64.1", "segvit_l", "pascal-context", 64.1, 65.3, 321.6, 1374),
     )
 }  # fmt: skip
 

@@ -136,3 +136,19 @@ def test_train_refuses_a_finished_run_and_says_how_to_resume_after_ctrl_c(
     monkeypatch.setattr(spec, "train_experiment", interrupted)
     code, _, err = cli(*args, "--overwrite")
     assert code == 130 and "last.state.pt holds the last checkpoint; rerun with --resume" in err
+
+
+def test_eval_prints_the_score_without_background_where_the_dataset_has_one(capsys):
+    from segvit.cli import train_cmds
+    from segvit.data.catalog import get_dataset
+
+    for name, shown in (("pascal-context", "mIoU (59 classes) 64.00"), ("ade20k", None)):
+        spec = get_dataset(name)
+        results = {"classes": spec.classes[:1], "IoU": [50.0], "Acc": [60.0], "mIoU": 59.0,
+                   "aAcc": 80.0, "mAcc": 70.0, "images": 1, "seconds": 1.0}  # fmt: skip
+        if spec.background is not None:
+            results[f"mIoU{spec.num_classes - 1}"] = 64.0
+        train_cmds._print_results(results, spec, title="t")
+        out = " ".join(capsys.readouterr().out.split())
+        assert "mIoU 59.00" in out
+        assert (shown in out) if shown else "classes)" not in out

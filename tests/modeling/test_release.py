@@ -91,6 +91,15 @@ def test_the_registry_names_the_seven_files():
     assert release_for("segvit_b", "ade20k", 640) is None
     with pytest.raises(SegvitError, match="unknown released model 'ade_99'.*ade_51.3"):
         get_release("ade_99")
+    assert ade.checkpoint == "release:ade_51.3" and get_release(ade.checkpoint) is ade
+
+
+def test_each_release_crop_is_its_datasets_for_its_vit_size():
+    # The release configs: ADE20K 512 (ViT-B) and 640 (ViT-L), COCO-Stuff 512, PASCAL-Context 480.
+    assert {r.name: r.crop for r in RELEASES.values()} == {
+        "ade_51.3": 512, "ade_shrunk_53.9": 640, "ade_54.6": 640, "COCOstuff10k_shrunk_49.1": 512,
+        "COCOstuff_49.9": 512, "PC59cls_62.3": 480, "PC59cls_64.1": 480,
+    }  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- every manifest
