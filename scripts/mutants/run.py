@@ -1,6 +1,7 @@
-"""Mutation test: plant each bug of mutants.py, one at a time, and see whether a test fails.
+"""Mutation test: plant each bug of a set, one at a time, and see whether a test fails.
 
-    python scripts/mutants/run.py                # every mutant; prints caught/total
+    python scripts/mutants/run.py                # every mutant of mutants.py; caught/total
+    python scripts/mutants/run.py --set behaviours   # the second set (behaviours.py)
     python scripts/mutants/run.py --area loss    # one area
     python scripts/mutants/run.py --only 3,17    # by number (see --list)
 
