@@ -96,6 +96,8 @@ def resolve(
     if not isinstance(dataset, DatasetSpec):
         dataset = load_dataset(dataset or recipe.dataset or "ade20k")
     recipe = recipe.for_dataset(dataset)  # a table's paper recipe meets each row's dataset
+    if recipe.crop is not None:  # a CPU-sized recipe: the data seen at its crop, whatever
+        dataset = dataset.at_crop(check_crop(crop if crop is not None else recipe.crop))
     crop = check_crop(crop if crop is not None else dataset.crop_for(chosen.large))
     recipe = recipe.override(**overrides)
     settings = eval or EvalSettings(max_images=recipe.eval_max_images)
