@@ -96,7 +96,8 @@ def test_missing_or_empty_logs_and_no_runs(tmp_path):
 def test_one_evaluation_is_a_marked_point_on_the_whole_run_axis(tmp_path):
     """A smoke run of 20 iterations: two logged points and one evaluation at the end; every
     panel spans 0 to the run's end and every point is marked, so none looks empty."""
-    records = [train(10, 3.0, 1e-3), train(20, 2.5, 5e-4), {"kind": "eval", "iter": 20, "mIoU": 7.0}]
+    evaluation = {"kind": "eval", "iter": 20, "mIoU": 7.0}
+    records = [train(10, 3.0, 1e-3), train(20, 2.5, 5e-4), evaluation]
     fig = curves_figure([load_run(write_run(tmp_path / "short", records))])
     for title, ax in _panels(fig).items():
         low, high = ax.get_xlim()
