@@ -128,6 +128,20 @@ def barrier() -> None:
         dist.barrier()
 
 
+def share_refusal(error: SegvitError | None) -> None:
+    """Rank 0's verdict on something only it checks (the work dir, its lock), given to every
+    rank at once: each raises the same one line, or all go on. Without it the other ranks
+    would wait at the next barrier until its timeout. Every rank must call it, once per
+    verdict; only rank 0's `error` counts."""
+    message = None if error is None else str(error)
+    if _active():
+        shared = [message]
+        dist.broadcast_object_list(shared, src=0)
+        message = shared[0]
+    if message is not None:
+        raise SegvitError(message)
+
+
 def all_reduce_mean(tensor: Tensor) -> Tensor:
     """The mean of `tensor` over all processes (a new tensor; the input is left alone)."""
     out = tensor.detach().clone()
