@@ -107,15 +107,21 @@ def curves_figure(runs: Sequence[RunCurves]) -> Figure:
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     colours = [f"C{i % 10}" for i in range(len(runs))]  # one colour per run in every panel
     styles = {key: LR_STYLES.get(key, ":") for key in lrs}  # backbone solid, head dashed
+    last = max(int(r["iter"]) for run in runs for r in run.train + run.evals)
     for ax, (key, title) in zip(axes, panels, strict=False):
         for run, colour in zip(runs, colours, strict=True):
             if key == "lr":
                 for lr_key, style in styles.items():
-                    ax.plot(*run.series(lr_key), color=colour, ls=style, lw=1.0)
+                    _line(ax, run.series(lr_key), color=colour, ls=style)
             elif key == METRIC:
-                ax.plot(*run.series(METRIC, evals=True), color=colour, marker="o", ms=3, lw=1.0)
+                _line(ax, run.series(METRIC, evals=True), color=colour, marker="o")
             else:
-                ax.plot(*run.series(key), color=colour, lw=1.0)
+                _line(ax, run.series(key), color=colour)
+        # Every panel spans the whole run: one evaluation at the end is a dot at the right
+        # of the iterations axis, not alone on an axis of its own (142 to 158).
+        ax.set_xlim(0, max(last, 1) * 1.04)
+        if key == METRIC:
+            ax.set_ylim(bottom=0)
         if key == "lr" and len(lrs) > 1:
             for lr_key, style in styles.items():
                 ax.plot([], [], color="black", ls=style, lw=1.0, label=lr_key)
@@ -132,18 +138,38 @@ def curves_figure(runs: Sequence[RunCurves]) -> Figure:
     return fig
 
 
+def _line(ax, series: tuple[list[int], list[float]], *, marker: str | None = None, **style):
+    """One run's series; with few points (a short smoke run), each point is marked."""
+    xs, ys = series
+    few = len(xs) <= 12
+    ax.plot(xs, ys, lw=1.0, marker=marker or ("o" if few else None), ms=3, **style)
+
+
 def plot_curves(runs: Sequence[RunCurves], out: Path) -> Path:
-    """`curves_figure` of `runs` as a PNG at `out`."""
+    """`curves_figure` of `runs` at `out`, in the format its suffix names."""
+    kind = picture_format(out)
     fig = curves_figure(runs)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, lambda file: fig.savefig(file, format="png"))
+    atomic_write(out, lambda file: fig.savefig(file, format=kind))
     return out
+
+
+FORMATS = ("png", "jpg", "jpeg", "pdf", "svg")  # what matplotlib writes without extras
+
+
+def picture_format(out: Path) -> str:
+    """The format `out`'s suffix names (the bytes written match the name), or one line."""
+    kind = Path(out).suffix.lower().removeprefix(".")
+    if kind not in FORMATS:
+        raise SegvitError(f"--out {out}: expected a .png, .jpg, .pdf or .svg file name")
+    return kind
 
 
 def draw_curves(run_dirs: Sequence[Path], out: Path) -> Path:
     """Read every run's log.jsonl (all before drawing: a bad one writes nothing) and plot."""
     if not run_dirs:
         raise SegvitError("plot curves: name at least one RUN_DIR")
+    picture_format(Path(out))  # before reading every log
     return plot_curves([load_run(Path(d)) for d in run_dirs], Path(out))
 
 

@@ -198,6 +198,25 @@ class DatasetSpec:
     def base_scale_for(self, crop: int) -> tuple[int, int]:
         return self.base_scales.get(crop, self.base_scale or (4 * self.crop, self.crop))
 
+    def at_crop(self, crop: int) -> DatasetSpec:
+        """The set as a run at another `crop` sees it (the smoke preset's small crop): every
+        scale shrunk or grown in proportion, so a crop still covers the same share of an
+        image (a 128 crop of an image resized for 512 would see a corner of it), the
+        sliding-window stride 2/3 of the crop. The same set where `crop` is its own."""
+        if crop == self.crop and self.crop_large in (None, crop):
+            return self
+        ratio = crop / self.crop
+        long, short = self.base_scale_for(self.crop)
+        return replace(
+            self,
+            crop=crop,
+            crop_large=None,
+            base_scale=(round(long * ratio), round(short * ratio)),
+            strides={},
+            base_scales={},
+            test_min_size=None if self.test_min_size is None else round(self.test_min_size * ratio),
+        )
+
     def root(self, data_root: Path | str) -> Path:
         """The folder holding the dataset: under `data_root` for a built-in set, beside its
         file for one read from a file (the data root does not apply)."""

@@ -125,6 +125,20 @@ def barrier() -> None:
         dist.barrier()
 
 
+def share_refusal(error: SegvitError | None) -> None:
+    """Rank 0's verdict on something only it checks (the work dir, its lock), given to every
+    rank at once: each raises the same one line, or all go on. Without it the other ranks
+    would wait at the next barrier until its timeout. Every rank must call it, once per
+    verdict; only rank 0's `error` counts."""
+    message = None if error is None else str(error)
+    if multi_process():
+        shared = [message]
+        dist.broadcast_object_list(shared, src=0)
+        message = shared[0]
+    if message is not None:
+        raise SegvitError(message)
+
+
 def split_batch(batch: int, world_size: int, device_batch: int | None) -> tuple[int, int, int]:
     """(per-process batch, per-forward batch, accumulation steps) for a total `batch`."""
     if batch % world_size:

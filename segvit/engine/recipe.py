@@ -55,6 +55,8 @@ class Recipe:
     dataset: str | None = None  # the dataset of a table's rows and of runs that name none
     # (smoke: demo); None: each row's own
     tiny: bool = False  # width-192 ViTs of the same depth (CPU smoke runs)
+    crop: int | None = None  # train (and pretrain the smoke backbone) at this crop, whatever
+    # the dataset's, its scales shrunk in proportion (DatasetSpec.at_crop); None: the dataset's
     pretrained: Backbone | str | None = Backbone.HUB  # backbone init: a Backbone, a weights
     # file, or None (random)
     # Fields marked shaping() decide the weights: a resumed run must share them.
@@ -97,6 +99,11 @@ class Recipe:
             ("log_interval", self.log_interval > 0, "> 0"),
             ("eval_interval", self.eval_interval > 0, "> 0"),
             ("checkpoint_interval", self.checkpoint_interval > 0, "> 0"),
+            (
+                "crop",
+                self.crop is None or (self.crop > 0 and self.crop % 16 == 0),
+                "None or a positive multiple of 16",
+            ),
         )
         for name, ok, expected in checks:
             if not ok:
@@ -140,10 +147,10 @@ RECIPES: dict[str, Recipe] = {
     # pretrained on the demo set, as every paper row starts from AugReg, and the head trains
     # at x10 as the paper's; lr, warm-up and steps are scaled to the CPU budget.
     "smoke": Recipe(
-        name="smoke", paper_schedule=False, dataset="demo", tiny=True,
+        name="smoke", paper_schedule=False, dataset="demo", tiny=True, crop=128,
         pretrained=Backbone.SMOKE, iters=150, batch=8,
         lr=3e-4, head_lr_mult=10.0, warmup_iters=15, eval_interval=150,
-        checkpoint_interval=150,
+        checkpoint_interval=150, log_interval=10,
     ),
 }  # fmt: skip
 # The smoke recipe from a random backbone: what the pretrained one changes, row by row.

@@ -13,7 +13,7 @@ import math
 import numbers
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from segvit.engine.distributed import (
     cleanup,
     default_workers,
     init_distributed,
+    share_refusal,
     split_batch,
     unwrap,
     worker_error,
@@ -125,14 +126,22 @@ def train(
         cleanup(ctx)
 
 
-def _work_dir_lock(work: Path, ctx: DistContext) -> AbstractContextManager[None]:
+@contextmanager
+def _work_dir_lock(work: Path, ctx: DistContext) -> Iterator[None]:
     """Rank 0 holds the work dir for the whole run: a second training into it (a second
-    `--resume` too) would interleave checkpoints, config and log, so it fails at once."""
+    `--resume` too) would interleave checkpoints, config and log, so it fails at once, on
+    every rank with the same line (share_refusal)."""
     if work.exists() and not work.is_dir():
         raise SegvitError(f"--work-dir {work}: a file is there; expected a folder")
-    if not ctx.is_main:
-        return nullcontext()
-    return exclusive_lock(work / LOCK_NAME, f"a training into {work}")
+    with ExitStack() as held:
+        refusal = None
+        if ctx.is_main:
+            try:
+                held.enter_context(exclusive_lock(work / LOCK_NAME, f"a training into {work}"))
+            except SegvitError as err:
+                refusal = err
+        share_refusal(refusal)
+        yield
 
 
 class _Run:
@@ -194,13 +203,20 @@ class _Run:
     def _open_work_dir(self) -> dict[str, Any] | None:
         """Create the work dir; the training state to resume from, or None for a fresh run."""
         work = self.paths.work_dir
+        refusal = None
         if self.ctx.is_main:
-            ckpt.check_work_dir(self.paths, resume=self.cfg.resume, overwrite=self.cfg.overwrite)
-            work.mkdir(parents=True, exist_ok=True)
-            ckpt.remove_stale_temporaries(work)  # left by a save that a kill interrupted
-            if self.cfg.overwrite:
-                self.paths.clear()
-        barrier()
+            try:
+                ckpt.check_work_dir(
+                    self.paths, resume=self.cfg.resume, overwrite=self.cfg.overwrite
+                )
+            except SegvitError as err:
+                refusal = err
+            else:
+                work.mkdir(parents=True, exist_ok=True)
+                ckpt.remove_stale_temporaries(work)  # left by a save that a kill interrupted
+                if self.cfg.overwrite:
+                    self.paths.clear()
+        share_refusal(refusal)  # every rank stops with rank 0's line, or all go on
         return ckpt.resumable_state(
             self.paths,
             resume=self.cfg.resume,

@@ -173,12 +173,19 @@ def default_cache(data_root: Path, dataset: DatasetSpec | None = None) -> Path:
 def _data_key(dataset: DatasetSpec, data_root: Path, train_set: SegDataset) -> object:
     """What stands for the data in the key: a generated set's marker (the demo set's:
     generator, seed, counts), or any other set's spec and its training files (names and
-    sizes)."""
+    sizes). Nothing in it names where the data lies (no absolute path): a dataset folder
+    moved elsewhere, or read through another data root, keeps its backbone."""
     if dataset.generated:
         return read_json(dataset.root(data_root) / MARKER)
-    files = [(str(i), i.stat().st_size, str(la), la.stat().st_size) for i, la in train_set.pairs]
+    root = dataset.root(data_root)
+    files = [
+        (os.path.relpath(image, root), image.stat().st_size,
+         os.path.relpath(label, root), label.stat().st_size)
+        for image, label in train_set.pairs
+    ]  # fmt: skip
     digest = hashlib.sha256(json.dumps(files).encode()).hexdigest()
-    return {"dataset": dataset.to_record(), "train_files": digest}
+    spec = {k: v for k, v in json.loads(dataset.to_record()).items() if k != "source"}
+    return {"dataset": spec, "train_files": digest}
 
 
 def smoke_backbone(

@@ -117,6 +117,8 @@ def resolve(
         dataset = load_dataset(dataset or recipe.dataset or "ade20k")
     recipe = recipe.for_dataset(dataset)  # a table's paper recipe meets each row's dataset
     spec = resolve_backbone(chosen, backbone, tiny=False)  # an unknown name fails here, once
+    if recipe.crop is not None:  # a CPU-sized recipe: the data seen at its crop, whatever
+        dataset = dataset.at_crop(check_crop(crop if crop is not None else recipe.crop, spec))
     crop = check_crop(crop if crop is not None else dataset.crop_for(chosen.large), spec)
     if layers and isinstance(spec, ViTSpec):
         structure_build(chosen, spec, layers)  # layers the backbone has, for its structure

@@ -91,3 +91,29 @@ def test_missing_or_empty_logs_and_no_runs(tmp_path):
         draw_curves([evals], tmp_path / "x.png")
     with pytest.raises(SegvitError, match="at least one RUN_DIR"):
         draw_curves([], tmp_path / "x.png")
+
+
+def test_one_evaluation_is_a_marked_point_on_the_whole_run_axis(tmp_path):
+    """A smoke run of 20 iterations: two logged points and one evaluation at the end; every
+    panel spans 0 to the run's end and every point is marked, so none looks empty."""
+    evaluation = {"kind": "eval", "iter": 20, "mIoU": 7.0}
+    records = [train(10, 3.0, 1e-3), train(20, 2.5, 5e-4), evaluation]
+    fig = curves_figure([load_run(write_run(tmp_path / "short", records))])
+    for title, ax in _panels(fig).items():
+        low, high = ax.get_xlim()
+        assert low == 0 and 20 < high < 22, title
+        assert all(line.get_marker() == "o" for line in ax.get_lines() if len(line.get_xdata()))
+    miou = _panels(fig)["validation mIoU (%)"]
+    assert miou.get_ylim()[0] == 0 and list(miou.get_lines()[0].get_xdata()) == [20]
+
+
+@pytest.mark.parametrize(("name", "magic"), [("c.png", b"\x89PNG"), ("c.JPG", b"\xff\xd8\xff")])
+def test_the_picture_is_in_the_format_its_name_says(tmp_path, name, magic):
+    run = write_run(tmp_path / "run", RUN_B)
+    assert draw_curves([run], tmp_path / name).read_bytes()[:4].startswith(magic)
+
+
+def test_an_unknown_picture_suffix_is_refused_before_reading_logs(tmp_path):
+    with pytest.raises(SegvitError, match=r"--out .*c.gif: expected a .png, .jpg, .pdf or .svg"):
+        draw_curves([tmp_path / "no-such-run"], tmp_path / "c.gif")
+    assert not (tmp_path / "c.gif").exists()

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from segvit.data.catalog import DATASETS
 from segvit.data.dataset_file import read_dataset_file, write_dataset_file
-from segvit.data.info import DATASETS, DatasetSpec, Schedule, Split
+from segvit.data.info import DatasetSpec, Schedule, Split
 
 FIELDS = [f.name for f in dataclasses.fields(DatasetSpec)]
 names = st.text("abcxyz019_-.", min_size=1, max_size=8).filter(lambda s: s[0].isalnum())

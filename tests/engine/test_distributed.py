@@ -189,3 +189,46 @@ def test_two_gloo_processes_agree_and_split_the_data(tiny, tmp_path):
     )
     for name, value in single.state_dict().items():
         torch.testing.assert_close(weights[0][name], value, rtol=1e-5, atol=1e-6, msg=name)
+
+
+_LOCKED = """
+import sys
+from pathlib import Path
+
+from segvit.engine.distributed import cleanup, init_distributed
+from segvit.engine.train import _work_dir_lock
+from segvit.errors import SegvitError
+
+ctx = init_distributed("cpu")
+try:
+    with _work_dir_lock(Path(sys.argv[1]), ctx):
+        print(f"rank {ctx.rank}: went on")
+except SegvitError as err:
+    print(f"rank {ctx.rank}: {err}")
+    sys.exit(3)
+finally:
+    cleanup(ctx)
+"""
+
+
+def test_every_rank_learns_at_once_that_the_work_dir_is_held(tmp_path):
+    """Under torchrun only rank 0 takes the lock; a refused job's other ranks must stop with
+    the same line, not wait at a barrier until its timeout (30 minutes by default)."""
+    from segvit.engine.train import LOCK_NAME
+    from segvit.fileio import exclusive_lock
+
+    script, work = tmp_path / "locked.py", tmp_path / "work"
+    script.write_text(_LOCKED)
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
+    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(var, None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", str(script), str(work)]  # fmt: skip
+    with exclusive_lock(work / LOCK_NAME, "a training into the test's work dir"):
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    said = sorted(line for line in done.stdout.splitlines() if line.startswith("rank "))
+    assert done.returncode != 0 and len(said) == 2, done.stdout + done.stderr[-2000:]
+    lines = {line.split(": ", 1)[1] for line in said}
+    assert len(lines) == 1 and "is already running" in lines.pop()
+    freed = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert freed.returncode == 0 and freed.stdout.count("went on") == 2, freed.stderr[-2000:]

@@ -5,8 +5,8 @@ import numpy as np
 import torch
 
 import segvit.experiments.spec as spec_module
+from segvit.data.catalog import load_dataset
 from segvit.data.demo import make_demo
-from segvit.data.info import load_dataset
 from segvit.engine.predict import segment
 from segvit.experiments.spec import resolve, train_experiment
 from segvit.modeling.specs import IMAGENET_NORM, Normalization

@@ -4,7 +4,7 @@ preset without the paper schedule keeps its own; a flag of 0 or False is a flag.
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segvit.data.info import DATASETS
+from segvit.data.catalog import DATASETS
 from segvit.engine.recipe import RECIPES
 from segvit.experiments.spec import resolve
 

@@ -137,3 +137,36 @@ def test_a_corrupt_cached_backbone_says_delete_it_and_rerun(demo, built, tmp_pat
     cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(SegvitError, match=r"cached smoke backbone is unreadable .* delete it and"):
         smoke_backbone(demo, tmp_path, pretext=TINY, num_workers=0)
+
+
+def test_a_moved_dataset_folder_keeps_its_backbone_key(tmp_path):
+    """The key holds no absolute path: the same files elsewhere are the same data."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from segvit.data.catalog import load_dataset
+    from segvit.data.datasets import SegDataset
+
+    tree = tmp_path / "a" / "mydata"
+    for split, count in (("train", 3), ("val", 1)):
+        (tree / split).mkdir(parents=True)
+        for i in range(count):
+            Image.fromarray(np.full((40, 48, 3), i * 20, np.uint8)).save(tree / split / f"{i}.jpg")
+            Image.fromarray(np.full((40, 48), i % 2, np.uint8)).save(tree / split / f"{i}.png")
+    (tree / "dataset.yaml").write_text(
+        "name: mydata\nclasses: [a, b]\ncrop: 512\n"
+        "splits:\n  train: {images: train, labels: train}\n  val: {images: val, labels: val}\n"
+    )
+
+    def key(folder):
+        spec = load_dataset(str(folder / "dataset.yaml")).at_crop(128)
+        train_set = SegDataset(spec, folder, "train")
+        return sb.backbone_key(PRETEXT, crop=128, demo_marker=sb._data_key(spec, folder, train_set))
+
+    before = key(tree)
+    moved = shutil.move(tree, tmp_path / "b" / "elsewhere")
+    assert key(moved) == before
+    (moved / "train" / "0.png").write_bytes((moved / "train" / "1.png").read_bytes())
+    assert key(moved) != before  # other label contents (another size): other data

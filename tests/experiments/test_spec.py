@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from segvit.criteria import ATMCriterion, PixelCECriterion
-from segvit.data.catalog import get_dataset
+from segvit.data.catalog import get_dataset, load_dataset
 from segvit.data.info import DatasetSpec
 from segvit.engine.recipe import RECIPES
 from segvit.errors import SegvitError
@@ -41,8 +41,24 @@ def test_smoke_binds_the_demo_set_and_takes_overrides():
     assert experiment.recipe.iters == 7 and experiment.recipe.tiny
     assert experiment.recipe.lr == RECIPES["smoke"].lr  # None leaves the recipe's value
     assert experiment.recipe.pretrained == "smoke"  # resolved by train_experiment
-    on_ade = resolve("setr_b", "ade20k", recipe="smoke")  # any dataset, at its crop
-    assert (on_ade.dataset.name, on_ade.crop, on_ade.recipe.iters) == ("ade20k", 512, 150)
+    on_ade = resolve("setr_b", "ade20k", recipe="smoke")  # any dataset, at the smoke crop
+    assert (on_ade.dataset.name, on_ade.crop, on_ade.recipe.iters) == ("ade20k", 128, 150)
+
+
+def test_the_smoke_crop_shrinks_every_scale_of_the_dataset_in_proportion():
+    """ADE20K's (2048, 512) at 512 is (512, 128) at the smoke crop: a crop covers the same
+    share of an image; the demo set, at 128 already, is the very same spec."""
+    on_ade = resolve("segvit_l", "ade20k", recipe="smoke")
+    assert on_ade.crop == on_ade.dataset.crop == 128 and on_ade.dataset.crop_large is None
+    assert on_ade.dataset.base_scale_for(128) == (512, 128)
+    assert on_ade.dataset.stride_for(128) == 85
+    coco = resolve("segvit_b", "coco-stuff-10k", recipe="smoke").dataset
+    assert coco.test_min_size == 128  # 512 at the paper's crop
+    assert resolve("segvit_b", recipe="smoke").dataset is load_dataset("demo")
+    explicit = resolve("segvit_b", "ade20k", recipe="smoke", crop=256)  # --crop still wins
+    assert explicit.crop == 256 and explicit.dataset.base_scale_for(256) == (1024, 256)
+    paper = resolve("segvit_b", "ade20k")  # the paper's recipe: the dataset as it is
+    assert paper.crop == 512 and paper.dataset.base_scale_for(512) == (2048, 512)
 
 
 def test_the_variant_holds_its_criterion():
