@@ -86,7 +86,6 @@ class Experiment:
         """What the run is, as every checkpoint and config.json of it records."""
         return {
             "variant": self.variant.name,
-            "backbone": self.backbone or "",
             "trained_on": self.dataset.name,
             "dataset_spec": self.dataset.to_record(),  # classes, folders: predict and eval
             "recipe": self.recipe.name,
