@@ -7,7 +7,8 @@ import pytest
 
 from segvit.errors import SegvitError
 from segvit.experiments.config import load_table
-from segvit.experiments.reproduce import EXPERIMENTS, flops_experiment
+from segvit.experiments.reproduce import flops_experiment
+from segvit.experiments.sweep import EXPERIMENTS
 from segvit.modeling.families import find_family
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from segvit.engine.recipe import RECIPES
 from segvit.errors import SegvitError
 from segvit.experiments.config import RowConfig, load_table
-from segvit.experiments.reproduce import results_dir_for
+from segvit.experiments.sweep import results_dir_for
 
 
 def test_every_preset_writes_its_tables_apart_and_only_the_papers_into_results():
