@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 import segvit
+from segvit.engine.backend import resolve_precision, score_function
 from segvit.errors import SegvitError
 from segvit.inference import MS_SCALES, InferenceSettings, infer, infer_labels, window_batch
 from segvit.modeling.segmentor import Segmentor
@@ -65,6 +66,8 @@ class PredictBench:
     before_rss_mb: float  # the same mark just before the prediction started
     threads: int  # torch CPU threads during the prediction
     isolated: bool  # measured in a fresh subprocess
+    backend: str = "torch"  # what ran the crop forward: torch or onnx (onnxruntime)
+    precision: str = "fp32"  # fp32 or bf16 (torch autocast)
 
     @property
     def prediction_rss_mb(self) -> float:
@@ -110,13 +113,17 @@ def _measure_with_threads(
         mode=options["mode"],
         window_batch=options["batch_size"],
     )
-    before = _peak_rss_mb()
-    start = time.perf_counter()
-    if options["full_path"]:
-        labels = infer(model.predict, image, settings).argmax(dim=0)
-    else:
-        labels = infer_labels(model.predict, image, settings, band_rows=options["band_rows"])
-    seconds = time.perf_counter() - start
+    backend, precision = options.get("backend", "torch"), options.get("precision", "fp32")
+    with tempfile.TemporaryDirectory(prefix="segvit-bench-onnx-") as tmp:
+        network = _onnx_twin(model, Path(tmp), options["threads"]) if backend == "onnx" else model
+        score_fn = score_function(network, resolve_precision(precision, torch.device("cpu")))
+        before = _peak_rss_mb()
+        start = time.perf_counter()
+        if options["full_path"]:
+            labels = infer(score_fn, image, settings).argmax(dim=0)
+        else:
+            labels = infer_labels(score_fn, image, settings, band_rows=options["band_rows"])
+        seconds = time.perf_counter() - start
     if labels.shape != (H, W):
         raise SegvitError(
             f"bench predict: labels of shape {tuple(labels.shape)}, expected ({H}, {W})"
@@ -133,7 +140,31 @@ def _measure_with_threads(
         before_rss_mb=round(before, 1),
         threads=torch.get_num_threads(),
         isolated=isolated,
+        backend=backend,
+        precision=resolve_precision(precision, torch.device("cpu")),
     )
+
+
+def _onnx_twin(model: Segmentor, folder: Path, threads: int | None):
+    """The model exported to ONNX (outside the timing) and opened with onnxruntime."""
+    from segvit.data.info import get_dataset
+    from segvit.export.onnx import OnnxSegmentor, export_onnx
+
+    path = export_onnx(model, {}, get_dataset("ade20k"), folder / "model.onnx")
+    return OnnxSegmentor(path, threads=threads)
+
+
+def cpu_name() -> str:
+    """The CPU's model name as Linux states it (lscpu's "Model name"), else the platform's."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def bench_predict(
@@ -151,6 +182,8 @@ def bench_predict(
     threads: int | None = None,
     seed: int = 0,
     isolated: bool = True,
+    backend: str = "torch",
+    precision: str = "fp32",
 ) -> PredictBench:
     """Peak RSS and wall time of one prediction of a random `height` x `width` image.
 
@@ -165,7 +198,11 @@ def bench_predict(
         band_rows: `infer_labels`'s rows per band; None: its default.
         threads: torch CPU threads during the prediction; None: torch's default.
         isolated: run in a fresh subprocess so the peak is this prediction's alone.
+        backend: "torch", or "onnx": the model exported first (not timed), then onnxruntime.
+        precision: "fp32", "bf16" (torch autocast) or "auto".
     """
+    if backend not in ("torch", "onnx"):
+        raise SegvitError(f"bench predict: backend {backend!r}: expected torch or onnx")
     if height < 1 or width < 1:
         raise SegvitError(f"bench predict: expected a positive image size, got {height}x{width}")
     if threads is not None and threads < 1:
@@ -182,6 +219,8 @@ def bench_predict(
         band_rows=band_rows,
         threads=threads,
         seed=seed,
+        backend=backend,
+        precision=precision,
     )
     if not isolated:
         return _measure(variant_builder, options, False)

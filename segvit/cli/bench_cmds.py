@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from segvit.errors import SegvitError
+
 console = Console()
 
 
@@ -110,28 +112,64 @@ def bench_predict(
     ] = False,
     tiny: Annotated[bool, typer.Option(help="width-192 ViT of the same depth")] = False,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
+    backend: Annotated[
+        str, typer.Option(help="torch, onnx, or both (torch,onnx): times each and the ratio")
+    ] = "torch",
+    precision: Annotated[str, typer.Option(help="fp32, bf16 or auto (torch backend)")] = "fp32",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Peak memory and time of one prediction of a random photo (150-class ADE20K model,
-    random weights), measured in a fresh process."""
+    random weights), measured in a fresh process per backend."""
     import functools
 
     from segvit.analysis.bench_predict import bench_predict as run_bench
-    from segvit.analysis.bench_predict import build_bench_model
+    from segvit.analysis.bench_predict import build_bench_model, cpu_name
 
+    backends = [b.strip() for b in backend.split(",") if b.strip()]
+    if not backends or any(b not in ("torch", "onnx") for b in backends):
+        raise SegvitError(f"--backend {backend}: expected torch, onnx or torch,onnx")
+    if "onnx" in backends:
+        from segvit.export.onnx import _require
+
+        _require("onnxruntime")  # one line naming the extra, before any measuring
     builder = functools.partial(build_bench_model, variant, tiny=tiny)
-    with Console(stderr=True).status(f"one {'ms' if ms else 'ss'} prediction, {width}x{height}"):
-        result = run_bench(
-            builder, height=height, width=width, multi_scale=ms, full_path=full, threads=threads
-        )
+    results = []
+    for name in backends:
+        said = f"one {'ms' if ms else 'ss'} prediction, {width}x{height}, {name}"
+        with Console(stderr=True).status(said):
+            results.append(
+                run_bench(
+                    builder,
+                    height=height,
+                    width=width,
+                    multi_scale=ms,
+                    full_path=full,
+                    threads=threads,
+                    backend=name,
+                    precision=precision if name == "torch" else "fp32",
+                )  # fmt: skip
+            )
+    cpu = cpu_name()
     if as_json:
-        print(json.dumps(result.to_dict()))
+        record = {r.backend: r.to_dict() for r in results} | {"cpu": cpu}
+        if len(results) == 1:
+            record = results[0].to_dict() | {"cpu": cpu}
+        print(json.dumps(record))
         return
-    table = Table(title=f"{variant} predicting a {width}x{height} image ({result.path})")
+    first = results[0]
+    table = Table(title=f"{variant} predicting a {width}x{height} image ({first.path}) on {cpu}")
     table.add_column("figure")
-    table.add_column("value", justify="right")
-    table.add_row("scales", "6 with flip" if result.multi_scale else "1")
-    table.add_row("seconds", f"{result.seconds:.1f}")
-    table.add_row("peak RSS, MiB", f"{result.peak_rss_mb:.0f}")
-    table.add_row("  of which before the prediction", f"{result.before_rss_mb:.0f}")
+    for result in results:
+        table.add_column(f"{result.backend} {result.precision}", justify="right")
+    table.add_row("scales", *["6 with flip" if r.multi_scale else "1" for r in results])
+    table.add_row("seconds", *[f"{r.seconds:.1f}" for r in results])
+    table.add_row("peak RSS, MiB", *[f"{r.peak_rss_mb:.0f}" for r in results])
+    table.add_row("  of which before the prediction", *[f"{r.before_rss_mb:.0f}" for r in results])
+    table.add_row("threads", *[str(r.threads) for r in results])
     console.print(table)
+    if len(results) == 2:
+        ratio = results[1].seconds / results[0].seconds
+        console.print(
+            f"{results[1].backend} / {results[0].backend} time: {ratio:.2f}x on {cpu}",
+            highlight=False,
+        )

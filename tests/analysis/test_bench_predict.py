@@ -50,3 +50,16 @@ def test_bad_sizes_are_refused():
         bench_predict(TINY, height=0, width=10)
     with pytest.raises(SegvitError, match="threads"):
         bench_predict(TINY, height=10, width=10, threads=0)
+
+
+def test_the_onnx_backend_and_bf16_are_measured_on_the_same_image():
+    onnx = bench_predict(
+        TINY, height=60, width=80, threads=1, isolated=False, backend="onnx", **SMALL
+    )
+    assert (onnx.backend, onnx.precision) == ("onnx", "fp32") and onnx.seconds > 0
+    bf16 = bench_predict(
+        TINY, height=60, width=80, threads=1, isolated=False, precision="bf16", **SMALL
+    )
+    assert (bf16.backend, bf16.precision) == ("torch", "bf16") and bf16.seconds > 0
+    with pytest.raises(SegvitError, match="backend 'tvm': expected torch or onnx"):
+        bench_predict(TINY, height=60, width=80, backend="tvm")
