@@ -59,3 +59,27 @@ def _load_by_path(name: str, path: Path) -> ModuleType:
 @pytest.fixture(scope="session")
 def load_by_path() -> Callable[[str, Path], ModuleType]:
     return _load_by_path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Callable[..., Path]:
+    """tiny_checkpoint(variant="segvit_b", crop=64) -> a weights file of that tiny random
+    model as `segvit train` writes one, trained on "demo" (8 classes); made once a session."""
+    from segvit.data.catalog import get_dataset
+    from segvit.engine.checkpoint import save_weights, weights_meta
+    from segvit.modeling.variants import build_model
+
+    made: dict[tuple[str, int], Path] = {}
+
+    def make(variant: str = "segvit_b", crop: int = 64) -> Path:
+        if (variant, crop) not in made:
+            torch.manual_seed(0)
+            model = build_model(variant, num_classes=8, crop=crop, tiny=True)
+            demo = get_dataset("demo")
+            record = {"trained_on": demo.name, "dataset_spec": demo.to_record(), "recipe": "smoke"}
+            path = tmp_path_factory.mktemp(f"{variant}-{crop}") / "best.pt"
+            save_weights(path, model.state_dict(), weights_meta(model, record=record, iteration=7))
+            made[variant, crop] = path
+        return made[variant, crop]
+
+    return make

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 
 import segvit
+from segvit.data.info import DatasetSpec
+from segvit.engine.backend import resolve_precision, score_function
 from segvit.errors import SegvitError
 from segvit.inference import InferenceSettings, infer, infer_labels
 from segvit.modeling.segmentor import Segmentor
@@ -53,6 +55,8 @@ class PredictBench:
     before_rss_mb: float  # the same mark just before the prediction started
     threads: int  # torch CPU threads during the prediction
     isolated: bool  # measured in a fresh subprocess
+    backend: str = "torch"  # what ran the crop forward: torch or onnx (onnxruntime)
+    precision: str = "fp32"  # fp32 or bf16 (torch autocast)
 
     @property
     def prediction_rss_mb(self) -> float:
@@ -78,6 +82,9 @@ class _Job:
     band_rows: int | None
     threads: int | None
     seed: int
+    dataset: DatasetSpec  # its classes, palette and settings go into an ONNX twin's metadata
+    backend: str  # torch, or onnx (the model exported first, outside the timing)
+    precision: str  # fp32, bf16 or auto
 
 
 def _measure(variant_builder: Callable[[], Segmentor], job: _Job, isolated: bool) -> PredictBench:
@@ -105,13 +112,17 @@ def _measure_with_threads(
     rng = np.random.default_rng(job.seed)
     image = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)  # a decoded photo
     settings = replace(settings, norm=model.norm)  # the weights' own normalisation
-    before = _peak_rss_mb()
-    start = time.perf_counter()
-    if job.full_path:
-        labels = infer(model.predict, image, settings).argmax(dim=0)
-    else:
-        labels = infer_labels(model.predict, image, settings, band_rows=job.band_rows)
-    seconds = time.perf_counter() - start
+    with tempfile.TemporaryDirectory(prefix="segvit-bench-onnx-") as tmp:
+        onnx = job.backend == "onnx"
+        network = _onnx_twin(model, job.dataset, Path(tmp), job.threads) if onnx else model
+        score_fn = score_function(network, resolve_precision(job.precision, torch.device("cpu")))
+        before = _peak_rss_mb()
+        start = time.perf_counter()
+        if job.full_path:
+            labels = infer(score_fn, image, settings).argmax(dim=0)
+        else:
+            labels = infer_labels(score_fn, image, settings, band_rows=job.band_rows)
+        seconds = time.perf_counter() - start
     if labels.shape != (H, W):
         raise SegvitError(
             f"bench predict: labels of shape {tuple(labels.shape)}, expected ({H}, {W})"
@@ -128,13 +139,37 @@ def _measure_with_threads(
         before_rss_mb=round(before, 1),
         threads=torch.get_num_threads(),
         isolated=isolated,
+        backend=job.backend,
+        precision=resolve_precision(job.precision, torch.device("cpu")),
     )
+
+
+def parse_backends(text: str) -> list[str]:
+    """`--backend`'s value: torch, onnx, or both (torch,onnx); onnxruntime checked up front
+    (one line naming the extra) before any measuring."""
+    backends = [b.strip() for b in text.split(",") if b.strip()]
+    if not backends or any(b not in ("torch", "onnx") for b in backends):
+        raise SegvitError(f"--backend {text}: expected torch, onnx or torch,onnx")
+    if "onnx" in backends:
+        from segvit.export.onnx import _require
+
+        _require("onnxruntime")
+    return backends
+
+
+def _onnx_twin(model: Segmentor, dataset: DatasetSpec, folder: Path, threads: int | None):
+    """The model exported to ONNX (outside the timing) and opened with onnxruntime."""
+    from segvit.export.onnx import OnnxSegmentor, export_onnx
+
+    path = export_onnx(model, {}, dataset, folder / "model.onnx")
+    return OnnxSegmentor(path, threads=threads)
 
 
 def bench_predict(
     variant_builder: Callable[[], Segmentor],
     *,
     settings: InferenceSettings,
+    dataset: DatasetSpec,
     height: int,
     width: int,
     full_path: bool = False,
@@ -142,6 +177,8 @@ def bench_predict(
     threads: int | None = None,
     seed: int = 0,
     isolated: bool = True,
+    backend: str = "torch",
+    precision: str = "fp32",
 ) -> PredictBench:
     """Peak RSS and wall time of one prediction of a random `height` x `width` image.
 
@@ -154,12 +191,18 @@ def bench_predict(
         band_rows: `infer_labels`'s rows per band; None: its default.
         threads: torch CPU threads during the prediction; None: torch's default.
         isolated: run in a fresh subprocess so the peak is this prediction's alone.
+        backend: "torch", or "onnx": the model exported first (not timed), then onnxruntime.
+        precision: "fp32", "bf16" (torch autocast) or "auto".
     """
+    if backend not in ("torch", "onnx"):
+        raise SegvitError(f"bench predict: backend {backend!r}: expected torch or onnx")
     if height < 1 or width < 1:
         raise SegvitError(f"bench predict: expected a positive image size, got {height}x{width}")
     if threads is not None and threads < 1:
         raise SegvitError(f"bench predict: threads must be None or >= 1, got {threads}")
-    job = _Job(settings, height, width, full_path, band_rows, threads, seed)
+    job = _Job(
+        settings, height, width, full_path, band_rows, threads, seed, dataset, backend, precision
+    )
     if not isolated:
         return _measure(variant_builder, job, False)
     return _in_fresh_process(variant_builder, job)

@@ -17,6 +17,7 @@ from segvit.cli import (
     data_cmds,
     dataset_cmds,
     demo_cmds,
+    export_cmds,
     model_cmds,
     reproduce_cmds,
     train_cmds,
@@ -63,6 +64,7 @@ app.command("convert")(weights_cmds.convert)
 app.command("train")(train_cmds.train)
 app.command("eval")(train_cmds.eval_command)
 app.command("predict")(train_cmds.predict)
+app.command("export")(export_cmds.export)
 
 # The paper's tables and figure (segvit.experiments)
 app.command("reproduce")(reproduce_cmds.reproduce)

@@ -154,19 +154,26 @@ def bench_predict(
     ] = False,
     tiny: Annotated[bool, typer.Option(help="width-192 ViT of the same depth")] = False,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
+    backend: Annotated[
+        str, typer.Option(help="torch, onnx, or both (torch,onnx): times each and the ratio")
+    ] = "torch",
+    precision: Annotated[str, typer.Option(help="fp32, bf16 or auto (torch backend)")] = "fp32",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Peak memory and time of one prediction of a random photo (a model with the dataset's
-    classes at its crop, random weights), measured in a fresh process."""
+    classes at its crop, random weights), measured in a fresh process per backend."""
     import functools
 
     import torch
 
+    from segvit.analysis.hardware import cpu_name
     from segvit.bench.predict import bench_predict as run_bench
+    from segvit.bench.predict import parse_backends
     from segvit.data.catalog import load_dataset
     from segvit.inference import InferenceSettings, window_batch
     from segvit.modeling.variants import build_model
 
+    backends = parse_backends(backend)
     info = load_dataset(dataset)
     builder = functools.partial(
         build_model, variant, num_classes=info.num_classes, crop=info.crop, tiny=tiny
@@ -174,19 +181,44 @@ def bench_predict(
     settings = InferenceSettings.for_dataset(
         info, info.crop, multi_scale=ms, window_batch=window_batch(torch.device("cpu"))
     )
-    with Console(stderr=True).status(f"one {'ms' if ms else 'ss'} prediction, {width}x{height}"):
-        result = run_bench(
-            builder, settings=settings, height=height, width=width, full_path=full,
-            threads=threads,
-        )  # fmt: skip
+    results = []
+    for name in backends:
+        said = f"one {'ms' if ms else 'ss'} prediction, {width}x{height}, {name}"
+        with Console(stderr=True).status(said):
+            results.append(
+                run_bench(
+                    builder,
+                    settings=settings,
+                    dataset=info,
+                    height=height,
+                    width=width,
+                    full_path=full,
+                    threads=threads,
+                    backend=name,
+                    precision=precision if name == "torch" else "fp32",
+                )  # fmt: skip
+            )
+    cpu = cpu_name()
     if as_json:
-        print(json.dumps(result.to_dict()))
+        record = {r.backend: r.to_dict() for r in results} | {"cpu": cpu}
+        if len(results) == 1:
+            record = results[0].to_dict() | {"cpu": cpu}
+        print(json.dumps(record))
         return
-    table = Table(title=f"{variant} predicting a {width}x{height} image ({result.path})")
+    first = results[0]
+    table = Table(title=f"{variant} predicting a {width}x{height} image ({first.path}) on {cpu}")
     table.add_column("figure")
-    table.add_column("value", justify="right")
-    table.add_row("scales", "6 with flip" if result.multi_scale else "1")
-    table.add_row("seconds", f"{result.seconds:.1f}")
-    table.add_row("peak RSS, MiB", f"{result.peak_rss_mb:.0f}")
-    table.add_row("  of which before the prediction", f"{result.before_rss_mb:.0f}")
+    for result in results:
+        table.add_column(f"{result.backend} {result.precision}", justify="right")
+    table.add_row("scales", *["6 with flip" if r.multi_scale else "1" for r in results])
+    table.add_row("seconds", *[f"{r.seconds:.1f}" for r in results])
+    table.add_row("peak RSS, MiB", *[f"{r.peak_rss_mb:.0f}" for r in results])
+    table.add_row("  of which before the prediction", *[f"{r.before_rss_mb:.0f}" for r in results])
+    table.add_row("threads", *[str(r.threads) for r in results])
     console.print(table)
+    if len(results) == 2:
+        ratio = results[1].seconds / results[0].seconds
+        console.print(
+            f"{results[1].backend} / {results[0].backend} time: {ratio:.2f}x on {cpu}",
+            highlight=False,
+        )

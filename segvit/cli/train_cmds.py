@@ -110,7 +110,10 @@ def train(
     )
 
 
-CHECKPOINT_HELP = "a weights file from `segvit train`, release:NAME or a release .pth file"
+CHECKPOINT_HELP = (
+    "a weights file from `segvit train`, a run folder, release:NAME, a release .pth file, "
+    "an exported model folder, hf:OWNER/NAME or a .onnx file"
+)
 
 
 def eval_command(
@@ -131,22 +134,26 @@ def eval_command(
     data_root: Annotated[Path, typer.Option(help="prepared datasets")] = Path("data"),
     max_images: Annotated[int | None, typer.Option(help="only the first N images")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="fp32 (scores compare), bf16 (autocast), or auto")
+    ] = "fp32",
 ) -> None:
     """Evaluate a checkpoint: mIoU, aAcc, mAcc and per-class IoU, as mmsegmentation counts."""
-    from segvit.engine.distributed import resolve_device
+    from segvit.api import load
     from segvit.engine.eval_output import eval_output
     from segvit.engine.evaluate import EvalSettings, evaluate
-    from segvit.engine.loading import load_checkpoint
     from segvit.engine.logging import json_safe, wants_bar
-    from segvit.experiments.spec import checkpoint_dataset
     from segvit.fileio import write_json
 
     settings = EvalSettings(mode=mode, multi_scale=ms, stride=stride, max_images=max_images)
-    model, meta = load_checkpoint(checkpoint, device=resolve_device(device))
-    spec = checkpoint_dataset(meta, dataset)
+    model = load(checkpoint, dataset=dataset, device=device)
+    spec = model.dataset
     root = str(data_root.resolve())
     path = eval_output(out, checkpoint, spec.name, settings, data_root=root)
-    results = evaluate(model, spec, settings, data_root=data_root, progress=wants_bar())
+    results = evaluate(
+        model.network, spec, settings, data_root=data_root, progress=wants_bar(),
+        precision=precision,
+    )  # fmt: skip
     results |= {"checkpoint": checkpoint, "data_root": root}
     scales = "ms" if ms else "ss"
     _print_results(results, spec, title=f"{checkpoint} on {spec.name} ({scales})")
@@ -180,16 +187,21 @@ def predict(
     out: Annotated[Path, typer.Option(help="folder for the pictures")] = Path("predictions"),
     ms: Annotated[bool, typer.Option("--ms", help="multi-scale with flip")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="auto (bf16 where the hardware has bf16 units), fp32 or bf16")
+    ] = "auto",
 ) -> None:
     """Segment images: NAME_overlay.png (palette and legend) and NAME_labels.png (class ids)."""
-    from segvit.engine.distributed import resolve_device
-    from segvit.engine.loading import load_checkpoint
+    from segvit.api import load
+    from segvit.engine.backend import model_device, resolve_precision
     from segvit.engine.predict import predict_images
-    from segvit.experiments.spec import checkpoint_dataset
     from segvit.fileio import check_folder
 
     check_folder(out, "--out")
-    model, meta = load_checkpoint(checkpoint, device=resolve_device(device))
-    spec = checkpoint_dataset(meta, dataset)
-    for source, overlay, labels in predict_images(model, images, spec, out, multi_scale=ms):
+    model = load(checkpoint, dataset=dataset, device=device)  # segvit.load: one path
+    resolve_precision(precision, model_device(model.network))  # a bad name: before any image
+    written = predict_images(
+        model.network, images, model.dataset, out, multi_scale=ms, precision=precision
+    )
+    for source, overlay, labels in written:
         console.print(f"{source} -> {overlay}, {labels}", highlight=False)

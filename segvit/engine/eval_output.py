@@ -9,7 +9,7 @@ from pathlib import Path
 from segvit.engine.evaluate import EvalSettings
 from segvit.errors import SegvitError
 from segvit.fileio import check_folder
-from segvit.modeling.release import PREFIX, is_release_name
+from segvit.modeling.release import HF_PREFIX, PREFIX, is_release_name
 
 
 def eval_output(
@@ -25,7 +25,8 @@ def results_name(checkpoint: str, dataset: str, settings: EvalSettings) -> str:
     """A scores file named by what changes the scores, so that one evaluation beside a
     checkpoint never replaces another: eval_best_ade20k_ss, eval_last_demo_ms_whole_first2;
     a release (its own folder) leaves out the file's name: eval_ade20k_ss."""
-    weights = "" if is_release_name(checkpoint) else f"{Path(checkpoint).stem}_"
+    hub = is_release_name(checkpoint) or checkpoint.startswith(HF_PREFIX)
+    weights = "" if hub else f"{Path(checkpoint).stem}_"
     name = f"eval_{weights}{dataset}_{'ms' if settings.multi_scale else 'ss'}"
     name += "_whole" if settings.mode == "whole" else ""
     name += f"_stride{settings.stride}" if settings.stride is not None else ""
@@ -62,4 +63,6 @@ def beside(checkpoint: str) -> Path:
     its own, so runs/release/NAME."""
     if is_release_name(checkpoint):
         return Path("runs") / "release" / checkpoint.removeprefix(PREFIX)
-    return Path(checkpoint).parent
+    if checkpoint.startswith(HF_PREFIX):  # a hub model: its cache folder is not ours to write
+        return Path("runs") / "hf" / checkpoint.removeprefix(HF_PREFIX).replace("/", "--")
+    return Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from segvit.data.datasets import SegDataset
 from segvit.data.info import DatasetSpec
+from segvit.engine.backend import model_device, resolve_precision, score_function
 from segvit.engine.distributed import unwrap
 from segvit.errors import SegvitError
 from segvit.inference import InferenceSettings, infer_labels
@@ -75,8 +76,10 @@ def evaluate(
     *,
     data_root: Path = Path("data"),
     progress: bool = True,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
-    """Score `model` (a Segmentor, or DDP around one) on a split; metrics in percent."""
+    """Score `model` (a Segmentor, DDP around one, or an OnnxSegmentor) on a split; metrics
+    in percent. `precision`: fp32 (the default, so scores compare), bf16 or auto."""
     segmentor: Segmentor = unwrap(model)
     check_dataset(segmentor, dataset, segmentor.meta.variant)
     crop = segmentor.meta.crop
@@ -92,7 +95,8 @@ def evaluate(
     )
     split = SegDataset(dataset, Path(data_root), settings.split)  # 8-bit photos, as decoded
     count = len(split) if settings.max_images is None else min(settings.max_images, len(split))
-    device = next(segmentor.parameters()).device
+    device = model_device(segmentor)
+    score_fn = score_function(segmentor, resolve_precision(precision, device))
     metric = SegMetric(num_classes=dataset.num_classes, device=device)
     was_training = segmentor.training
     segmentor.eval()
@@ -105,7 +109,7 @@ def evaluate(
             range(rank, count, world), desc=f"eval {dataset.name}", disable=not shown
         ):
             sample = split[index]
-            labels = infer_labels(segmentor.predict, sample["image"], inference, device=device)
+            labels = infer_labels(score_fn, sample["image"], inference, device=device)
             metric.update(labels, torch.from_numpy(sample["label"]))
     finally:
         segmentor.train(was_training)

@@ -12,16 +12,25 @@ from PIL import Image
 
 from segvit.data.imageio import read_rgb
 from segvit.data.info import DatasetSpec
+from segvit.engine.backend import model_device, resolve_precision, score_function
 from segvit.fileio import atomic_write
-from segvit.inference import InferenceSettings, infer_labels, window_batch
+from segvit.inference import InferenceSettings, infer, infer_labels, window_batch
 from segvit.modeling.segmentor import Segmentor
 
 
 def segment(
-    model: Segmentor, rgb: np.ndarray, dataset: DatasetSpec, *, multi_scale: bool = False
+    model: Segmentor,
+    rgb: np.ndarray,
+    dataset: DatasetSpec,
+    *,
+    multi_scale: bool = False,
+    precision: str = "fp32",
+    scores: bool = False,
 ) -> np.ndarray:
-    """The (H, W) class map of one RGB image, with the dataset's test settings."""
-    device = next(model.parameters()).device
+    """The (H, W) class map of one RGB image, with the dataset's test settings; with `scores`
+    the (K, H, W) float32 class probabilities instead. `model`: a Segmentor or an
+    OnnxSegmentor; `precision`: auto, fp32 or bf16 (segvit.engine.backend)."""
+    device = model_device(model)
     settings = InferenceSettings.for_dataset(
         dataset,
         model.meta.crop,
@@ -29,8 +38,11 @@ def segment(
         window_batch=window_batch(device),
         norm=model.norm,
     )
+    score_fn = score_function(model, resolve_precision(precision, device))
     # The 8-bit photo goes in as it is: each scale is resized and normalised from it.
-    labels = infer_labels(model.predict, rgb, settings, device=device).cpu().numpy()
+    if scores:
+        return infer(score_fn, rgb, settings, device=device).cpu().numpy()
+    labels = infer_labels(score_fn, rgb, settings, device=device).cpu().numpy()
     # Class indices fit 16 bits (a dataset has < 65536 classes): a quarter of int64's bytes.
     return labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.uint16)
 
@@ -49,10 +61,7 @@ def save_prediction(
         labels_path, lambda f: Image.fromarray(classes.astype(depth)).save(f, format="PNG")
     )
 
-    # 45% image, 55% class colour, in 16-bit integers (float64 would take 24 bytes a pixel)
-    overlay = rgb.astype(np.uint16) * 45
-    overlay += colours[classes].astype(np.uint16) * 55
-    overlay = (overlay // 100).astype(np.uint8)
+    overlay = blend(rgb, classes, colours)
     present, counts = np.unique(classes, return_counts=True)
     order = present[np.argsort(-counts)]
     height, width = rgb.shape[:2]
@@ -65,6 +74,14 @@ def save_prediction(
     overlay_path = out_dir / f"{stem}_overlay.png"
     atomic_write(overlay_path, lambda f: fig.savefig(f, format="png"))
     return overlay_path, labels_path
+
+
+def blend(rgb: np.ndarray, classes: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8: 45% image, 55% class colour, in 16-bit integers (float64 would take
+    24 bytes a pixel)."""
+    overlay = rgb.astype(np.uint16) * 45
+    overlay += colours[classes].astype(np.uint16) * 55
+    return (overlay // 100).astype(np.uint8)
 
 
 def output_names(paths: Sequence[Path]) -> list[str]:
@@ -86,11 +103,12 @@ def predict_images(
     out_dir: Path,
     *,
     multi_scale: bool = False,
+    precision: str = "fp32",
 ) -> Iterator[tuple[Path, Path, Path]]:
     """Segment each image and save its pictures; yields (image, overlay, labels) as each is
     written, so an interrupted call keeps every finished image's outputs."""
     for path, name in zip(paths, output_names(paths), strict=True):
         rgb = read_rgb(path)
-        classes = segment(model, rgb, dataset, multi_scale=multi_scale)
+        classes = segment(model, rgb, dataset, multi_scale=multi_scale, precision=precision)
         overlay, labels = save_prediction(rgb, classes, dataset, out_dir, name)
         yield path, overlay, labels

@@ -164,7 +164,9 @@ class ShrunkViTBackbone(ViTBackbone):
             else:
                 x = block(x)
             if i in self.out_indices:
-                features.append(x[:, n:].transpose(1, 2).unflatten(2, grid))  # (B, C, h, w)
+                features.append(
+                    x[:, n:].transpose(1, 2).reshape(x.shape[0], -1, *grid)
+                )  # (B,C,h,w)
         return features
 
     def _query_downsample(

@@ -164,7 +164,7 @@ class QUHead(nn.Module):
         queries = self.queries.weight.expand(B, -1, -1)  # (B, h*w, D) at 1/16
         for feature, proj, decoder in zip(features, self.input_proj, self.decoders, strict=True):
             queries = decoder(queries, proj(_tokens(feature)))[-1][0]
-        feature_map = queries.transpose(1, 2).unflatten(2, self.grid)  # (B, D, h, w)
+        feature_map = queries.transpose(1, 2).reshape(B, -1, *self.grid)  # (B, D, h, w)
         return self.atm([feature_map])
 
 

@@ -23,6 +23,7 @@ from segvit.modeling.cache import release_dir
 # Tables 1-3 (GFLOPs), docs/release-checkpoints.md (crops, tensor layouts).
 
 PREFIX = "release:"  # `release:ade_51.3` names a cached released file
+HF_PREFIX = "hf:"  # `hf:OWNER/NAME` names an exported model folder on the hub (segvit.load)
 REPO = "Akide/SegViTv1"  # the authors' Hugging Face model repository
 REVISION = "main"
 

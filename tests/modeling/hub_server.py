@@ -1,5 +1,6 @@
 """A stand-in for the Hugging Face hub on 127.0.0.1: the resolve protocol as hf_hub_download
-(huggingface_hub 2.x) speaks it, no more.
+(huggingface_hub 2.x) speaks it, and the two API answers snapshot_download reads first (the
+revision's commit, the file list), no more.
 
 `HEAD /{repo}/resolve/{revision}/{filename}` answers the metadata the library reads
 (X-Repo-Commit, ETag and X-Linked-Etag: the LFS SHA-256, X-Linked-Size, Content-Length);
@@ -12,6 +13,7 @@ huggingface_hub read it again, as at import. Loaded by path (tests have no packa
 
 import hashlib
 import importlib
+import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -59,8 +61,15 @@ class _Handler(BaseHTTPRequestHandler):
         hub: Hub = self.server.hub
         wanted = self.headers.get("Range")
         hub.requests.append((self.command, self.path, wanted))
-        prefix = f"/{hub.repo}/resolve/main/"
-        item = hub.files.get(self.path[len(prefix) :]) if self.path.startswith(prefix) else None
+        if self.path.startswith(f"/api/models/{hub.repo}/"):
+            self._answer_api(body=body)
+            return
+        name = None
+        for revision in ("main", COMMIT):  # snapshot_download asks by the resolved commit
+            prefix = f"/{hub.repo}/resolve/{revision}/"
+            if self.path.startswith(prefix):
+                name = self.path[len(prefix) :]
+        item = hub.files.get(name) if name is not None else None
         if item is None:
             self.send_response(404)
             self.send_header("X-Error-Code", "EntryNotFound")
@@ -92,6 +101,35 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)  # the connection drops mid-body
             return
         self.wfile.write(data)
+
+    def _answer_api(self, *, body: bool) -> None:
+        """snapshot_download's two questions: the revision's commit (repo_info) and the
+        file list at that commit (list_repo_tree), as JSON."""
+        hub: Hub = self.server.hub
+        route = self.path.split("?")[0].removeprefix(f"/api/models/{hub.repo}/")
+        if route == "revision/main":
+            siblings = [{"rfilename": name} for name in hub.files]
+            answer = {"id": hub.repo, "sha": COMMIT, "siblings": siblings, "private": False}
+        elif route == f"tree/{COMMIT}":
+            answer = [
+                {
+                    "type": "file",
+                    "path": name,
+                    "size": len(item.body),
+                    "oid": hashlib.sha1(item.body).hexdigest(),
+                    "lfs": {"oid": item.sha256, "size": len(item.body), "pointerSize": 130},
+                }
+                for name, item in hub.files.items()
+            ]
+        else:
+            answer = None
+        data = json.dumps(answer).encode() if answer is not None else b""
+        self.send_response(200 if answer is not None else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if body:
+            self.wfile.write(data)
 
     def log_message(self, *args) -> None:
         pass
@@ -141,13 +179,15 @@ def point_hub(monkeypatch, *, endpoint: str, home: Path, offline: bool = False) 
 
 
 @contextmanager
-def serving(monkeypatch, tmp_path: Path, files: dict[str, HubFile]) -> Iterator[HubServer]:
+def serving(
+    monkeypatch, tmp_path: Path, files: dict[str, HubFile], repo: str = "Akide/SegViTv1"
+) -> Iterator[HubServer]:
     """A running stand-in hub with huggingface_hub pointed at it (HF_HOME: tmp_path/hf) and
     $SEGVIT_WEIGHTS at tmp_path/weights; afterwards the environment and the library's
     constants are those of outside again."""
     from huggingface_hub import constants
 
-    server = HubServer(files)
+    server = HubServer(files, repo)
     server.start()
     monkeypatch.setenv("SEGVIT_WEIGHTS", str(tmp_path / "weights"))
     point_hub(monkeypatch, endpoint=server.hub.endpoint, home=tmp_path / "hf")
