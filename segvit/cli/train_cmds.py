@@ -134,7 +134,11 @@ def eval_command(
     root = str(data_root.resolve())
     name = _results_name(checkpoint, spec.name, settings)
     path = _results_file(out, checkpoint, name, data_root=root)
-    results = evaluate(model, spec, settings, data_root=data_root, progress=wants_bar())
+    try:
+        results = evaluate(model, spec, settings, data_root=data_root, progress=wants_bar())
+    except KeyboardInterrupt:
+        Console(stderr=True).print(f"interrupted: nothing was written to {path}", highlight=False)
+        raise typer.Exit(130) from None
     results |= {"checkpoint": checkpoint, "data_root": root}
     scales = "ms" if ms else "ss"
     _print_results(results, title=f"{checkpoint} on {spec.name} ({scales})")
