@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,6 +69,13 @@ def check_folder(path: Path, option: str) -> Path:
             if not candidate.is_dir():
                 where = "" if candidate == path else f" ({candidate} is a file)"
                 raise SegvitError(f"{option} {path}: a file is there{where}; expected a folder")
+            try:  # a read-only folder or disk: found now, not after the whole evaluation
+                tempfile.TemporaryFile(dir=candidate).close()
+            except OSError as err:
+                where = "" if candidate == path else f" ({candidate})"
+                raise SegvitError(
+                    f"{option} {path}: cannot write there{where}: {err.strerror or err}"
+                ) from None
             break
     return path
 

@@ -98,3 +98,15 @@ def test_a_folder_option_naming_a_file_fails_before_any_work(tmp_path):
         check_folder(tmp_path / "taken" / "sub", "--root")
     assert check_folder(tmp_path / "new" / "sub", "--out") == tmp_path / "new" / "sub"
     assert not (tmp_path / "new").exists()  # checking creates nothing
+
+
+def test_a_folder_that_cannot_be_written_is_found_before_any_work(tmp_path, monkeypatch):
+    """A read-only folder or disk (root ignores permission bits, so the refusal is staged)."""
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    with pytest.raises(SegvitError, match=r"--out .*res: cannot write there \(.*\): Permission"):
+        check_folder(tmp_path / "res", "--out")

@@ -150,10 +150,14 @@ def eval_command(
     spec = model.dataset
     root = str(data_root.resolve())
     path = eval_output(out, checkpoint, spec.name, settings, data_root=root)
-    results = evaluate(
-        model.network, spec, settings, data_root=data_root, progress=wants_bar(),
-        precision=precision,
-    )  # fmt: skip
+    try:
+        results = evaluate(
+            model.network, spec, settings, data_root=data_root, progress=wants_bar(),
+            precision=precision,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        Console(stderr=True).print(f"interrupted: nothing was written to {path}", highlight=False)
+        raise typer.Exit(130) from None
     results |= {"checkpoint": checkpoint, "data_root": root}
     scales = "ms" if ms else "ss"
     _print_results(results, spec, title=f"{checkpoint} on {spec.name} ({scales})")

@@ -94,6 +94,7 @@ class Recipe:
             ("batch", self.batch > 0, "> 0"),
             ("device_batch", self.device_batch is None or self.device_batch > 0, "None or > 0"),
             ("lr", self.lr > 0, "> 0"),
+            ("seed", 0 <= self.seed < 2**63, "0 to 2**63 - 1 (torch and numpy seeds)"),
             ("clip_grad", self.clip_grad > 0, "> 0"),
             ("amp_dtype", self.amp_dtype in ("bfloat16", "float16"), "bfloat16 or float16"),
             ("log_interval", self.log_interval > 0, "> 0"),

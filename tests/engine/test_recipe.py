@@ -44,3 +44,10 @@ def test_override_is_typed_and_skips_none():
 def test_bad_values_fail_in_one_line(field, value):
     with pytest.raises(SegvitError, match=f"recipe paper: {field} must be"):
         Recipe().override(**{field: value})
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, 2**64 + 5])
+def test_a_seed_torch_or_numpy_cannot_take_is_refused_before_any_work(seed):
+    with pytest.raises(SegvitError, match=rf"seed must be 0 to 2\*\*63 - 1 .*got {seed}"):
+        get_recipe("smoke").override(seed=seed)
+    assert get_recipe("smoke").override(seed=2**63 - 1).seed == 2**63 - 1
