@@ -20,8 +20,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("modeling", "data", "losses", "criteria", "metrics"),  # the parts, knowing no run
     ("inference",),  # test-time scoring of one photo
     ("engine",),  # training, evaluation, prediction, checkpoints
-    ("analysis", "bench"),  # FLOPs, the QU probe; benchmarks
+    ("analysis", "bench", "export"),  # FLOPs, the QU probe; benchmarks; ONNX and folders
     ("experiments",),  # runs, sweeps, tables, figures
+    ("api",),  # segvit.load and the model it returns: what a user's Python calls
     ("cli",),  # parses and prints
 )
 LAYER = {name: level for level, names in enumerate(LAYERS) for name in names}
@@ -76,8 +77,10 @@ def test_no_import_runs_upward(graph):
         f"{module} (layer {layer_of(module)}) imports {target} (layer {layer_of(target)})"
         for module, targets in graph.items()
         for target in sorted(targets)
-        if layer_of(target) > layer_of(module)
+        if layer_of(target) > layer_of(module) and module != "segvit"
     ]
+    # `segvit` itself is the facade: `segvit.load` reaches the api layer lazily (on first
+    # use), and modules below may import the package for its path; nothing else is exempt.
     assert not upward, "\n".join(upward)
 
 
