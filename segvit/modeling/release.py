@@ -154,9 +154,50 @@ def fetch(name: str) -> Fetched:
     release = get_release(name)
     placed = placed_path(release)
     if placed.is_file():
+        _check_size(placed, release, "")  # what segvit knows of the file, hub or not
         return Fetched(placed, placed=True, checked=_check_placed(placed, release))
+    # What the hub states is checked BEFORE hf_hub_download acts on it: the library names the
+    # cached blob after the ETag and the snapshot folder after the commit, so a mirror that
+    # answers `../x` would have it write outside the cache.
+    stated = _hub_metadata(release)
+    if stated is not None:
+        _check_stated(release, *stated)
     path = _hub_download(release)
+    _check_size(path, release, "")
     return Fetched(path, placed=False, checked=_check_digest(path, release))
+
+
+def expected_bytes(release: ReleasedModel) -> tuple[int, int]:
+    """The sizes a file of `release` may have: its float32 tensors (the manifest's
+    `tensor_mb`, MB or MiB) give or take 10% for the pickle around them."""
+    return int(release.tensor_mb * 1e6 * 0.9), int(release.tensor_mb * 2**20 * 1.1)
+
+
+def _check_size(path_or_size: Path | int, release: ReleasedModel, where: str) -> None:
+    size = path_or_size if isinstance(path_or_size, int) else path_or_size.stat().st_size
+    low, high = expected_bytes(release)
+    if not low <= size <= high:
+        what = where or f"{path_or_size}:"
+        raise SegvitError(
+            f"{what} {size:,} bytes, where {release.filename} holds about {release.tensor_mb} MB "
+            f"of tensors ({low:,} to {high:,} bytes); not the released file"
+        )
+
+
+def _check_stated(
+    release: ReleasedModel, size: int | None, sha256: str | None, commit: str
+) -> None:
+    """Refuse, before any download, an answer that is not the released file's: an ETag that
+    is no SHA-256, a commit that is no git hash, a size far from the file's."""
+    where = f"the hub ({hub_url(release)}) states"
+    if sha256 is None:
+        raise SegvitError(f"{where} no SHA-256 ETag for {release.filename}; refusing to download")
+    if not _COMMIT.fullmatch(commit):
+        raise SegvitError(
+            f"{where} the revision {commit!r}, not a git commit; refusing to download"
+        )
+    if size is not None:
+        _check_size(size, release, f"{where} {release.filename} has")
 
 
 def hub_url(release: ReleasedModel) -> str:
@@ -213,6 +254,7 @@ def _reason(err: BaseException) -> str:
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 def _check_digest(path: Path, release: ReleasedModel) -> bool:
@@ -246,7 +288,7 @@ def _check_placed(path: Path, release: ReleasedModel) -> bool:
     stated = _hub_metadata(release)
     if stated is None:
         return False
-    size, sha256 = stated
+    size, sha256, _ = stated
     redo = f"replace it, or delete it and run `segvit weights fetch {release.name}`"
     if size is not None and path.stat().st_size != size:
         raise SegvitError(
@@ -261,9 +303,9 @@ def _check_placed(path: Path, release: ReleasedModel) -> bool:
     return True
 
 
-def _hub_metadata(release: ReleasedModel) -> tuple[int | None, str | None] | None:
-    """(size, SHA-256) as the hub states them (a HEAD request, no retries), None when it does
-    not answer (offline, unreachable, not on this endpoint)."""
+def _hub_metadata(release: ReleasedModel) -> tuple[int | None, str | None, str] | None:
+    """(size, SHA-256, commit) as the hub states them (a HEAD request, no retries), None when
+    it does not answer (offline, unreachable, not on this endpoint)."""
     import httpx2
     from huggingface_hub import get_hf_file_metadata
 
@@ -272,7 +314,7 @@ def _hub_metadata(release: ReleasedModel) -> tuple[int | None, str | None] | Non
     except (OSError, httpx2.HTTPError):
         return None
     etag = stated.etag or ""
-    return stated.size, etag if _SHA256.fullmatch(etag) else None
+    return stated.size, etag if _SHA256.fullmatch(etag) else None, stated.commit_hash or ""
 
 
 def _sha256(path: Path) -> str:

@@ -12,10 +12,12 @@ import torch
 import segvit
 from segvit.data.demo import make_demo
 from segvit.engine.loading import load_checkpoint
+from segvit.modeling import release
 
 FAKES = Path(__file__).parents[1] / "modeling" / "release_fakes.py"
 HUB_SERVER = Path(__file__).parents[1] / "modeling" / "hub_server.py"
 PAYLOAD = bytes(range(256)) * 64  # 16 KiB stands in for a checkpoint
+STAND_IN_BYTES = (1, 2 * len(PAYLOAD))  # the sizes a stand-in release file may have here
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +39,8 @@ def hub(load_by_path, monkeypatch, tmp_path):
     through HF_ENDPOINT and HF_HOME (tmp_path/hf); $SEGVIT_WEIGHTS is tmp_path/weights.
     Yields (the hub_server module, the running server)."""
     module = load_by_path("hub_server", HUB_SERVER)
+    # The 16 KiB stand-in passes for the release's file (the real bounds: test_release.py).
+    monkeypatch.setattr(release, "expected_bytes", lambda r: STAND_IN_BYTES)
     with module.serving(monkeypatch, tmp_path, {"ade_51.3.pth": module.HubFile(PAYLOAD)}) as server:
         yield module, server
 
@@ -88,7 +92,9 @@ def test_fetch_offline_is_one_line_naming_the_file_and_places(cli, hub, tmp_path
 
 def _segvit(*args, env):
     """The installed command in a fresh process: huggingface_hub reads its variables there."""
-    command = [sys.executable, "-c", "from segvit.cli import main; main()", *map(str, args)]
+    stand_in = f"import segvit.modeling.release as r; r.expected_bytes = lambda _: {STAND_IN_BYTES}"
+    command = [sys.executable, "-c", f"{stand_in}; from segvit.cli import main; main()", *args]
+    command = [str(part) for part in command]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
 
 

@@ -19,6 +19,7 @@ from huggingface_hub import constants as hub_constants
 from segvit.engine.checkpoint import save_weights
 from segvit.engine.loading import load_checkpoint
 from segvit.errors import SegvitError
+from segvit.modeling import release
 from segvit.modeling.convert import IGNORED, convert_release, dry_run, read_checkpoint
 from segvit.modeling.release import (
     RELEASES,
@@ -281,6 +282,8 @@ def hub(load_by_path, monkeypatch, tmp_path):
     through HF_ENDPOINT and HF_HOME (tmp_path/hf); $SEGVIT_WEIGHTS is tmp_path/weights.
     Yields (the hub_server module, the running server)."""
     module = load_by_path("hub_server", Path(__file__).with_name("hub_server.py"))
+    # The 16 KiB stand-in passes for the release's file; the real bounds are tested apart.
+    monkeypatch.setattr(release, "expected_bytes", lambda r: (len(PAYLOAD) // 2, len(PAYLOAD) * 2))
     with module.serving(monkeypatch, tmp_path, {"ade_51.3.pth": module.HubFile(PAYLOAD)}) as server:
         yield module, server
 
@@ -300,7 +303,10 @@ def test_fetch_downloads_into_the_hub_cache_checked(hub, tmp_path):
     assert (tmp_path / "hf" / CACHE / "refs" / "main").read_text() == module.COMMIT
     assert resolve_cached("release:ade_51.3") == path and cached_path(RELEASES["ade_51.3"]) == path
     assert fetch("ade_51.3").path == path  # cached: one HEAD, no second GET
-    assert _files(server) == [("HEAD", "ade_51.3.pth", None), ("GET", "ade_51.3.pth", None),
+    # segvit's HEAD (checked before the library acts on it), the library's HEAD and GET; then
+    # cached: segvit's HEAD and the library's, no second GET.
+    assert _files(server) == [("HEAD", "ade_51.3.pth", None), ("HEAD", "ade_51.3.pth", None),
+                              ("GET", "ade_51.3.pth", None), ("HEAD", "ade_51.3.pth", None),
                               ("HEAD", "ade_51.3.pth", None)]  # fmt: skip
 
 
@@ -416,6 +422,59 @@ def test_a_damaged_file_in_a_read_only_cache_is_named_for_deletion(hub, monkeypa
         f"could not remove it (Permission denied): delete {blob} and run `segvit weights "
         "fetch ade_51.3` again" in str(err.value)
     )
+
+
+REAL_EXPECTED_BYTES = release.expected_bytes
+
+
+def test_a_file_far_from_the_releases_size_is_refused_placed_cached_or_stated(
+    hub, tmp_path, monkeypatch
+):
+    _, server = hub
+    monkeypatch.setattr(release, "expected_bytes", REAL_EXPECTED_BYTES)
+    low, high = REAL_EXPECTED_BYTES(RELEASES["ade_51.3"])
+    assert low <= 435 * 10**6 <= high and low <= 435 * 2**20 <= high  # MB or MiB, both fit
+    assert REAL_EXPECTED_BYTES(RELEASES["ade_54.6"])[0] > high  # each file its own size
+    # A self-consistent 16 KiB file on a mirror: the hub's word is refused before any GET.
+    with pytest.raises(SegvitError) as err:
+        fetch("ade_51.3")
+    message = str(err.value)
+    assert "\n" not in message and "ade_51.3.pth has 16,384 bytes" in message
+    assert "about 435 MB of tensors" in message and "not the released file" in message
+    assert [m for m, _, _ in _files(server)] == ["HEAD"]
+    assert not (tmp_path / "hf" / CACHE / "blobs").exists() or not list(
+        (tmp_path / "hf" / CACHE / "blobs").iterdir()
+    )
+    # A hub announcing 60 GB is refused the same way, before downloading a byte.
+    monkeypatch.setattr(release, "_hub_metadata", lambda r: (60 * 10**9, SHA256, "a" * 40))
+    with pytest.raises(SegvitError, match="ade_51.3.pth has 60,000,000,000 bytes"):
+        fetch("ade_51.3")
+    # A file placed by hand is checked for its size even with no hub to ask.
+    placed = tmp_path / "weights" / "release" / "ade_51.3.pth"
+    placed.parent.mkdir(parents=True)
+    placed.write_bytes(b"x" * 5000)
+    server.stop()
+    with pytest.raises(SegvitError, match=f"{placed}: 5,000 bytes, where ade_51.3.pth holds"):
+        fetch("ade_51.3")
+
+
+@pytest.mark.parametrize("field", ["etag", "commit"])
+def test_a_hub_answer_that_would_name_a_path_outside_the_cache_is_refused(
+    hub, tmp_path, monkeypatch, field
+):
+    module, server = hub
+    if field == "etag":  # the library would name the blob after it: cache/blobs/../../x
+        server.hub.files["ade_51.3.pth"] = module.HubFile(PAYLOAD, sha256="../../../../escaped")
+        expected = "no SHA-256 ETag for ade_51.3.pth; refusing to download"
+    else:  # the library would name the snapshot folder after it
+        monkeypatch.setattr(module, "COMMIT", "../../../../escaped")
+        expected = "the revision '../../../../escaped', not a git commit; refusing to download"
+    with pytest.raises(SegvitError) as err:
+        fetch("ade_51.3")
+    assert "\n" not in str(err.value) and expected in str(err.value)
+    assert [m for m, _, _ in _files(server)] == ["HEAD"]  # nothing downloaded
+    assert sorted(p.name for p in tmp_path.iterdir() if "escaped" in p.name) == []
+    assert not any("escaped" in str(p) for p in tmp_path.rglob("*"))
 
 
 def test_a_file_the_hub_does_not_have_is_a_404_in_one_line(hub):
