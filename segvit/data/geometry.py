@@ -26,12 +26,14 @@ def rescale_size(
     """(h, w) fitting `scale` = (long, short) bounds while keeping the aspect ratio.
 
     `ratio` scales the bounds first, truncated to ints as mmseg does (Resize's ratio_range in
-    training, the test-time scales)."""
+    training, the test-time scales). A side is at least one pixel: mmcv would round a very
+    elongated photo's short side (70000 x 8 at (2048, 512)) to 0 and OpenCV would refuse it;
+    every other size is mmcv's."""
     if ratio != 1.0:
         scale = (int(scale[0] * ratio), int(scale[1] * ratio))
     long_side, short_side = max(scale), min(scale)
     factor = min(long_side / max(height, width), short_side / min(height, width))
-    return int(height * factor + 0.5), int(width * factor + 0.5)
+    return max(1, int(height * factor + 0.5)), max(1, int(width * factor + 0.5))
 
 
 def normalize(image: np.ndarray, norm: Normalization = AUGREG_NORM) -> torch.Tensor:

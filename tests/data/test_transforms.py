@@ -27,6 +27,13 @@ def test_rescale_size_keeps_aspect_inside_the_scale():
     assert geometry.rescale_size(300, 400, (520, 520)) == (390, 520)
 
 
+def test_rescale_size_keeps_at_least_one_pixel_a_side():
+    # mmcv's rounding gives 8 x 2048 / 70000 = 0.23 -> 0, which OpenCV refuses to resize to.
+    assert geometry.rescale_size(70000, 8, (2048, 512)) == (2048, 1)
+    assert geometry.rescale_size(8, 70000, (2048, 512)) == (1, 2048)
+    assert geometry.rescale_size(3000, 2, (2048, 512)) == (2048, 1)  # 1.37 rounds to 1 anyway
+
+
 def test_rescale_size_truncates_the_ratio_scaled_bounds_as_mmseg():
     # (2048, 513) x 1.5 = (3072, 769.5) -> (3072, 769): a square fits 769, not 770.
     assert geometry.rescale_size(1000, 1000, (2048, 513), 1.5) == (769, 769)

@@ -30,6 +30,14 @@ def test_segment_returns_a_map_at_the_image_size():
     assert classes.min() >= 0 and classes.max() < 8
 
 
+@pytest.mark.parametrize("size", [(20000, 4), (4, 20000), (3000, 2)])
+def test_very_elongated_photos_are_segmented_at_their_size(size):
+    torch.manual_seed(0)
+    model = build_model("segvit_b", num_classes=8, crop=64, tiny=True).eval()
+    rgb = np.random.default_rng(0).integers(0, 255, (*size, 3), np.uint8)
+    assert segment(model, rgb, get_dataset("demo")).shape == size
+
+
 def test_unreadable_images_are_one_line_errors(tmp_path):
     with pytest.raises(SegvitError, match="nope.jpg: no such image"):
         read_rgb(tmp_path / "nope.jpg")
