@@ -104,7 +104,7 @@ def test_yaml_booleans_are_not_integers(root, key, value):
     with pytest.raises(SegvitError, match=rf"{key}: expected int( \| None)?, got {value}"):
         read_dataset_file(path)
     split = {"images": "im", "labels": "lb", "count": value}
-    path = _file(root, splits={"train": split, "val": split})
+    path = _file(root, splits={"train": split, "val": dict(split)})  # no YAML alias
     with pytest.raises(SegvitError, match=r"splits.train.count: expected int \| None"):
         read_dataset_file(path)
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from segvit.data import geometry, imageio, transforms
+from segvit.data import geometry, imageio
 from segvit.data.catalog import DATASETS
 from segvit.data.datasets import (
     SegDataset,
@@ -197,7 +197,7 @@ def _small_tree(tmp_path, count=3):
 
 def as_tensors(image, label):
     """A deterministic transform: the normalised image and the label as int64 tensors."""
-    return transforms.normalize(image), torch.from_numpy(label.astype(np.int64))
+    return geometry.normalize(image), torch.from_numpy(label.astype(np.int64))
 
 
 def test_seg_dataset_applies_a_deterministic_transform(tmp_path):
