@@ -49,7 +49,7 @@ class SegvitModel:
     @property
     def classes(self) -> tuple[str, ...]:
         """The class names, by class id."""
-        return self.dataset.class_names
+        return self.dataset.classes
 
     @property
     def palette(self) -> np.ndarray:
@@ -206,15 +206,15 @@ def _dataset(
     spec = checkpoint_dataset(record, dataset)
     if exported and dataset is not None and record.get("dataset_spec"):
         own = DatasetSpec.from_record(str(record["dataset_spec"]))
-        if own.class_names != spec.class_names:
+        if own.classes != spec.classes:
             differ = next(
                 i
-                for i, (a, b) in enumerate(zip(own.class_names, spec.class_names, strict=True))
+                for i, (a, b) in enumerate(zip(own.classes, spec.classes, strict=True))
                 if a != b
             )
             raise SegvitError(
                 f"{source}: exported with the classes of {own.name}, which differ from "
-                f"--dataset {dataset}'s (class {differ}: {own.class_names[differ]!r} vs "
-                f"{spec.class_names[differ]!r})"
+                f"--dataset {dataset}'s (class {differ}: {own.classes[differ]!r} vs "
+                f"{spec.classes[differ]!r})"
             )
     return spec

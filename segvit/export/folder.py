@@ -95,7 +95,7 @@ def describe(model: Segmentor, dataset: DatasetSpec, record: Mapping[str, Any]) 
             "weights": spec.hub_name,
         },
         "dataset": dataset.name,
-        "classes": list(dataset.class_names),
+        "classes": list(dataset.classes),
         "palette": np.asarray(dataset.colours).tolist(),
         "normalization": {"mean": list(norm.mean), "std": list(norm.std), "units": "0..255 RGB"},
         "crop": model.meta.crop,

@@ -56,7 +56,7 @@ def metadata(model: Segmentor, meta: Mapping[str, Any], dataset: DatasetSpec) ->
     norm = model.norm
     return {
         META_KEY: json.dumps(dict(meta) | model.meta.to_dict() | _dataset_record(dataset)),
-        "classes": json.dumps(list(dataset.class_names)),
+        "classes": json.dumps(list(dataset.classes)),
         "palette": json.dumps(np.asarray(dataset.colours).tolist()),
         "normalization": json.dumps({"mean": list(norm.mean), "std": list(norm.std)}),
         "crop": json.dumps(model.meta.crop),

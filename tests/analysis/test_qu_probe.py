@@ -89,8 +89,8 @@ def test_probe_on_demo_images(tmp_path):
 def test_shrunk_evidence_compares_the_start_with_the_trained_weights(tmp_path, monkeypatch):
     import segvit.experiments.qu_evidence as qu_evidence
     import segvit.experiments.spec as spec
-    from segvit.cli.demo_cmds import _shrunk_evidence
     from segvit.engine.checkpoint import save_weights
+    from segvit.experiments.demo import _shrunk_evidence, demo_sweep
     from segvit.experiments.qu_evidence import shrunk_evidence
 
     make_demo(tmp_path, num_train=1, num_val=2)
@@ -112,5 +112,5 @@ def test_shrunk_evidence_compares_the_start_with_the_trained_weights(tmp_path, m
     text = evidence.markdown(150)
     assert "after the row's 150 iterations" in text and "moved 50.00% of their norm" in text
 
-    _shrunk_evidence(runs, tmp_path / "results", tmp_path)  # the demo's last step
+    _shrunk_evidence(demo_sweep(data_root=tmp_path, results=tmp_path / "results", runs=runs))
     assert (tmp_path / "results" / "smoke" / "qu_probe.md").read_text() == text

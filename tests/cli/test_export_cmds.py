@@ -80,4 +80,4 @@ def test_an_exported_model_refuses_a_dataset_of_other_class_names():
     record = {"num_classes": 8, "dataset_spec": renamed.to_record()}
     with pytest.raises(SegvitError, match="exported with the classes of shapes.*class 0: 'sky'"):
         _dataset(record, "demo", "model.onnx", exported=True)
-    assert _dataset(record, None, "model.onnx", exported=True).class_names[0] == "sky"
+    assert _dataset(record, None, "model.onnx", exported=True).classes[0] == "sky"

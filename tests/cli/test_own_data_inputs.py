@@ -43,10 +43,10 @@ def test_a_rerun_into_an_edited_dataset_file_is_refused_then_overwritten(cli, tm
 
 
 def test_an_out_named_in_capitals_json_is_a_file(tmp_path):
-    from segvit.cli.train_cmds import _results_file
+    from segvit.engine.eval_output import results_file
 
     (tmp_path / "res").mkdir()
-    path = _results_file(tmp_path / "res" / "X.JSON", "w.pt", "eval", data_root="data")
+    path = results_file(tmp_path / "res" / "X.JSON", "w.pt", "eval", data_root="data")
     assert path == tmp_path / "res" / "X.JSON" and not path.exists()
 
 

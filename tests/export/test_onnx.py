@@ -99,7 +99,7 @@ def test_metadata_holds_what_a_deployer_needs(exported):
     model, meta, runtime = exported("segvit_b")
     props = {p.key: p.value for p in onnx.load(str(runtime.path)).metadata_props}
     demo = get_dataset("demo")
-    assert json.loads(props["classes"]) == list(demo.class_names)
+    assert json.loads(props["classes"]) == list(demo.classes)
     assert json.loads(props["palette"]) == demo.colours.tolist()
     assert json.loads(props["normalization"]) == {"mean": [127.5] * 3, "std": [127.5] * 3}
     assert json.loads(props["crop"]) == 64
