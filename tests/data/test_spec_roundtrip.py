@@ -91,7 +91,7 @@ def test_a_checkpoint_record_reads_back_every_field(
     spec = dataclasses.replace(
         spec, strides=spec.strides | strides, base_scales=base_scales, test_min_size=min_size,
         paper_schedule=schedule, crop_large=crop_large, background=background,
-        source="/somewhere/dataset.yaml", prepare=None, disk_gb=(0.5, 1.25),
+        source="/somewhere/dataset.yaml", preparation=DATASETS["ade20k"].preparation,
     )  # fmt: skip
     back = DatasetSpec.from_record(spec.to_record())
     _assert_same(back, spec)
@@ -113,7 +113,7 @@ def test_a_file_spec_holding_strides_for_other_crops_is_refused_not_cut(tmp_path
     without losing some, so writing it fails instead."""
     from segvit.errors import SegvitError
 
-    spec = dataclasses.replace(DATASETS["ade20k"], prepare=None)
+    spec = dataclasses.replace(DATASETS["ade20k"], preparation=None)
     with pytest.raises(SegvitError, match="ade20k cannot be written as a dataset file"):
         write_dataset_file(tmp_path / "d.yaml", spec)
     assert not (tmp_path / "d.yaml").exists()
