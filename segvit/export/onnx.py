@@ -14,7 +14,6 @@ import io
 import json
 import warnings
 from collections.abc import Mapping
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +179,6 @@ class OnnxSegmentor:
 def model_meta(record: Mapping[str, Any], source: Path | str) -> ModelMeta:
     """The ModelMeta a weights file's metadata holds, read by the dataclass's own fields."""
     try:
-        return ModelMeta(**{f.name: record[f.name] for f in fields(ModelMeta) if f.name in record})
-    except TypeError as err:
+        return ModelMeta.from_dict(record)
+    except (KeyError, TypeError, ValueError) as err:
         raise SegvitError(f"{source}: its segvit metadata is incomplete ({err})") from None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +41,33 @@ class ModelMeta:
             content["norm_mean"] = ",".join(map(repr, self.norm.mean))
             content["norm_std"] = ",".join(map(repr, self.norm.std))
         return content
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> ModelMeta:
+        """`to_dict`'s inverse, from a weights file's metadata (other keys are left alone; a
+        record from before a field existed takes the field's default). KeyError, ValueError
+        or TypeError when a required field is missing or malformed."""
+
+        def numbers(text: str) -> tuple[float, ...]:
+            return tuple(float(x) for x in text.split(","))
+
+        norm = None
+        if record.get("norm_mean"):
+            norm = Normalization(numbers(record["norm_mean"]), numbers(record["norm_std"]))
+        layers = record.get("layers") or None
+        if isinstance(layers, str):
+            layers = tuple(int(x) for x in layers.split(","))
+        return cls(
+            variant=str(record["variant"]),
+            num_classes=int(record["num_classes"]),
+            crop=int(record["crop"]),
+            tiny=bool(record["tiny"]),
+            backbone=record.get("backbone") or None,
+            layers=tuple(layers) if layers else None,
+            frozen=bool(record.get("frozen", False)),
+            patch_size=int(record.get("patch_size", 16)),
+            norm=norm,
+        )
 
 
 class Segmentor(nn.Module):

@@ -5,6 +5,7 @@ import pytest
 from segvit.engine.checkpoint import load_weights, save_weights
 from segvit.engine.loading import load_checkpoint, recorded_norm
 from segvit.errors import SegvitError
+from segvit.modeling.segmentor import ModelMeta
 from segvit.modeling.specs import AUGREG_NORM, Normalization
 from segvit.modeling.variants import build_model
 
@@ -27,6 +28,14 @@ def test_a_backbone_checkpoint_records_and_rebuilds_its_model(tmp_path):
     again, _ = load_checkpoint(path)
     assert again.meta == model.meta
     assert again.backbone.out_indices == (3, 9) and again.norm == model.norm
+    assert ModelMeta.from_dict(meta) == model.meta  # to_dict's inverse, field by field
+
+
+def test_from_dict_reads_old_records_with_defaults_and_refuses_a_missing_field():
+    old = {"variant": "segvit_b", "num_classes": 150, "crop": 512, "tiny": False}
+    assert ModelMeta.from_dict(old) == ModelMeta("segvit_b", 150, 512, False)
+    with pytest.raises(KeyError):
+        ModelMeta.from_dict({"variant": "segvit_b", "crop": 512, "tiny": False})
 
 
 def test_files_without_a_norm_were_trained_with_augreg_and_a_bad_one_is_one_line():
