@@ -37,7 +37,7 @@ def test_the_demo_draws_the_four_rows_curves(tmp_path, monkeypatch):
 
 def test_run_demo_prepares_pretrains_sweeps_table8_then_draws_and_probes(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(demo, "prepare_dataset", lambda name, src, root: calls.append(name))
+    monkeypatch.setattr(demo, "prepare_dataset", lambda spec, src, root: calls.append(spec.name))
     monkeypatch.setattr(demo, "smoke_backbone", lambda root: calls.append("backbone") or "w")
 
     def sweep_tables(sweep, console, on_table):

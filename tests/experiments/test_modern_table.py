@@ -26,7 +26,7 @@ def test_modern_rows_name_a_backbone_and_a_sourced_reference():
 
 def _table(tmp_path: Path, row: str) -> Path:
     path = tmp_path / "bad.yaml"
-    path.write_text(f"table: t\ncaption: c\nmetrics: [miou_ss]\nrows: [{row}]\n")
+    path.write_text(f"table: bad\ncaption: c\nmetrics: [miou_ss]\nrows: [{row}]\n")
     return path
 
 

@@ -151,13 +151,18 @@ def test_a_moved_dataset_folder_keeps_its_backbone_key(tmp_path):
 
     tree = tmp_path / "a" / "mydata"
     for split, count in (("train", 3), ("val", 1)):
-        (tree / split).mkdir(parents=True)
+        (tree / split / "img").mkdir(parents=True)
+        (tree / split / "lbl").mkdir()
         for i in range(count):
-            Image.fromarray(np.full((40, 48, 3), i * 20, np.uint8)).save(tree / split / f"{i}.jpg")
-            Image.fromarray(np.full((40, 48), i % 2, np.uint8)).save(tree / split / f"{i}.png")
+            image = Image.fromarray(np.full((40, 48, 3), i * 20, np.uint8))
+            image.save(tree / split / "img" / f"{i}.jpg")
+            Image.fromarray(np.full((40, 48), i % 2, np.uint8)).save(
+                tree / split / "lbl" / f"{i}.png"
+            )
     (tree / "dataset.yaml").write_text(
-        "name: mydata\nclasses: [a, b]\ncrop: 512\n"
-        "splits:\n  train: {images: train, labels: train}\n  val: {images: val, labels: val}\n"
+        "name: mydata\nclasses: [a, b]\ncrop: 512\nsplits:\n"
+        "  train: {images: train/img, labels: train/lbl}\n"
+        "  val: {images: val/img, labels: val/lbl}\n"
     )
 
     def key(folder):
@@ -168,5 +173,7 @@ def test_a_moved_dataset_folder_keeps_its_backbone_key(tmp_path):
     before = key(tree)
     moved = shutil.move(tree, tmp_path / "b" / "elsewhere")
     assert key(moved) == before
-    (moved / "train" / "0.png").write_bytes((moved / "train" / "1.png").read_bytes())
+    (moved / "train" / "lbl" / "0.png").write_bytes(
+        (moved / "train" / "lbl" / "1.png").read_bytes()
+    )
     assert key(moved) != before  # other label contents (another size): other data

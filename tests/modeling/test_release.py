@@ -132,6 +132,7 @@ def test_the_vit_b_file_converts_bit_exactly_and_predicts(fakes, tmp_path):
     state, meta = convert_release(fakes.write_release(tmp_path / "ade_51.3.pth", release_state))
     assert meta == {
         "variant": "segvit_b", "num_classes": 150, "crop": 512, "tiny": False,
+        "backbone": "", "layers": "", "frozen": False, "patch_size": 16,
         "trained_on": "ade20k", "source": "ade_51.3.pth", "release": "ade_51.3",
         "iteration": 160000,
     }  # fmt: skip
