@@ -66,27 +66,10 @@ def test_bad_sizes_are_refused():
 
 
 def test_the_onnx_backend_and_bf16_are_measured_on_the_same_image():
-    onnx = bench_predict(
-        TINY,
-        dataset=ADE,
-        settings=SS,
-        height=60,
-        width=80,
-        threads=1,
-        isolated=False,
-        backend="onnx",
-    )
+    same = dict(dataset=ADE, settings=SS, height=60, width=80, threads=1, isolated=False)
+    onnx = bench_predict(TINY, backend="onnx", **same)
     assert (onnx.backend, onnx.precision) == ("onnx", "fp32") and onnx.seconds > 0
-    bf16 = bench_predict(
-        TINY,
-        dataset=ADE,
-        settings=SS,
-        height=60,
-        width=80,
-        threads=1,
-        isolated=False,
-        precision="bf16",
-    )
+    bf16 = bench_predict(TINY, precision="bf16", **same)
     assert (bf16.backend, bf16.precision) == ("torch", "bf16") and bf16.seconds > 0
     with pytest.raises(SegvitError, match="backend 'tvm': expected torch or onnx"):
         bench_predict(TINY, dataset=ADE, settings=SS, height=60, width=80, backend="tvm")
