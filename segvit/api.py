@@ -208,9 +208,7 @@ def _dataset(
         own = DatasetSpec.from_record(str(record["dataset_spec"]))
         if own.classes != spec.classes:
             differ = next(
-                i
-                for i, (a, b) in enumerate(zip(own.classes, spec.classes, strict=True))
-                if a != b
+                i for i, (a, b) in enumerate(zip(own.classes, spec.classes, strict=True)) if a != b
             )
             raise SegvitError(
                 f"{source}: exported with the classes of {own.name}, which differ from "
