@@ -179,6 +179,6 @@ class OnnxSegmentor:
 def model_meta(record: Mapping[str, Any], source: Path | str) -> ModelMeta:
     """The ModelMeta a weights file's metadata holds, read by the dataclass's own fields."""
     try:
-        return ModelMeta.from_dict(record)
-    except (KeyError, TypeError, ValueError) as err:
+        return ModelMeta.from_dict(record, source)
+    except (TypeError, ValueError) as err:
         raise SegvitError(f"{source}: its segvit metadata is incomplete ({err})") from None

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from segvit.errors import SegvitError
 from segvit.modeling.output import SegOutput, semantic_inference
 from segvit.modeling.specs import Normalization
 
@@ -43,31 +45,45 @@ class ModelMeta:
         return content
 
     @classmethod
-    def from_dict(cls, record: Mapping[str, Any]) -> ModelMeta:
+    def from_dict(cls, record: Mapping[str, Any], source: Path | str = "") -> ModelMeta:
         """`to_dict`'s inverse, from a weights file's metadata (other keys are left alone; a
-        record from before a field existed takes the field's default). KeyError, ValueError
-        or TypeError when a required field is missing or malformed."""
-
-        def numbers(text: str) -> tuple[float, ...]:
-            return tuple(float(x) for x in text.split(","))
-
-        norm = None
-        if record.get("norm_mean"):
-            norm = Normalization(numbers(record["norm_mean"]), numbers(record["norm_std"]))
-        layers = record.get("layers") or None
-        if isinstance(layers, str):
-            layers = tuple(int(x) for x in layers.split(","))
+        record from before a field existed takes its default). One line naming `source` and
+        the field when one is missing or malformed."""
+        try:
+            variant, crop = str(record["variant"]), int(record["crop"])
+            num_classes = int(record["num_classes"])
+        except KeyError as err:
+            raise SegvitError(f"{source}: weights file has no {err} in its metadata") from None
+        try:
+            layers = tuple(int(i) for i in str(record.get("layers") or "").split(",") if i)
+        except ValueError:
+            said = repr(record["layers"])
+            raise SegvitError(f"{source}: metadata layers {said}: expected 5,7,11") from None
         return cls(
-            variant=str(record["variant"]),
-            num_classes=int(record["num_classes"]),
-            crop=int(record["crop"]),
-            tiny=bool(record["tiny"]),
+            variant=variant,
+            num_classes=num_classes,
+            crop=crop,
+            tiny=bool(record.get("tiny", False)),
             backbone=record.get("backbone") or None,
-            layers=tuple(layers) if layers else None,
+            layers=layers or None,
             frozen=bool(record.get("frozen", False)),
             patch_size=int(record.get("patch_size", 16)),
-            norm=norm,
+            norm=norm_of_record(record, source),
         )
+
+
+def norm_of_record(record: Mapping[str, Any], source: Path | str) -> Normalization | None:
+    """The norm_mean / norm_std a record holds (None: it records none)."""
+    if not record.get("norm_mean"):
+        return None
+    try:
+        mean = tuple(float(m) for m in str(record["norm_mean"]).split(","))
+        std = tuple(float(s) for s in str(record["norm_std"]).split(","))
+        return Normalization(mean, std)  # type: ignore[arg-type]
+    except (KeyError, ValueError):
+        said = f"{record.get('norm_mean')!r} / {record.get('norm_std')!r}"
+        raise SegvitError(f"{source}: metadata norm_mean / norm_std {said}: expected 3 "
+                          "comma-separated means and 3 positive stds") from None  # fmt: skip
 
 
 class Segmentor(nn.Module):

@@ -34,8 +34,10 @@ def test_a_backbone_checkpoint_records_and_rebuilds_its_model(tmp_path):
 def test_from_dict_reads_old_records_with_defaults_and_refuses_a_missing_field():
     old = {"variant": "segvit_b", "num_classes": 150, "crop": 512, "tiny": False}
     assert ModelMeta.from_dict(old) == ModelMeta("segvit_b", 150, 512, False)
-    with pytest.raises(KeyError):
-        ModelMeta.from_dict({"variant": "segvit_b", "crop": 512, "tiny": False})
+    with pytest.raises(SegvitError, match="w.pt: weights file has no 'num_classes' in its"):
+        ModelMeta.from_dict({"variant": "segvit_b", "crop": 512, "tiny": False}, "w.pt")
+    with pytest.raises(SegvitError, match=r"w.pt: metadata layers '5,x': expected 5,7,11"):
+        ModelMeta.from_dict(old | {"layers": "5,x"}, "w.pt")
 
 
 def test_files_without_a_norm_were_trained_with_augreg_and_a_bad_one_is_one_line():
