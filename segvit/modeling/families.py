@@ -72,17 +72,16 @@ FAMILIES: tuple[Family, ...] = (
     Family(
         "dinov3", "DINOv3", "vit_base_patch16_dinov3.lvd1689m",
         ("vit_*_patch16_dinov3*",), 16, 5, "rope", IMAGENET_NORM,
-        "dinov3-license (Meta's own terms)", "no Shrunk (QD) yet: its attention is RoPE'd",
+        "dinov3-license (Meta's own terms)",
     ),
     Family(
         "eva02", "EVA-02", "eva02_base_patch14_448.mim_in22k_ft_in22k_in1k",
         ("eva02_*_patch14_*",), 14, 1, "rope", CLIP_NORM, "mit",
-        "no Shrunk (QD) yet: its attention is RoPE'd",
     ),
     Family(
         "beitv2", "BEiT v2", "beitv2_large_patch16_224.in1k_ft_in22k_in1k",
         ("beitv2_*",), 16, 1, "relative bias", IMAGENET_NORM, "apache-2.0",
-        "no Shrunk (QD) yet; whole-image inference only at the crop (bias built for its grid)",
+        "whole-image inference only at the crop (bias built for its grid)",
     ),
     Family(
         "siglip2", "SigLIP 2 ViT", "vit_base_patch16_siglip_512.v2_webli",

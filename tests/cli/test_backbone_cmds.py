@@ -21,7 +21,6 @@ SMALL = {
     "siglip2": "vit_base_patch16_siglip_224.v2_webli",
     "augreg": "vit_base_patch16_384.augreg_in21k_ft_in1k",
 }
-FAST = "dinov2_reg"  # patch 14 and registers: the one that runs by default
 
 
 def test_backbones_lists_the_eight_families(cli):
@@ -33,21 +32,24 @@ def test_backbones_lists_the_eight_families(cli):
     assert "licence dinov3-license" in out  # Meta's own terms, said where it is chosen
 
 
-@pytest.mark.parametrize(
-    "key",
-    [pytest.param(k, marks=() if k == FAST else pytest.mark.slow) for k in SMALL],
-)
-def test_a_tiny_instance_trains_evaluates_and_predicts(tmp_path, cli, key):
+# Shrunk walks the blocks itself: the position-term families run it end to end too.
+CASES = [(key, "segvit") for key in SMALL] + [
+    (key, "segvit_shrunk") for key in ("dinov3", "eva02", "beitv2")
+]
+
+
+@pytest.mark.parametrize(("key", "variant"), CASES)  # ~4 s each on a 2-core CPU: all run
+def test_a_tiny_instance_trains_evaluates_and_predicts(tmp_path, cli, key, variant):
     data = tmp_path / "data"
     make_demo(data, num_train=4, num_val=1)
     work = tmp_path / "run"
     code, out, err = cli(
-        "train", "segvit", "--backbone", SMALL[key], "--preset", "smoke", "--iters", "2",
+        "train", variant, "--backbone", SMALL[key], "--preset", "smoke", "--iters", "2",
         "--batch", "2", "--workers", "0", "--data-root", data, "--work-dir", work,
     )  # fmt: skip
     assert code == 0, err
     model, meta = load_checkpoint(work / "last.pt")
-    assert meta["backbone"] == SMALL[key]
+    assert meta["backbone"] == SMALL[key] and meta["variant"] == variant
     norm = model.backbone.spec.norm
     assert meta["norm_mean"] == ",".join(map(repr, norm.mean))
     assert meta["norm_std"] == ",".join(map(repr, norm.std))
@@ -79,7 +81,7 @@ def test_a_frozen_backbone_is_recorded_and_left_untouched(tmp_path, cli):
     make_demo(data, num_train=4, num_val=1)
 
     def train(work, iters):
-        return cli("train", "segvit", "--backbone", SMALL[FAST], "--preset", "smoke",
+        return cli("train", "segvit", "--backbone", SMALL["dinov2_reg"], "--preset", "smoke",
                    "--iters", iters, "--batch", "2", "--workers", "0", "--data-root", data,
                    "--freeze-backbone", "--work-dir", work)  # fmt: skip
 

@@ -16,10 +16,16 @@ def test_modern_rows_name_a_backbone_and_a_sourced_reference():
     table = load_table(EXPERIMENTS / "modern.yaml")
     assert table.metrics == ["miou_ss", "miou_ms", "gflops"]
     families = [find_family(row.backbone).key for row in table.rows]
-    assert families == ["dinov2_reg", "dinov2_reg", "dinov3", "dinov3", "eva02", "eva02", "beitv2"]
-    references = [row.labels["reference"].split()[0] for row in table.rows]
+    assert families == ["dinov2_reg", "dinov2_reg", "dinov3", "dinov3", "eva02", "eva02",
+                        "beitv2", "dinov2_reg", "dinov3", "eva02", "beitv2"]  # fmt: skip
+    cascade = [row for row in table.rows if row.variant == "segvit"]
+    references = [row.labels["reference"].split()[0] for row in cascade]
     assert references == ["51.3", "53.1", "51.8", "54.9", "55.3", "59.8", "58.0"]
     assert all(row.labels["source"] for row in table.rows)
+    shrunk = [row for row in table.rows if row.variant == "segvit_shrunk"]
+    assert [row.backbone for row in shrunk] == [
+        row.backbone for row in cascade if "large" in row.backbone
+    ]
     experiment = flops_experiment(table.rows[0])
     assert (experiment.backbone, experiment.crop) == (table.rows[0].backbone, 512)
 

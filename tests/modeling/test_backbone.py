@@ -44,7 +44,7 @@ def test_qd_block_matches_a_hand_computation():
     backbone = ShrunkViTBackbone(spec=SPEC, img_size=64, out_indices=(0,), qd_index=0).eval()
     block = backbone.vit.blocks[0]
     x = torch.randn(1, 16, 192)
-    out, grid = backbone._query_downsample(block, x, (4, 4))
+    out, kept, grid = backbone._query_downsample(block, x, (4, 4))
 
     y = block.norm1(x)
     keep = torch.tensor([0, 2, 8, 10])  # rows 0, 2 and columns 0, 2 of a 4x4 grid
@@ -55,7 +55,7 @@ def test_qd_block_matches_a_hand_computation():
     attended = block.attn.proj((weights @ v).transpose(1, 2).reshape(1, 4, 192))
     expected = x[:, keep] + attended
     expected = expected + block.mlp(block.norm2(expected))
-    assert grid == (2, 2)
+    assert grid == (2, 2) and kept.tolist() == keep.tolist()
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
 
 

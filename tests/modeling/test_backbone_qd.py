@@ -17,7 +17,7 @@ def test_qkv_nearest_takes_keys_and_values_from_the_subsampled_tokens_too():
     ).eval()
     block = backbone.vit.blocks[0]
     x = torch.randn(1, 16, 192)
-    out, grid = backbone._query_downsample(block, x, (4, 4))
+    out, kept, grid = backbone._query_downsample(block, x, (4, 4))
 
     keep = torch.tensor([0, 2, 8, 10])  # rows 0, 2 and columns 0, 2 of the 4x4 grid
     y = block.norm1(x)[:, keep]  # queries, keys and values all from these 4 tokens
@@ -26,7 +26,7 @@ def test_qkv_nearest_takes_keys_and_values_from_the_subsampled_tokens_too():
     weights = (q @ k.transpose(-2, -1) / 8.0).softmax(-1)
     expected = x[:, keep] + block.attn.proj((weights @ v).transpose(1, 2).reshape(1, 4, 192))
     expected = expected + block.mlp(block.norm2(expected))
-    assert grid == (2, 2)
+    assert grid == (2, 2) and kept.tolist() == keep.tolist()
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
 
 
@@ -40,5 +40,6 @@ def test_an_odd_token_grid_keeps_its_last_row_and_column():
     assert after.shape == (1, 192, 2, 3)
     block = backbone.vit.blocks[1]
     tokens = before.flatten(2).transpose(1, 2)  # (1, 15, 192): block 0's output
-    subsampled, grid = backbone._query_downsample(block, tokens, (3, 5))
+    subsampled, kept, grid = backbone._query_downsample(block, tokens, (3, 5))
     assert grid == (2, 3) and subsampled.shape == (1, 6, 192)
+    assert kept.tolist() == [0, 2, 4, 10, 12, 14]  # rows 0, 2 of 5 columns

@@ -2,7 +2,8 @@
 in its failure, so a new timm release that changes one says what to fix, not only where.
 
 segvit.modeling.backbone overrides `VisionTransformer._pos_embed` (private) and walks a ViT's
-blocks itself for query down-sampling, reaching into their attributes by name;
+(or an EVA's or BEiT's) blocks itself for query down-sampling, reaching into their
+attributes by name;
 segvit.modeling.weights reads `pos_embed`, `patch_embed.grid_size` and `blocks`.
 """
 
@@ -112,13 +113,48 @@ def test_block_forward_is_what_query_downsampling_recomputes():
     block = backbone.vit.blocks[0]
     x = torch.randn(2, 16, SPEC.dim)
     with torch.no_grad():
-        ours, grid = backbone._query_downsample(block, x, (4, 4))
+        ours, _, grid = backbone._query_downsample(block, x, (4, 4))
         timms = _subsample(block(x), (4, 4))
     assert grid == (2, 2)
     assert torch.allclose(ours, timms, atol=1e-5, rtol=1e-5), (
         f"{TIMM}: vision_transformer.Block.forward no longer matches "
         "ShrunkViTBackbone._query_downsample's re-computation of it"
     )
+
+
+# What ShrunkViTBackbone reads of the RoPE (Eva: DINOv3, EVA-02) and relative-bias (Beit:
+# BEiT v2) models beyond what it reads of a ViT.
+EVA_ATTRIBUTES = {
+    "model": ("patch_embed", "_pos_embed", "norm_pre", "blocks", "num_prefix_tokens", "rope"),
+    "block": ("norm1", "norm2", "attn", "gamma_1", "gamma_2", "drop_path1", "drop_path2", "mlp"),
+    "attention": ("num_heads", "scale", "q_norm", "k_norm", "rotate_half", "attn_drop.p",
+                  "norm", "gate", "proj", "proj_drop"),
+}  # fmt: skip
+BEIT_ATTRIBUTES = {
+    "model": ("patch_embed", "patch_embed.grid_size", "cls_token", "pos_embed", "pos_drop",
+              "blocks", "num_prefix_tokens", "rel_pos_bias"),
+    "block": ("norm1", "norm2", "attn", "gamma_1", "gamma_2", "drop_path1", "drop_path2", "mlp"),
+    "attention": ("num_heads", "scale", "qkv", "q_bias", "k_bias", "v_bias", "_get_rel_pos_bias",
+                  "relative_position_bias_table", "attn_drop.p", "proj", "proj_drop"),
+}  # fmt: skip
+
+
+def test_eva_and_beit_attributes_query_downsampling_reaches_into():
+    from dataclasses import replace
+
+    from segvit.modeling.timm_vit import backbone_spec, create_timm_vit
+
+    for example, wanted in (("vit_small_patch16_dinov3.lvd1689m", EVA_ATTRIBUTES),
+                            ("beitv2_base_patch16_224", BEIT_ATTRIBUTES)):  # fmt: skip
+        spec = replace(backbone_spec(example), dim=64, heads=2, depth=1)
+        vit = create_timm_vit(spec, 32, pretrained=None)
+        parts = {"model": vit, "block": vit.blocks[0], "attention": vit.blocks[0].attn}
+        for part, names in wanted.items():
+            missing = _missing(parts[part], names)
+            assert not missing, (
+                f"{TIMM}: {type(parts[part]).__name__} has no {', '.join(missing)}; "
+                "segvit.modeling.backbone's query down-sampling reads them"
+            )
 
 
 def test_checkpoint_helpers_segvit_calls():

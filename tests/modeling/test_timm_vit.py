@@ -108,9 +108,6 @@ def test_unknown_or_foreign_backbones_are_one_line_errors():
         backbone_spec("resnet50.a1_in1k")
     with pytest.raises(SegvitError, match="keeps its own backbone"):
         build_model("setr_b", num_classes=3, crop=64, backbone="vit_small_patch14_dinov2")
-    with pytest.raises(SegvitError, match="Shrunk"):
-        build_model("segvit_shrunk", num_classes=3, crop=64, tiny=True,
-                    backbone="eva02_tiny_patch14_224")  # fmt: skip
 
 
 def test_beit_whole_inference_at_another_size_is_one_line():
