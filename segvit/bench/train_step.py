@@ -154,9 +154,11 @@ def train_step(
 
 
 def record_name(result: BenchResult) -> str:
-    """One file per (variant, size, dataset, crop, batch, precision, device)."""
+    """One file per (variant, backbone, frozen, size, dataset, crop, batch, precision,
+    device)."""
     device = result.device if result.device.startswith("cuda") else "cpu"  # not thread counts
-    parts = [result.variant, "tiny" if result.tiny else "", result.dataset, str(result.crop),
+    parts = [result.variant, result.backbone or "", "frozen" if result.frozen else "",
+             "tiny" if result.tiny else "", result.dataset, str(result.crop),
              f"b{result.batch}", "fp32" if result.dtype == "float32" else "", device]  # fmt: skip
     return re.sub(r"[^a-z0-9_.]+", "-", "-".join(p for p in parts if p).lower()).strip("-")
 
@@ -189,6 +191,8 @@ class BenchRecord:
     seconds_per_iter: float
     measured_at: str  # ISO 8601, UTC
     host: str
+    backbone: str | None = None  # the timm name it ran on; None: the variant's own ViT
+    frozen: bool = False  # head-only steps
 
     @property
     def seconds_per_image(self) -> float:
@@ -205,6 +209,8 @@ def read_record(path: Path) -> BenchRecord:
             device=str(data["device"]), dtype=str(data["dtype"]),
             seconds_per_iter=float(data["seconds_per_iter"]),
             measured_at=str(data["measured_at"]), host=str(data.get("host", "unknown host")),
+            backbone=None if data.get("backbone") is None else str(data["backbone"]),
+            frozen=bool(data.get("frozen", False)),
         )  # fmt: skip
     except FileNotFoundError:
         raise SegvitError(f"--bench-file {path}: no such file") from None
@@ -215,11 +221,20 @@ def read_record(path: Path) -> BenchRecord:
 
 
 def pick_record(
-    records: Sequence[BenchRecord], variant: str, crop: int, *, tiny: bool, dataset: str
+    records: Sequence[BenchRecord],
+    variant: str,
+    crop: int,
+    *,
+    tiny: bool,
+    dataset: str,
+    backbone: str | None = None,
+    frozen: bool = False,
 ) -> BenchRecord | None:
-    """The measurement of this model at this crop to plan with: a GPU's over a CPU's, then
-    the same dataset, then mixed precision (as training runs on a GPU), then the newest."""
-    fits = [r for r in records if (r.variant, r.crop, r.tiny) == (variant, crop, tiny)]
+    """The measurement of this model (variant on this backbone, frozen or not) at this crop
+    to plan with: a GPU's over a CPU's, then the same dataset, then mixed precision (as
+    training runs on a GPU), then the newest."""
+    model = (variant, backbone, frozen, crop, tiny)
+    fits = [r for r in records if (r.variant, r.backbone, r.frozen, r.crop, r.tiny) == model]
     return max(
         fits,
         key=lambda r: (

@@ -42,6 +42,7 @@ from segvit.experiments.sweep import (
     select_rows,
 )
 from segvit.modeling.specs import ViTSpec
+from segvit.modeling.timm_vit import backbone_spec
 from segvit.modeling.variants import build_model
 from segvit.modeling.weights import WEIGHT_SUFFIXES, hub_url, weights_dir
 
@@ -50,6 +51,7 @@ from segvit.modeling.weights import WEIGHT_SUFFIXES, hub_url, weights_dir
 CHECKPOINT_BYTES_PER_PARAM = 3 * 4 + (4 + 8)
 
 Status = Literal["to run", "done", "blocked", "not implemented", "not selected"]
+ModelKey = tuple[str, str | None, str, int]  # (variant, backbone, dataset, crop): one model
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,9 @@ def make_plan(sweep: Sweep, *, bench_files: Sequence[Path] | None = None) -> Pla
     """The plan of `segvit reproduce` with these options; bench records from `bench_files`,
     else every RUNS/bench/*.json."""
     configs = sweep.load_tables()
-    every = [load_table(path) for path in sorted(sweep.experiments.glob("table*.yaml"))]
+    asked = {config.table for config in configs}
+    papers = sorted(sweep.experiments.glob("table*.yaml"))
+    every = [*configs, *(load_table(path) for path in papers if path.stem not in asked)]
     gflops = _known_gflops(every, sweep)
     if bench_files is None:
         bench_files = sorted((sweep.runs_dir / "bench").glob("*.json"))
@@ -153,7 +157,7 @@ def _plan_row(
     row: RowConfig,
     selected: bool,
     records: Sequence[BenchRecord],
-    gflops: dict[tuple[str, str, int], tuple[float, str]],
+    gflops: dict[ModelKey, tuple[float, str]],
 ) -> tuple[RowPlan, Experiment | None]:
     """The row as `reproduce` would take it (`row_stages`); the experiment when it trains or
     evaluates its own weights (its data and weights are needed)."""
@@ -179,8 +183,9 @@ def _plan_row(
     hours = None
     if step is not None:
         hours = (iters - resumes_at) * experiment.recipe.batch * step.seconds_per_image / 3600
-    params = _param_count(experiment.variant.name, experiment.dataset.num_classes,
-                          experiment.crop, experiment.recipe.tiny)  # fmt: skip
+    params = _param_count(experiment.variant.name, experiment.backbone,
+                          experiment.dataset.num_classes, experiment.crop,
+                          experiment.recipe.tiny)  # fmt: skip
     plan = RowPlan(
         **base, status=status, run=run, skipped=skipped, iters=iters,
         resumes_at=resumes_at, step=step, gpu_hours=hours,
@@ -207,12 +212,13 @@ def _step_time(
     experiment: Experiment,
     row: RowConfig,
     records: Sequence[BenchRecord],
-    gflops: dict[tuple[str, str, int], tuple[float, str]],
+    gflops: dict[ModelKey, tuple[float, str]],
 ) -> StepTime | None:
     e = experiment
     record = pick_record(
-        records, e.variant.name, e.crop, tiny=e.recipe.tiny, dataset=e.dataset.name
-    )
+        records, e.variant.name, e.crop, tiny=e.recipe.tiny, dataset=e.dataset.name,
+        backbone=e.backbone, frozen=e.recipe.freeze_backbone,
+    )  # fmt: skip
     if record is not None:
         return StepTime(
             record.seconds_per_image,
@@ -227,7 +233,7 @@ def _step_time(
         paper.crop,
     ):
         return None  # the GFLOPs figures are the paper-scale models'
-    known = gflops.get((paper.variant.name, paper.dataset.name, paper.crop))
+    known = gflops.get(_model_key(paper))
     if known is None:
         return None
     value, source = known
@@ -240,17 +246,21 @@ def _step_time(
     )
 
 
-def _known_gflops(
-    tables: Sequence[TableConfig], sweep: Sweep
-) -> dict[tuple[str, str, int], tuple[float, str]]:
-    """GFLOPs per (variant, dataset, crop): counted in a row's state, else the paper's."""
-    known: dict[tuple[str, str, int], tuple[float, str]] = {}
+def _model_key(experiment: Experiment) -> ModelKey:
+    e = experiment
+    return (e.variant.name, e.backbone, e.dataset.name, e.crop)
+
+
+def _known_gflops(tables: Sequence[TableConfig], sweep: Sweep) -> dict[ModelKey, tuple[float, str]]:
+    """GFLOPs per (variant, backbone, dataset, crop): counted in a row's state, else the
+    paper's."""
+    known: dict[ModelKey, tuple[float, str]] = {}
     for table in tables:
         for row in table.rows:
             if row.variant is None:
                 continue
             paper = flops_experiment(row)
-            key = (paper.variant.name, paper.dataset.name, paper.crop)
+            key = _model_key(paper)
             state = sweep.row_files(table, row).state
             counted = load_result(state).measured.get("gflops")
             if counted is not None:
@@ -261,15 +271,33 @@ def _known_gflops(
 
 
 @cache
-def _param_count(variant: str, num_classes: int, crop: int, tiny: bool) -> int:
+def _param_count(
+    variant: str, backbone: str | None, num_classes: int, crop: int, tiny: bool
+) -> int:
     with torch.device("meta"):  # shapes only: ViT-L costs no memory and no init time
-        model = build_model(variant, num_classes=num_classes, crop=crop, tiny=tiny)
+        model = build_model(
+            variant, num_classes=num_classes, crop=crop, tiny=tiny, backbone=backbone
+        )
     return sum(p.numel() for p in model.parameters())
+
+
+def _in_hf_cache(name: str) -> bool:
+    """timm's weights file of `name` is in the Hugging Face cache ($HF_HOME)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    config = timm.models.get_pretrained_cfg(name)
+    repo = getattr(config, "hf_hub_id", None)
+    if not repo:
+        return False
+    for filename in ("model.safetensors", "open_clip_pytorch_model.bin", "pytorch_model.bin"):
+        if isinstance(try_to_load_from_cache(repo, filename), str):
+            return True
+    return False
 
 
 @cache
 def _hub_file_gb(spec: ViTSpec) -> float:
-    """The AugReg file on the hub: the whole timm model (classifier too), float32."""
+    """A backbone's weights file on the hub: the whole timm model (classifier too), float32."""
     with torch.device("meta"):
         model = timm.create_model(spec.timm_name, pretrained=False)
     return sum(p.numel() for p in model.parameters()) * 4 / 1e9
@@ -301,12 +329,8 @@ def _needs(
         disk.append(DiskItem(f"{name}: prepared tree (present)", tree_gb, "measured"))
 
     training = [(r, e) for r, e in pairs if "train" in r.run]
-    hub = [
-        e.variant.spec
-        for _, e in training
-        if e.recipe.pretrained == Backbone.HUB and not e.recipe.tiny
-    ]
-    for spec in dict.fromkeys(hub):
+    hub = [e for _, e in training if e.recipe.pretrained == Backbone.HUB and not e.recipe.tiny]
+    for spec in dict.fromkeys(e.variant.spec for e in hub if e.backbone is None):
         gb = _hub_file_gb(spec)
         if any((weights_dir() / f"{spec.hub_name}{s}").is_file() for s in WEIGHT_SUFFIXES):
             disk.append(DiskItem(f"{spec.label} AugReg weights (cached)", gb, "params x 4 bytes"))
@@ -319,6 +343,20 @@ def _needs(
             f"mkdir -p {weights_dir()} && curl -fL -o {target} {hub_url(spec)}",
         ))  # fmt: skip
         disk.append(DiskItem(f"{spec.label} AugReg weights", gb, "parameters x 4 bytes"))
+    for name in dict.fromkeys(e.backbone for e in hub if e.backbone is not None):
+        spec = backbone_spec(name)  # a family's weights come through timm and the HF cache
+        gb = _hub_file_gb(spec)
+        what = f"{name} weights (Hugging Face cache)"
+        if _in_hf_cache(name):
+            disk.append(DiskItem(f"{what}, cached", gb, "parameters x 4 bytes"))
+            continue
+        missing.append(Missing(
+            "weights", name,
+            f"{name} weights not in the Hugging Face cache ($HF_HOME); training would fetch "
+            "them through timm if online",
+            f"python -c \"import timm; timm.create_model('{name}', pretrained=True)\"",
+        ))  # fmt: skip
+        disk.append(DiskItem(what, gb, "parameters x 4 bytes"))
 
     if training:
         disk.append(DiskItem(
@@ -332,11 +370,13 @@ def _needs(
         if row.step is not None and row.step.measured:
             continue
         tiny = " --tiny" if e.recipe.tiny else ""
+        model = e.variant.name + (f" --backbone {e.backbone}" if e.backbone else "")
+        model += " --freeze-backbone" if e.recipe.freeze_backbone else ""
+        named = e.variant.name + (f" on {e.backbone}" if e.backbone else "")
         missing.append(Missing(
-            "measurement", e.variant.name,
-            f"no `segvit bench train` record of {e.variant.name} at {e.crop} (on the training "
-            "GPU)",
-            f"segvit bench train {e.variant.name} --dataset {e.dataset.name} --crop {e.crop} "
+            "measurement", named,
+            f"no `segvit bench train` record of {named} at {e.crop} (on the training GPU)",
+            f"segvit bench train {model} --dataset {e.dataset.name} --crop {e.crop} "
             f"--batch {per_gpu}{tiny} --save --runs {runs_dir}",
         ))  # fmt: skip
     unique = {(m.kind, m.name, m.fix): m for m in missing}

@@ -119,7 +119,7 @@ def test_disk_counts_data_weights_and_checkpoints(sweep):
         ("ViT-B/16 AugReg weights", 0.35),  # 86.9M parameters of timm's ViT-B/16 384, float32
     ]
     assert "ADEChallengeData2016.zip, about 0.92 GB" in plan.disk[0].source
-    params = _param_count("atm_single_b", 150, 512, False)
+    params = _param_count("atm_single_b", None, 150, 512, False)
     assert plan.rows[1].checkpoint_gb == pytest.approx(params * 24 / 1e9)
     checkpoints = plan.disk[3]
     assert checkpoints.what == f"checkpoints of 3 rows to train, under {runs}"
@@ -132,14 +132,15 @@ def test_parameter_counts_match_the_release_checkpoints():
     # The authors' ade_51.3.pth (SegViT ViT-B) and ade_54.6.pth (ViT-L, 640) hold these many
     # numbers, summed from their state-dict listings; segvit drops the class token and its
     # position (1,536 and 2,048 numbers), hence the small differences.
-    assert _param_count("segvit_b", 150, 512, False) == pytest.approx(108_736_430, rel=2e-5)
-    assert _param_count("segvit_l", 150, 640, False) == pytest.approx(344_305_454, rel=1e-5)
+    assert _param_count("segvit_b", None, 150, 512, False) == pytest.approx(108_736_430, rel=2e-5)
+    assert _param_count("segvit_l", None, 150, 640, False) == pytest.approx(344_305_454, rel=1e-5)
 
 
 def test_meta_parameter_count_is_the_real_one():
     torch.manual_seed(0)
     real = build_model("segvit_shrunk_b", num_classes=8, crop=64, tiny=True)
-    assert _param_count("segvit_shrunk_b", 8, 64, True) == sum(p.numel() for p in real.parameters())
+    counted = _param_count("segvit_shrunk_b", None, 8, 64, True)
+    assert counted == sum(p.numel() for p in real.parameters())
 
 
 def test_the_plan_predicts_what_reproduce_runs(sweep, tmp_path):
@@ -201,4 +202,4 @@ def test_every_variant_is_counted_on_the_meta_device():
 
     for name in VARIANTS:
         crop = 64 if "swin" in name else 32
-        assert _param_count(name, 5, crop, True) > 0, name
+        assert _param_count(name, None, 5, crop, True) > 0, name
