@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from segvit.data.info import IGNORE_INDEX, DatasetSpec, Split, crop_problem
+from segvit.data.info import IGNORE_INDEX, DatasetSpec, Split, dataset_crop_problem
 from segvit.errors import SegvitError
 from segvit.fileio import write_text
 from segvit.schema import from_mapping, read_yaml
@@ -89,8 +89,8 @@ def to_spec(
     top = len(classes) if d.reduce_zero_label else len(classes) - 1  # the largest file id
     if d.ignore_index <= top and not (d.reduce_zero_label and d.ignore_index == 0):
         raise fail("ignore_index", f"{d.ignore_index} is a class id (classes use 0..{top})")
-    if crop_problem(d.crop):
-        raise fail("crop", f"{d.crop}: {crop_problem(d.crop)}")
+    if dataset_crop_problem(d.crop):
+        raise fail("crop", f"{d.crop}: {dataset_crop_problem(d.crop)}")
     base_scale = None
     if d.base_scale is not None:
         if len(d.base_scale) != 2 or min(d.base_scale) <= 0:

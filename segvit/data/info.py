@@ -26,10 +26,11 @@ MAX_CROP = 4096  # the largest crop accepted anywhere: 8x the paper's largest (6
 
 
 def crop_problem(crop: int, patch: int = 16, *, pads: bool = False) -> str | None:
-    """What is wrong with a crop (None when nothing): a positive multiple of the patch size (the
-    paper's 16 for a dataset's own crop) or, for a backbone that pads its input to the patch, at
-    least one patch; at most MAX_CROP either way. The one crop rule: models check their crop
-    with their backbone's patch (segvit.modeling.variants.crop_problem)."""
+    """What is wrong with a crop (None when nothing): a positive multiple of the patch size or,
+    for a backbone that pads its input to the patch, at least one patch; at most MAX_CROP
+    either way. The one crop rule: models check their crop with their backbone's patch
+    (segvit.modeling.variants.crop_problem). A dataset's own crop (dataset_crop_problem) is
+    checked before any model is chosen."""
     if pads and crop < patch:
         return f"expected at least {patch} (the patch size)"
     if not pads and (crop <= 0 or crop % patch):
@@ -37,6 +38,13 @@ def crop_problem(crop: int, patch: int = 16, *, pads: bool = False) -> str | Non
     if crop > MAX_CROP:
         return f"expected at most {MAX_CROP}"
     return None
+
+
+def dataset_crop_problem(crop: int) -> str | None:
+    """What is wrong with a dataset's own crop: one that some backbone can take (at least 16
+    pixels, at most MAX_CROP). Whether the chosen model takes it (the paper's ViTs want a
+    multiple of 16, patch-14 families pad any crop) is checked when the model is chosen."""
+    return crop_problem(crop, 16, pads=True)
 
 
 @dataclass(frozen=True)

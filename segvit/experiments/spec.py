@@ -29,11 +29,12 @@ from segvit.engine.recipe import Backbone, Recipe, get_recipe
 from segvit.engine.train import TrainConfig, TrainResult, train
 from segvit.errors import SegvitError
 from segvit.modeling.segmentor import Segmentor
-from segvit.modeling.specs import ViTSpec
+from segvit.modeling.specs import BackboneSpec, ViTSpec
 from segvit.modeling.variants import (
     Variant,
     build_model,
     check_crop,
+    crop_problem,
     get_variant,
     resolve_backbone,
     structure_build,
@@ -118,6 +119,8 @@ def resolve(
     spec = resolve_backbone(chosen, backbone, tiny=False)  # an unknown name fails here, once
     if recipe.crop is not None:  # a CPU-sized recipe: the data seen at its crop, whatever
         dataset = dataset.at_crop(check_crop(crop if crop is not None else recipe.crop, spec))
+    if crop is None:
+        _check_dataset_crop(dataset, dataset.crop_for(chosen.large), spec)
     crop = check_crop(crop if crop is not None else dataset.crop_for(chosen.large), spec)
     if layers and isinstance(spec, ViTSpec):
         structure_build(chosen, spec, layers)  # layers the backbone has, for its structure
@@ -125,6 +128,16 @@ def resolve(
     settings = eval or EvalSettings(max_images=recipe.eval_max_images)
     layers = tuple(layers) if layers else None
     return Experiment(chosen, dataset, crop, recipe, settings, backbone, layers)
+
+
+def _check_dataset_crop(dataset: DatasetSpec, crop: int, spec: BackboneSpec) -> None:
+    """A dataset's own crop (any crop some backbone takes) against the chosen model's: a
+    one-line error naming the dataset file, the crop and the backbone."""
+    problem = crop_problem(crop, spec)
+    if problem:
+        where = dataset.source or dataset.name
+        raise SegvitError(f"{where}: crop {crop}: {problem} for {spec.label}; set another crop "
+                          "there or pass --crop")  # fmt: skip
 
 
 def checkpoint_dataset(meta: dict[str, Any], dataset: str | None = None) -> DatasetSpec:

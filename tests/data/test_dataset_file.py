@@ -83,7 +83,7 @@ def test_reduce_zero_label_as_mmseg_has_it(tmp_path):
     [
         (("crop: 96", "crop: 96\ncolour: red"), r"dataset.yaml: colour: unknown key"),
         (("crop: 96", "crop: big"), r"dataset.yaml: crop: expected int, got 'big'"),
-        (("crop: 96", "crop: 100"), r"dataset.yaml: crop: 100: expected a positive multiple of 16"),
+        (("crop: 96", "crop: 8"), r"dataset.yaml: crop: 8: expected at least 16"),
         (("images/train,", "images/nowhere,"), r"splits.train.images: .*images/nowhere is not a"),
         (("  val: {images: images/val, labels: labels/val}\n", ""), r"splits.val: missing"),
         (("val:", "test:"), r"splits.test: unknown split"),

@@ -47,8 +47,8 @@ def test_the_options_come_back_from_the_written_file(tmp_path_factory, crop, red
 @pytest.mark.parametrize(
     "option, message",
     [
-        (dict(crop=100), r"--crop: 100: expected a positive multiple of 16"),
-        (dict(crop=0), r"--crop: 0: expected a positive multiple"),
+        (dict(crop=8), r"--crop: 8: expected at least 16"),
+        (dict(crop=0), r"--crop: 0: expected at least 16"),
         (dict(crop=2**20), r"--crop: 1048576: expected at most 4096"),
         (dict(ignore_index=-1), r"--ignore-index: -1: expected 0 to 255"),
         (dict(ignore_index=300), r"--ignore-index: 300: expected 0 to 255"),

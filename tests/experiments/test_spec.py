@@ -99,3 +99,22 @@ def test_a_recipe_object_takes_each_rows_paper_schedule():
     pc = resolve("segvit_l", "pascal-context", recipe=paper).recipe
     assert (pc.iters, pc.weight_decay, pc.power) == (80_000, 0.03, 1.0)
     assert resolve("segvit_b", "ade20k", recipe=paper).recipe.iters == 160_000
+
+
+def test_a_dataset_files_crop_is_checked_against_the_chosen_backbone(tmp_path):
+    """A dataset file may hold a crop only some backbones take (518: DINOv2's 37 patches of
+    14); the model chosen for it either takes it or is refused in one line naming the file."""
+    import yaml
+
+    for sub in ("im", "lb"):
+        (tmp_path / sub).mkdir()
+    path = tmp_path / "dataset.yaml"
+    splits = {name: {"images": "im", "labels": "lb"} for name in ("train", "val")}
+    path.write_text(yaml.safe_dump({"name": "mine", "classes": ["a", "b"], "crop": 518,
+                                    "splits": splits}))  # fmt: skip
+    dinov2 = resolve("segvit", str(path), backbone="vit_small_patch14_dinov2.lvd142m")
+    assert dinov2.crop == 518
+    message = rf"{path}: crop 518: expected a positive multiple of 16 .* for ViT-B.*--crop"
+    with pytest.raises(SegvitError, match=message):
+        resolve("segvit_b", str(path))
+    assert resolve("segvit_b", str(path), crop=512).crop == 512  # --crop overrides it
