@@ -130,10 +130,13 @@ def test_the_check_catches_position_terms_taken_at_the_wrong_places(key, monkeyp
 
 
 @pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.key)
-def test_each_family_builds_all_three_structures_and_trains_a_step(family):
+def test_each_family_builds_all_three_structures_trains_a_step_and_counts_flops(family):
+    from segvit.analysis.flops import count_flops
+
     torch.manual_seed(0)
     name = None if family.key == "augreg" else family.example
     crop = 64
+    backbone_gflops = {}
     for variant in ("segvit", "atm_single", "segvit_shrunk"):
         model = build_model(variant, num_classes=3, crop=crop, tiny=True, backbone=name)
         output = model(torch.randn(2, 3, crop, crop))
@@ -144,7 +147,10 @@ def test_each_family_builds_all_three_structures_and_trains_a_step(family):
         with torch.no_grad():
             scores = model.eval().predict(torch.randn(1, 3, crop, crop))
         assert scores.shape == (1, 3, crop, crop), (family.key, variant)
+        backbone_gflops[variant] = count_flops(model).backbone_gflops
     assert model.backbone.qd_index == model.backbone.out_indices[0] + 1  # QD after the first
+    # The blocks after QD run on a quarter of the tokens: the backbone costs less.
+    assert 0 < backbone_gflops["segvit_shrunk"] < backbone_gflops["segvit"], backbone_gflops
 
 
 @pytest.mark.parametrize("mode", ["q_conv"])
