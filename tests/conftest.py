@@ -63,23 +63,24 @@ def load_by_path() -> Callable[[str, Path], ModuleType]:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Callable[..., Path]:
-    """tiny_checkpoint(variant="segvit_b", crop=64) -> a weights file of that tiny random
-    model as `segvit train` writes one, trained on "demo" (8 classes); made once a session."""
+    """tiny_checkpoint(variant="segvit_b", crop=64, backbone=None) -> a weights file of that
+    tiny random model (on timm backbone `backbone`, if given) as `segvit train` writes one,
+    trained on "demo" (8 classes); made once a session."""
     from segvit.data.catalog import get_dataset
     from segvit.engine.checkpoint import save_weights, weights_meta
     from segvit.modeling.variants import build_model
 
-    made: dict[tuple[str, int], Path] = {}
+    made: dict[tuple[str, int, str | None], Path] = {}
 
-    def make(variant: str = "segvit_b", crop: int = 64) -> Path:
-        if (variant, crop) not in made:
+    def make(variant: str = "segvit_b", crop: int = 64, backbone: str | None = None) -> Path:
+        if (variant, crop, backbone) not in made:
             torch.manual_seed(0)
-            model = build_model(variant, num_classes=8, crop=crop, tiny=True)
+            model = build_model(variant, num_classes=8, crop=crop, tiny=True, backbone=backbone)
             demo = get_dataset("demo")
             record = {"trained_on": demo.name, "dataset_spec": demo.to_record(), "recipe": "smoke"}
             path = tmp_path_factory.mktemp(f"{variant}-{crop}") / "best.pt"
             save_weights(path, model.state_dict(), weights_meta(model, record=record, iteration=7))
-            made[variant, crop] = path
-        return made[variant, crop]
+            made[variant, crop, backbone] = path
+        return made[variant, crop, backbone]
 
     return make

@@ -33,6 +33,8 @@ from segvit.modeling.specs import Normalization
 MISSING = "the ONNX backend needs onnxruntime: pip install 'segvit[onnx]'"
 OPSET = 17  # LayerNormalization is an operator from 17 on
 INPUT, OUTPUT = "images", "scores"
+PARITY_BOUND = 1e-4  # an export's largest score difference from PyTorch, relative to the
+# largest score (at least 1); tiny random models measure about 1e-7
 META_KEY = "segvit"  # the weights file's metadata, as JSON: what `segvit.load` reads back
 
 
@@ -106,8 +108,35 @@ def export_onnx(model: Segmentor, meta: Mapping[str, Any], dataset: DatasetSpec,
         entry.key, entry.value = key, value
     proto.producer_name = "segvit"
     onnx.checker.check_model(proto)
-    atomic_write(Path(out), lambda f: f.write(proto.SerializeToString()))
+    data = proto.SerializeToString()
+    _check_parity(data, wrapper, crop, Path(out))
+    atomic_write(Path(out), lambda f: f.write(data))
     return Path(out)
+
+
+def _check_parity(data: bytes, wrapper: torch.nn.Module, crop: int, out: Path) -> None:
+    """onnxruntime loads the graph and its scores on a random batch (of another size than
+    the traced one: the batch is dynamic) are PyTorch's, or nothing is written: an export that
+    does not run, or runs to other numbers, never looks complete."""
+    ort = _require("onnxruntime")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(data, sess_options=options,
+                                       providers=["CPUExecutionProvider"])  # fmt: skip
+    except Exception as err:  # onnxruntime raises its own types
+        reason = " ".join(str(err).split())[:200]
+        raise SegvitError(f"{out}: onnxruntime cannot run the exported graph ({reason}); "
+                          "nothing was written") from None  # fmt: skip
+    images = torch.randn(3, 3, crop, crop, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = wrapper(images)
+    (got,) = session.run([OUTPUT], {INPUT: images.numpy()})
+    error = (torch.from_numpy(got) - expected).abs().max().item()
+    bound = PARITY_BOUND * max(1.0, expected.abs().max().item())
+    if not error <= bound:  # also catches NaN
+        raise SegvitError(f"{out}: onnxruntime's scores differ from PyTorch's by {error:.3g} "
+                          f"(more than {bound:.3g}); nothing was written")  # fmt: skip
 
 
 def _require(module: str) -> Any:
