@@ -36,11 +36,12 @@ def _sharpened(backbone):
     """Random weights under which attention matters: timm's initial weights make every
     softmax almost uniform, and BEiT's and DINOv3's layer scale (1e-5) mutes each attention's
     output, so position terms would hardly show. Larger query/key weights, a random relative
-    bias and unit layer scale make a wrong position show."""
+    bias and layer scales around 1 (not 1 itself: a dropped scale must show) make a wrong
+    position show."""
     with torch.no_grad():
         for name, param in backbone.vit.named_parameters():
             if name.rsplit(".", 1)[-1] in ("gamma_1", "gamma_2") or ".ls" in name:
-                param.fill_(1.0)
+                param.uniform_(0.5, 1.5)
         for block in backbone.vit.blocks:
             attn = block.attn
             if attn.qkv is not None:
@@ -174,3 +175,33 @@ def test_a_block_layout_qd_does_not_know_is_one_line(monkeypatch):
     with pytest.raises(SegvitError, match=r"Shrunk \(QD\) is not built on its EvaBlock blocks"):
         build_model("segvit_shrunk", num_classes=3, crop=56, tiny=True,
                     backbone="eva02_tiny_patch14_224")  # fmt: skip
+
+
+def test_the_attention_arithmetic_is_timms_with_its_optional_parts_on():
+    """No supported family's weights use query/key norms, a scale norm or a gated attention,
+    but timm's attentions have them; QD's re-computation must too, or refuse. Each attention
+    here has every option on, and QD's arithmetic over all tokens equals timm's forward."""
+    from types import SimpleNamespace
+
+    from timm.layers import RotaryEmbeddingCat
+    from timm.models.eva import EvaAttention
+    from timm.models.vision_transformer import Attention
+
+    torch.manual_seed(0)
+    n, grid, dim = 1, (3, 4), 32
+    y = torch.randn(2, n + grid[0] * grid[1], dim)
+    rope = RotaryEmbeddingCat(dim // 2, in_pixels=False, feat_shape=list(grid)).get_embed()
+    norm = torch.nn.LayerNorm
+    vit = Attention(dim, num_heads=2, qkv_bias=True, qk_norm=True, scale_norm=True,
+                    norm_layer=norm)  # fmt: skip
+    eva = EvaAttention(dim, num_heads=2, qkv_fused=False, num_prefix_tokens=n, qk_norm=True,
+                       scale_norm=True, gated=True, rotate_half=True, norm_layer=norm)  # fmt: skip
+    host = SimpleNamespace(vit=SimpleNamespace(num_prefix_tokens=n), training=False)
+    with torch.no_grad():
+        for module in (vit, eva):
+            for param in module.parameters():
+                param.normal_(std=0.3)  # norms' weights included: none is the identity
+        ours_vit = ShrunkViTBackbone._attend(host, vit.eval(), y, y, None, None, None)
+        ours_eva = ShrunkViTBackbone._attend(host, eva.eval(), y, y, None, None, rope)
+        torch.testing.assert_close(ours_vit, vit(y), rtol=TOLERANCE, atol=TOLERANCE)
+        torch.testing.assert_close(ours_eva, eva(y, rope=rope), rtol=TOLERANCE, atol=TOLERANCE)
