@@ -2,6 +2,7 @@
 
     python scripts/mutants/run.py                # every mutant of mutants.py; caught/total
     python scripts/mutants/run.py --set behaviours   # the second set (behaviours.py)
+    python scripts/mutants/run.py --set families     # the third set (families.py)
     python scripts/mutants/run.py --area loss    # one area
     python scripts/mutants/run.py --only 3,17    # by number (see --list)
 
@@ -105,8 +106,11 @@ AREA_TESTS: dict[str, list[str]] = {
                    "tests/experiments/test_spec.py"],  # fmt: skip
     "outputs": ["tests/experiments/test_outputs_apart.py", "tests/experiments/test_config.py",
                 "tests/experiments/test_reproduce.py"],  # fmt: skip
+    # The families set (families.py): Shrunk's re-computation of timm's blocks.
+    "shrunk": ["tests/modeling/test_backbone_qd.py", "tests/modeling/test_backbone.py",
+               "tests/modeling/test_shrunk_families.py"],  # fmt: skip
 }
-SETS = ("mutants", "behaviours")  # the modules of planted bugs, each numbered from 1
+SETS = ("mutants", "behaviours", "families")  # the modules of planted bugs, each numbered from 1
 
 
 @dataclass(frozen=True)
