@@ -158,9 +158,10 @@ def test_todays_vits_export_with_parity(tiny_checkpoint, tmp_path, variant, back
 
 
 def test_eva02_exports_with_parity_or_writes_nothing(tiny_checkpoint, tmp_path):
-    """timm's EVA-02 (RoPE and a learned position embedding) traces to a graph onnxruntime
-    cannot run with the pinned torch's (2.14) TorchScript exporter; the export says so in one line and
-    leaves no file. Should a later torch or timm fix it, the export is checked like any."""
+    """timm's EVA-02 (RoPE and a learned position embedding) traces, with the pinned torch's
+    (2.14) TorchScript exporter, to a graph onnxruntime cannot run; the export says so in one
+    line and leaves no file. Should a later torch or timm fix it, the export is checked like
+    any other."""
     model, meta = load_checkpoint(tiny_checkpoint("segvit", backbone="eva02_tiny_patch14_224"))
     out = tmp_path / "eva.onnx"
     try:
