@@ -88,13 +88,13 @@ def test_a_split_count_must_be_at_least_one(root, count):
         read_dataset_file(path)
 
 
-@pytest.mark.parametrize("crop", [0, -16, 8])
+@pytest.mark.parametrize("crop", [0, -16, 8, 15])
 def test_a_crop_must_be_at_least_16(root, crop):
     with pytest.raises(SegvitError, match=rf"crop: {crop}: expected at least 16"):
         read_dataset_file(_file(root, crop=crop))
 
 
-@pytest.mark.parametrize("crop", [100, 518])
+@pytest.mark.parametrize("crop", [16, 100, 518, 4096])
 def test_a_crop_only_some_backbones_take_is_read(root, crop):
     # 518 = 37 patches of 14: DINOv2's crop. Whether the model takes it is checked when the
     # model is chosen (tests/experiments/test_spec.py).
