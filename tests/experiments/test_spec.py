@@ -118,3 +118,22 @@ def test_a_dataset_files_crop_is_checked_against_the_chosen_backbone(tmp_path):
     with pytest.raises(SegvitError, match=message):
         resolve("segvit_b", str(path))
     assert resolve("segvit_b", str(path), crop=512).crop == 512  # --crop overrides it
+
+
+def test_a_checkpoints_recorded_dataset_wins_over_a_lookup_of_its_name():
+    """eval and predict name classes and test settings by the spec the weights file recorded,
+    not by whatever dataset now answers to the recorded name (a built-in set, or another
+    dataset file of the same name)."""
+    from dataclasses import replace
+
+    from segvit.data.catalog import get_dataset
+    from segvit.data.info import DatasetSpec
+
+    demo = get_dataset("demo")
+    renamed = tuple(f"my {name}" for name in demo.classes)
+    recorded = replace(demo, classes=renamed, crop=48).to_record()
+    meta = {"trained_on": "demo", "dataset_spec": recorded, "num_classes": demo.num_classes}
+    spec = checkpoint_dataset(meta)
+    assert spec == DatasetSpec.from_record(recorded)
+    assert (spec.classes, spec.crop) == (renamed, 48)
+    assert checkpoint_dataset(meta, "demo").classes == demo.classes  # --dataset still wins
