@@ -5,8 +5,10 @@ commit history shows it). The areas: a dataset spec written and read back (the d
 `prepare folder`'s output, the record a checkpoint keeps), validation at its boundaries,
 resume refusals and the saved data position, exact loading, metric merges, which setting
 wins (user flag > dataset schedule > preset), and outputs that could land on each other.
-Three entries were moved, bug unchanged, when the code they aim at moved (prepare folder's
-counts and crop now pass through a DatasetFile; the crop check is crop_problem in info.py).
+Six entries were moved, bug unchanged, when the code they aim at moved (prepare folder's
+counts and crop now pass through a DatasetFile; the crop check is crop_problem in info.py;
+a record's base_scale, the order of the dataset schedule and the overrides, and the results
+folder of a smoke sweep were rewritten by the house pass of issue 27).
 Same shape as mutants.py: area, file, exact original text (once in its file), replacement,
 one-line description.
 """
@@ -54,8 +56,8 @@ MUTANTS: list[Mutant] = [
            'data["base_scales"] = {k: tuple(v)',
            "a checkpoint's spec record keeps string keys in the per-crop base scales"),
     Mutant("dataset-spec", "segvit/data/info.py",
-           'for key in ("base_scale", "disk_gb"):',
-           'for key in ("disk_gb",):',
+           'data["base_scale"] = tuple(data["base_scale"])',
+           'data["base_scale"] = list(data["base_scale"])',
            "a checkpoint's spec record reads base_scale back as a list"),
     Mutant("dataset-spec", "segvit/data/info.py",
            'data["palette"] = tuple(tuple(c) for c in data["palette"])',
@@ -156,11 +158,8 @@ MUTANTS: list[Mutant] = [
            "metrics with different ignore indices merge"),
     # ---------------------------------------------------------------- settings precedence
     Mutant("precedence", "segvit/experiments/spec.py",
-           "    recipe = recipe.for_dataset(dataset)  # a table's paper recipe meets each row's "
-           "dataset\n    crop = check_crop(crop if crop is not None else "
-           "dataset.crop_for(chosen.large))\n    recipe = recipe.override(**overrides)\n",
-           "    crop = check_crop(crop if crop is not None else dataset.crop_for(chosen.large))\n"
-           "    recipe = recipe.override(**overrides)\n    recipe = recipe.for_dataset(dataset)\n",
+           "    recipe = recipe.override(**overrides)\n",
+           "    recipe = recipe.override(**overrides).for_dataset(dataset)\n",
            "the dataset's paper schedule replaces --iters and friends"),
     Mutant("precedence", "segvit/engine/recipe.py",
            "if not self.paper_schedule or schedule is None:",
@@ -175,7 +174,7 @@ MUTANTS: list[Mutant] = [
            "weight_decay=schedule.weight_decay, power=self.power",
            "the dataset schedule's poly power left at the preset's"),
     # ---------------------------------------------------------------- colliding outputs
-    Mutant("outputs", "segvit/experiments/reproduce.py",
+    Mutant("outputs", "segvit/experiments/sweep.py",
            "return results if recipe.paper_schedule else results / recipe.name",
            "return results",
            "a smoke sweep's tables land on the paper tables under results/"),
