@@ -143,7 +143,10 @@ def copy_tree(dest: Path) -> None:
     ).stdout.decode().split("\0")  # fmt: skip
     for name in filter(None, listed):
         source = ROOT / name
-        if source.is_file():  # a tracked file deleted in the work tree is skipped
+        if source.is_symlink():  # e.g. experiments/ -> segvit/experiments/configs
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(os.readlink(source), dest / name)
+        elif source.is_file():  # a tracked file deleted in the work tree is skipped
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / name)
 

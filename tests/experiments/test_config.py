@@ -75,6 +75,9 @@ GOOD_ROW = "{name: a, variant: segvit_b, dataset: ade20k, paper: {miou_ss: 1.0}}
          "rows: [{name: a, variant: segvit_b, dataset: ade20k, crop: -16}]\n",
          r"bad\.yaml: rows\[0\]\.crop: -16: expected a positive multiple of 16"),
         ("table: bad\ncaption: c\nmetrics: [miou_ss]\n"
+         "rows: [{name: a, variant: segvit_b, dataset: ade20k, crop: 0}]\n",
+         r"bad\.yaml: rows\[0\]\.crop: 0: expected a positive multiple of 16"),
+        ("table: bad\ncaption: c\nmetrics: [miou_ss]\n"
          "rows: [{name: a, variant: segvit_x, dataset: ade20k}]\n",
          r"bad\.yaml: rows\[0\]\.variant: unknown variant 'segvit_x'"),
         ("table: bad\ncaption: c\nmetrics: [miou_ss]\n"
