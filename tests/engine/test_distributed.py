@@ -192,6 +192,7 @@ def test_two_gloo_processes_agree_and_split_the_data(tiny, tmp_path):
 
 
 _LOCKED = """
+import os
 import sys
 from pathlib import Path
 
@@ -199,12 +200,17 @@ from segvit.engine.distributed import cleanup, init_distributed
 from segvit.engine.train import _work_dir_lock
 from segvit.errors import SegvitError
 
+
+def say(text):  # one write, newline included: two ranks' lines never interleave in the pipe
+    os.write(1, (text + "\\n").encode())
+
+
 ctx = init_distributed("cpu")
 try:
     with _work_dir_lock(Path(sys.argv[1]), ctx):
-        print(f"rank {ctx.rank}: went on")
+        say(f"rank {ctx.rank}: went on")
 except SegvitError as err:
-    print(f"rank {ctx.rank}: {err}")
+    say(f"rank {ctx.rank}: {err}")
     sys.exit(3)
 finally:
     cleanup(ctx)
