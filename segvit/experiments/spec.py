@@ -119,9 +119,10 @@ def resolve(
     spec = resolve_backbone(chosen, backbone, tiny=False)  # an unknown name fails here, once
     if recipe.crop is not None:  # a CPU-sized recipe: the data seen at its crop, whatever
         dataset = dataset.at_crop(check_crop(crop if crop is not None else recipe.crop, spec))
-    if crop is None:
-        _check_dataset_crop(dataset, dataset.crop_for(chosen.large), spec)
-    crop = check_crop(crop if crop is not None else dataset.crop_for(chosen.large), spec)
+    if crop is not None:
+        crop = check_crop(crop, spec)
+    else:
+        crop = _check_dataset_crop(dataset, dataset.crop_for(chosen.large), spec)
     if layers and isinstance(spec, ViTSpec):
         structure_build(chosen, spec, layers)  # layers the backbone has, for its structure
     recipe = recipe.override(**overrides)
@@ -130,14 +131,16 @@ def resolve(
     return Experiment(chosen, dataset, crop, recipe, settings, backbone, layers)
 
 
-def _check_dataset_crop(dataset: DatasetSpec, crop: int, spec: BackboneSpec) -> None:
-    """A dataset's own crop (any crop some backbone takes) against the chosen model's: a
-    one-line error naming the dataset file, the crop and the backbone."""
+def _check_dataset_crop(dataset: DatasetSpec, crop: int, spec: BackboneSpec) -> int:
+    """A dataset's own crop (any crop some backbone takes) against the chosen model's, as
+    check_crop checks --crop: the crop, or a one-line error naming the dataset file, the crop
+    and the backbone."""
     problem = crop_problem(crop, spec)
     if problem:
         where = dataset.source or dataset.name
         raise SegvitError(f"{where}: crop {crop}: {problem} for {spec.label}; set another crop "
                           "there or pass --crop")  # fmt: skip
+    return crop
 
 
 def checkpoint_dataset(meta: dict[str, Any], dataset: str | None = None) -> DatasetSpec:
