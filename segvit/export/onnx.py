@@ -118,15 +118,10 @@ def _check_parity(data: bytes, wrapper: torch.nn.Module, crop: int, out: Path) -
     """onnxruntime loads the graph and its scores on a random batch (of another size than
     the traced one: the batch is dynamic) are PyTorch's, or nothing is written: an export that
     does not run, or runs to other numbers, never looks complete."""
-    ort = _require("onnxruntime")
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
     try:
-        session = ort.InferenceSession(data, sess_options=options,
-                                       providers=["CPUExecutionProvider"])  # fmt: skip
-    except Exception as err:  # onnxruntime raises its own types
-        reason = " ".join(str(err).split())[:200]
-        raise SegvitError(f"{out}: onnxruntime cannot run the exported graph ({reason}); "
+        session = _session(data)
+    except _Unrunnable as err:
+        raise SegvitError(f"{out}: onnxruntime cannot run the exported graph ({err}); "
                           "nothing was written") from None  # fmt: skip
     images = torch.randn(3, 3, crop, crop, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -137,6 +132,25 @@ def _check_parity(data: bytes, wrapper: torch.nn.Module, crop: int, out: Path) -
     if not error <= bound:  # also catches NaN
         raise SegvitError(f"{out}: onnxruntime's scores differ from PyTorch's by {error:.3g} "
                           f"(more than {bound:.3g}); nothing was written")  # fmt: skip
+
+
+class _Unrunnable(Exception):
+    """onnxruntime refused a model; the message is its reason, on one line."""
+
+
+def _session(model: str | bytes, *, threads: int | None = None) -> Any:
+    """An onnxruntime CPU session of `model` (a path or the serialised graph), quiet but for
+    errors; _Unrunnable when onnxruntime refuses it."""
+    ort = _require("onnxruntime")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: the rest is onnxruntime's chatter
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(model, sess_options=options,
+                                    providers=["CPUExecutionProvider"])  # fmt: skip
+    except Exception as err:  # onnxruntime raises its own types for a graph it refuses
+        raise _Unrunnable(" ".join(str(err).split())[:200]) from None
 
 
 def _require(module: str) -> Any:
@@ -156,21 +170,14 @@ class OnnxSegmentor:
     training = False
 
     def __init__(self, path: Path, *, threads: int | None = None) -> None:
-        ort = _require("onnxruntime")
+        _require("onnxruntime")
         self.path = Path(path)
         if not self.path.is_file():
             raise SegvitError(f"{path}: no such ONNX file")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only: the rest is onnxruntime's chatter
-        if threads is not None:
-            options.intra_op_num_threads = threads
         try:
-            self.session = ort.InferenceSession(
-                str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as err:  # onnxruntime raises its own types for a bad protobuf
-            reason = " ".join(str(err).split())[:200]
-            raise SegvitError(f"{path}: not a readable ONNX model ({reason})") from None
+            self.session = _session(str(self.path), threads=threads)
+        except _Unrunnable as err:
+            raise SegvitError(f"{path}: not a readable ONNX model ({err})") from None
         props = self.session.get_modelmeta().custom_metadata_map
         if META_KEY not in props:
             raise SegvitError(
